@@ -1,0 +1,367 @@
+//! SQL for courses and what hangs off them directly: students and class sessions.
+//!
+//! Every read and write takes a [`Scope`]; an object outside it is reported exactly like a
+//! missing one, so callers cannot leak another instructor's data by accident.
+
+use chrono::Utc;
+
+use crate::error::conflict_on_unique;
+use crate::{
+    ClassSession, Course, CourseFields, Page, Paged, Result, Scope, SessionFields, Store,
+    StoreError, Student, StudentFields, UserId,
+};
+
+// Unqualified, for RETURNING (SQLite does not allow table aliases there) and one-table queries.
+const COURSE_COLUMNS: &str = "id, owner_id, name, code, embedding_model, created_at";
+const STUDENT_COLUMNS: &str = "id, course_id, name, external_id, created_at";
+const STUDENT_COLUMNS_S: &str = "s.id, s.course_id, s.name, s.external_id, s.created_at";
+const SESSION_COLUMNS: &str = "id, course_id, title, held_at, status, created_at";
+const SESSION_COLUMNS_S: &str = "s.id, s.course_id, s.title, s.held_at, s.status, s.created_at";
+
+fn course_code_taken(code: &str) -> String {
+    format!("you already have a course with code '{code}'")
+}
+
+fn external_id_taken(external_id: &Option<String>) -> String {
+    format!(
+        "a student with external id '{}' is already enrolled in this course",
+        external_id.as_deref().unwrap_or_default()
+    )
+}
+
+impl Store {
+    pub async fn create_course(&self, owner: UserId, fields: &CourseFields) -> Result<Course> {
+        let sql = format!(
+            "INSERT INTO courses (owner_id, name, code, embedding_model, created_at)
+             VALUES ($1, $2, $3, $4, $5) RETURNING {COURSE_COLUMNS}"
+        );
+        sqlx::query_as::<_, Course>(&sql)
+            .bind(owner)
+            .bind(&fields.name)
+            .bind(&fields.code)
+            .bind(&fields.embedding_model)
+            .bind(Utc::now())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(conflict_on_unique(|| course_code_taken(&fields.code)))
+    }
+
+    pub async fn get_course(&self, scope: Scope, id: i64) -> Result<Course> {
+        let sql = format!(
+            "SELECT {COURSE_COLUMNS} FROM courses WHERE id = $1 AND ($2 IS NULL OR owner_id = $2)"
+        );
+        sqlx::query_as::<_, Course>(&sql)
+            .bind(id)
+            .bind(scope.owner())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound {
+                entity: "Course",
+                id,
+            })
+    }
+
+    pub async fn list_courses(&self, scope: Scope, page: Page) -> Result<Paged<Course>> {
+        let filter = "($1 IS NULL OR owner_id = $1)";
+        let total = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM courses WHERE {filter}"))
+            .bind(scope.owner())
+            .fetch_one(&self.pool)
+            .await?;
+        let sql = format!(
+            "SELECT {COURSE_COLUMNS} FROM courses WHERE {filter} ORDER BY id LIMIT $2 OFFSET $3"
+        );
+        let items = sqlx::query_as::<_, Course>(&sql)
+            .bind(scope.owner())
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(Paged { total, items })
+    }
+
+    pub async fn update_course(
+        &self,
+        scope: Scope,
+        id: i64,
+        fields: &CourseFields,
+    ) -> Result<Course> {
+        let sql = format!(
+            "UPDATE courses SET name = $1, code = $2, embedding_model = $3
+             WHERE id = $4 AND ($5 IS NULL OR owner_id = $5) RETURNING {COURSE_COLUMNS}"
+        );
+        sqlx::query_as::<_, Course>(&sql)
+            .bind(&fields.name)
+            .bind(&fields.code)
+            .bind(&fields.embedding_model)
+            .bind(id)
+            .bind(scope.owner())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(conflict_on_unique(|| course_code_taken(&fields.code)))?
+            .ok_or(StoreError::NotFound {
+                entity: "Course",
+                id,
+            })
+    }
+
+    /// Deletes a course with its students, sessions and everything recorded for them.
+    pub async fn delete_course(&self, scope: Scope, id: i64) -> Result<()> {
+        let deleted =
+            sqlx::query("DELETE FROM courses WHERE id = $1 AND ($2 IS NULL OR owner_id = $2)")
+                .bind(id)
+                .bind(scope.owner())
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        if deleted == 0 {
+            return Err(StoreError::NotFound {
+                entity: "Course",
+                id,
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn create_student(
+        &self,
+        scope: Scope,
+        course_id: i64,
+        fields: &StudentFields,
+    ) -> Result<Student> {
+        let mut tx = self.pool.begin().await?;
+        // Checked inside the transaction, so the course cannot vanish between check and insert.
+        let visible: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM courses WHERE id = $1 AND ($2 IS NULL OR owner_id = $2)",
+        )
+        .bind(course_id)
+        .bind(scope.owner())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if visible.is_none() {
+            return Err(StoreError::NotFound {
+                entity: "Course",
+                id: course_id,
+            });
+        }
+        let sql = format!(
+            "INSERT INTO students (course_id, name, external_id, created_at)
+             VALUES ($1, $2, $3, $4) RETURNING {STUDENT_COLUMNS}"
+        );
+        let student = sqlx::query_as::<_, Student>(&sql)
+            .bind(course_id)
+            .bind(&fields.name)
+            .bind(&fields.external_id)
+            .bind(Utc::now())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(conflict_on_unique(|| {
+                external_id_taken(&fields.external_id)
+            }))?;
+        tx.commit().await?;
+        Ok(student)
+    }
+
+    pub async fn get_student(&self, scope: Scope, id: i64) -> Result<Student> {
+        let sql = format!(
+            "SELECT {STUDENT_COLUMNS_S} FROM students s JOIN courses c ON c.id = s.course_id
+             WHERE s.id = $1 AND ($2 IS NULL OR c.owner_id = $2)"
+        );
+        sqlx::query_as::<_, Student>(&sql)
+            .bind(id)
+            .bind(scope.owner())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound {
+                entity: "Student",
+                id,
+            })
+    }
+
+    /// Students visible in `scope`, optionally of one course, ordered by id.
+    pub async fn list_students(
+        &self,
+        scope: Scope,
+        course: Option<i64>,
+        page: Page,
+    ) -> Result<Paged<Student>> {
+        let from = "FROM students s JOIN courses c ON c.id = s.course_id
+                    WHERE ($1 IS NULL OR c.owner_id = $1) AND ($2 IS NULL OR s.course_id = $2)";
+        let total = sqlx::query_scalar(&format!("SELECT COUNT(*) {from}"))
+            .bind(scope.owner())
+            .bind(course)
+            .fetch_one(&self.pool)
+            .await?;
+        let sql = format!("SELECT {STUDENT_COLUMNS_S} {from} ORDER BY s.id LIMIT $3 OFFSET $4");
+        let items = sqlx::query_as::<_, Student>(&sql)
+            .bind(scope.owner())
+            .bind(course)
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(Paged { total, items })
+    }
+
+    pub async fn update_student(
+        &self,
+        scope: Scope,
+        id: i64,
+        fields: &StudentFields,
+    ) -> Result<Student> {
+        let sql = format!(
+            "UPDATE students SET name = $1, external_id = $2
+             WHERE id = $3 AND course_id IN (SELECT id FROM courses WHERE $4 IS NULL OR owner_id = $4)
+             RETURNING {STUDENT_COLUMNS}"
+        );
+        sqlx::query_as::<_, Student>(&sql)
+            .bind(&fields.name)
+            .bind(&fields.external_id)
+            .bind(id)
+            .bind(scope.owner())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(conflict_on_unique(|| {
+                external_id_taken(&fields.external_id)
+            }))?
+            .ok_or(StoreError::NotFound {
+                entity: "Student",
+                id,
+            })
+    }
+
+    pub async fn delete_student(&self, scope: Scope, id: i64) -> Result<()> {
+        self.delete_in_course("students", "Student", scope, id)
+            .await
+    }
+
+    pub async fn create_session(
+        &self,
+        scope: Scope,
+        course_id: i64,
+        fields: &SessionFields,
+    ) -> Result<ClassSession> {
+        let mut tx = self.pool.begin().await?;
+        let visible: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM courses WHERE id = $1 AND ($2 IS NULL OR owner_id = $2)",
+        )
+        .bind(course_id)
+        .bind(scope.owner())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if visible.is_none() {
+            return Err(StoreError::NotFound {
+                entity: "Course",
+                id: course_id,
+            });
+        }
+        let sql = format!(
+            "INSERT INTO sessions (course_id, title, held_at, status, created_at)
+             VALUES ($1, $2, $3, 'open', $4) RETURNING {SESSION_COLUMNS}"
+        );
+        let session = sqlx::query_as::<_, ClassSession>(&sql)
+            .bind(course_id)
+            .bind(&fields.title)
+            .bind(fields.held_at)
+            .bind(Utc::now())
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(session)
+    }
+
+    pub async fn get_session(&self, scope: Scope, id: i64) -> Result<ClassSession> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS_S} FROM sessions s JOIN courses c ON c.id = s.course_id
+             WHERE s.id = $1 AND ($2 IS NULL OR c.owner_id = $2)"
+        );
+        sqlx::query_as::<_, ClassSession>(&sql)
+            .bind(id)
+            .bind(scope.owner())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound {
+                entity: "Session",
+                id,
+            })
+    }
+
+    /// Sessions visible in `scope`, optionally of one course, most recently held first.
+    pub async fn list_sessions(
+        &self,
+        scope: Scope,
+        course: Option<i64>,
+        page: Page,
+    ) -> Result<Paged<ClassSession>> {
+        let from = "FROM sessions s JOIN courses c ON c.id = s.course_id
+                    WHERE ($1 IS NULL OR c.owner_id = $1) AND ($2 IS NULL OR s.course_id = $2)";
+        let total = sqlx::query_scalar(&format!("SELECT COUNT(*) {from}"))
+            .bind(scope.owner())
+            .bind(course)
+            .fetch_one(&self.pool)
+            .await?;
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS_S} {from} ORDER BY s.held_at DESC, s.id DESC LIMIT $3 OFFSET $4"
+        );
+        let items = sqlx::query_as::<_, ClassSession>(&sql)
+            .bind(scope.owner())
+            .bind(course)
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(Paged { total, items })
+    }
+
+    pub async fn update_session(
+        &self,
+        scope: Scope,
+        id: i64,
+        fields: &SessionFields,
+    ) -> Result<ClassSession> {
+        let sql = format!(
+            "UPDATE sessions SET title = $1, held_at = $2
+             WHERE id = $3 AND course_id IN (SELECT id FROM courses WHERE $4 IS NULL OR owner_id = $4)
+             RETURNING {SESSION_COLUMNS}"
+        );
+        sqlx::query_as::<_, ClassSession>(&sql)
+            .bind(&fields.title)
+            .bind(fields.held_at)
+            .bind(id)
+            .bind(scope.owner())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound {
+                entity: "Session",
+                id,
+            })
+    }
+
+    pub async fn delete_session(&self, scope: Scope, id: i64) -> Result<()> {
+        self.delete_in_course("sessions", "Session", scope, id)
+            .await
+    }
+
+    /// Deletes one row of a table whose rows belong to a course, if the course is in scope.
+    async fn delete_in_course(
+        &self,
+        table: &'static str,
+        entity: &'static str,
+        scope: Scope,
+        id: i64,
+    ) -> Result<()> {
+        let sql = format!(
+            "DELETE FROM {table} WHERE id = $1
+             AND course_id IN (SELECT id FROM courses WHERE $2 IS NULL OR owner_id = $2)"
+        );
+        let deleted = sqlx::query(&sql)
+            .bind(id)
+            .bind(scope.owner())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(StoreError::NotFound { entity, id });
+        }
+        Ok(())
+    }
+}

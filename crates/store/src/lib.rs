@@ -1,0 +1,76 @@
+//! All persistence of AttendanSee: the SQL store (the only place with SQL), the blob store for
+//! images and crops, credential hashing, and the lock that keeps one server per data directory.
+
+mod blobs;
+mod courses;
+pub mod credentials;
+mod data_dir;
+mod error;
+mod models;
+mod users;
+
+pub use blobs::BlobStore;
+pub use data_dir::{DB_FILE_NAME, DataDirLock};
+pub use error::StoreError;
+pub use models::*;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Handle to the relational store. Cheap to clone; every method is one unit of work.
+///
+/// Callers see only these methods and the types of [`models`]: a PostgreSQL backend can later sit
+/// behind the same API without touching them.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if missing) the SQLite database at `path` and runs the embedded migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(StoreError::Database)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            // Writers from another process (the `users` command beside a running server) wait
+            // for each other instead of failing at once.
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                path: path.display().to_string(),
+                source,
+            })?;
+        Ok(Self { pool })
+    }
+
+    /// Cheap liveness probe for the health endpoint.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Waits for open connections to finish and closes the pool (checkpointing the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
