@@ -1,1 +1,171 @@
-//! placeholder
+//! The HTTP API of AttendanSee: the axum router with its routes, authentication, the JSON error
+//! contract and the OpenAPI document generated from the handlers.
+//!
+//! [`router`] builds the whole application; tests call it without a socket.
+
+mod auth;
+mod courses;
+pub mod error;
+mod extract;
+pub mod metrics;
+mod pagination;
+pub mod request_id;
+mod sessions;
+mod students;
+mod system;
+mod users;
+mod validate;
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::header;
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use attendansee_store::{BlobStore, Store};
+
+pub use error::{ApiError, ErrorType};
+pub use users::{check_password, check_username};
+
+/// Server settings the API needs (the binary's configuration fills them in).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Lifetime of tokens issued by login.
+    pub token_ttl: chrono::Duration,
+    /// Largest JSON body accepted, in bytes.
+    pub json_body_limit: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            token_ttl: chrono::Duration::days(14),
+            json_body_limit: 1024 * 1024,
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub blobs: BlobStore,
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<metrics::Metrics>,
+    openapi: Arc<OnceLock<String>>,
+}
+
+impl AppState {
+    pub fn new(store: Store, blobs: BlobStore, settings: Settings) -> Self {
+        Self {
+            store,
+            blobs,
+            settings: Arc::new(settings),
+            metrics: Arc::default(),
+            openapi: Arc::default(),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "AttendanSee API",
+        description = "Face-recognition attendance. Every route but login, health and metrics needs \
+                       `Authorization: Bearer <token>`. Errors are `ErrorBody` JSON with a fixed `error_type`."
+    ),
+    modifiers(&BearerToken),
+    security(("bearer" = [])),
+    components(schemas(error::ErrorBody, ErrorType))
+)]
+struct ApiDoc;
+
+struct BearerToken;
+
+impl utoipa::Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The whole application: public and protected routes, the fallback, and the middleware that
+/// gives every request an id, counts it, and turns every error into the JSON error body.
+pub fn router(state: AppState) -> Router {
+    let protected = OpenApiRouter::new()
+        .merge(auth::routes())
+        .merge(users::routes())
+        .merge(courses::routes())
+        .merge(students::routes())
+        .merge(sessions::routes())
+        .routes(routes!(system::schema))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_token));
+    let public = OpenApiRouter::new()
+        .merge(auth::public_routes())
+        .routes(routes!(system::health))
+        .routes(routes!(system::metrics));
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(public)
+        .merge(protected)
+        .split_for_parts();
+    let document = openapi
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let _ = state.openapi.set(document);
+
+    router
+        .fallback(system::unknown_route)
+        .layer(DefaultBodyLimit::max(state.settings.json_body_limit))
+        .layer(from_fn(errors_as_json))
+        .layer(CatchPanicLayer::custom(panic_as_json))
+        .layer(from_fn_with_state(
+            state.metrics.clone(),
+            metrics::count_responses,
+        ))
+        .layer(from_fn(request_id::middleware))
+        .with_state(state)
+}
+
+/// Safety net: an error response that no handler shaped (a 405 from the method router, a body
+/// limit hit outside an extractor…) becomes the JSON error body too.
+async fn errors_as_json(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let error_type = ErrorType::for_status(status);
+    let message = match error_type {
+        ErrorType::MethodNotAllowed => format!("Method {method} is not allowed on {path}"),
+        _ => status.canonical_reason().unwrap_or("Error").to_owned(),
+    };
+    let mut shaped = ApiError::new(error_type, message).into_response();
+    *shaped.status_mut() = status;
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        shaped.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    shaped
+}
+
+/// A handler that panics answers 500 `Internal` and leaves the server running.
+fn panic_as_json(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    ApiError::internal(format!("handler panicked: {message}")).into_response()
+}

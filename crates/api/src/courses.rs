@@ -1,0 +1,200 @@
+//! Courses: `/api/attendance/courses/`. An instructor owns theirs; an admin sees all.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use attendansee_store::{Course, CourseFields};
+
+use crate::AppState;
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{PageParams, PagedResponse};
+use crate::validate::{required, text};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CourseDto {
+    pub id: i64,
+    pub name: String,
+    pub code: String,
+    /// The owning instructor's user id.
+    pub owner: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Course> for CourseDto {
+    fn from(c: Course) -> Self {
+        Self {
+            id: c.id,
+            name: c.name,
+            code: c.code,
+            owner: c.owner_id,
+            created_at: c.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateCourse {
+    #[schema(example = "Introduction to Databases")]
+    pub name: String,
+    /// Unique among the owner's courses.
+    #[schema(example = "CS305")]
+    pub code: String,
+    /// Admins only: create the course for this instructor (default: the caller).
+    pub owner: Option<i64>,
+}
+
+/// For PUT every field is required; for PATCH any subset.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateCourse {
+    pub name: Option<String>,
+    pub code: Option<String>,
+}
+
+const NAME_MAX: usize = 200;
+const CODE_MAX: usize = 50;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_courses, create_course))
+        .routes(routes!(
+            get_course,
+            replace_course,
+            patch_course,
+            delete_course
+        ))
+}
+
+/// The courses the caller can see.
+#[utoipa::path(get, path = "/api/attendance/courses/", tag = "courses", params(PageParams),
+    responses((status = 200, body = PagedResponse<CourseDto>)))]
+async fn list_courses(
+    State(state): State<AppState>,
+    actor: Actor,
+    OriginalUri(uri): OriginalUri,
+    Query(params): Query<PageParams>,
+) -> ApiResult<Json<PagedResponse<CourseDto>>> {
+    let page = params.page()?;
+    let courses = state.store.list_courses(actor.scope(), page).await?;
+    Ok(Json(PagedResponse::new(
+        &uri,
+        page,
+        courses,
+        CourseDto::from,
+    )))
+}
+
+/// Create a course owned by the caller (or, for admins, by `owner`).
+#[utoipa::path(post, path = "/api/attendance/courses/", tag = "courses",
+    responses((status = 201, body = CourseDto), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_course(
+    State(state): State<AppState>,
+    actor: Actor,
+    Json(body): Json<CreateCourse>,
+) -> ApiResult<(StatusCode, Json<CourseDto>)> {
+    let fields = CourseFields {
+        name: text("name", &body.name, NAME_MAX)?,
+        code: text("code", &body.code, CODE_MAX)?,
+        embedding_model: None,
+    };
+    let owner = match body.owner {
+        None => actor.user.id,
+        Some(owner) if owner == actor.user.id => owner,
+        Some(owner) => {
+            actor.require_admin()?;
+            state
+                .store
+                .get_user(owner)
+                .await
+                .map_err(|_| ApiError::invalid_field("owner", format!("User {owner} not found")))?
+                .id
+        }
+    };
+    let course = state.store.create_course(owner, &fields).await?;
+    Ok((StatusCode::CREATED, Json(course.into())))
+}
+
+/// One course.
+#[utoipa::path(get, path = "/api/attendance/courses/{id}/", tag = "courses", params(("id" = i64, Path)),
+    responses((status = 200, body = CourseDto), (status = 404, body = ErrorBody)))]
+async fn get_course(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<CourseDto>> {
+    Ok(Json(
+        state.store.get_course(actor.scope(), id).await?.into(),
+    ))
+}
+
+/// Replace a course's name and code.
+#[utoipa::path(put, path = "/api/attendance/courses/{id}/", tag = "courses", params(("id" = i64, Path)),
+    responses((status = 200, body = CourseDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn replace_course(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+    Json(body): Json<UpdateCourse>,
+) -> ApiResult<Json<CourseDto>> {
+    required("name", body.name.as_ref())?;
+    required("code", body.code.as_ref())?;
+    update(state, actor, id, body).await
+}
+
+/// Change some of a course's fields.
+#[utoipa::path(patch, path = "/api/attendance/courses/{id}/", tag = "courses", params(("id" = i64, Path)),
+    responses((status = 200, body = CourseDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn patch_course(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+    Json(body): Json<UpdateCourse>,
+) -> ApiResult<Json<CourseDto>> {
+    update(state, actor, id, body).await
+}
+
+async fn update(
+    state: AppState,
+    actor: Actor,
+    id: i64,
+    body: UpdateCourse,
+) -> ApiResult<Json<CourseDto>> {
+    let current = state.store.get_course(actor.scope(), id).await?;
+    let fields = CourseFields {
+        name: text(
+            "name",
+            body.name.as_deref().unwrap_or(&current.name),
+            NAME_MAX,
+        )?,
+        code: text(
+            "code",
+            body.code.as_deref().unwrap_or(&current.code),
+            CODE_MAX,
+        )?,
+        embedding_model: current.embedding_model,
+    };
+    Ok(Json(
+        state
+            .store
+            .update_course(actor.scope(), id, &fields)
+            .await?
+            .into(),
+    ))
+}
+
+/// Delete a course with its students, sessions, photos and attendance.
+#[utoipa::path(delete, path = "/api/attendance/courses/{id}/", tag = "courses", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_course(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_course(actor.scope(), id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

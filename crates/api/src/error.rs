@@ -1,0 +1,270 @@
+//! The one error type of the HTTP edge. Every failure leaves the server as the JSON body of
+//! DESIGN.md §4 — `{"status": "error", "error_type", "error", "request_id", "details"?}` — with
+//! the status code that belongs to its `error_type`. Internal causes are logged, never sent.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use attendansee_store::StoreError;
+
+use crate::request_id;
+
+/// The fixed, documented set of error types. Clients switch on these strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub enum ErrorType {
+    /// The request is well-formed HTTP but its content is not acceptable (400).
+    ValidationError,
+    /// No token, or a token that is malformed, unknown, expired or revoked (401).
+    Unauthorized,
+    /// Authenticated, but the action needs a role the user does not have (403).
+    Forbidden,
+    /// No such object, or one that belongs to someone else (404).
+    NotFound,
+    /// The route exists but not with this HTTP method (405).
+    MethodNotAllowed,
+    /// The request clashes with existing data, e.g. a duplicate code (409).
+    Conflict,
+    /// The body is larger than the route accepts (413).
+    PayloadTooLarge,
+    /// The body is not of a content type the route accepts (415).
+    UnsupportedMediaType,
+    /// An uploaded file is not an image we can decode, or is too large in pixels (422).
+    UnsupportedImage,
+    /// An image in which a face was required has none (422).
+    NoFaceDetected,
+    /// The requested model is known but its weights are not installed (503).
+    ModelNotAvailable,
+    /// A model's output dimension differs from its catalog entry (500).
+    DimensionMismatch,
+    /// The inference worker handling the request died (502).
+    WorkerCrashed,
+    /// The inference worker handling the request took too long and was stopped (504).
+    WorkerTimeout,
+    /// Too much work is queued; retry after the `Retry-After` seconds (503).
+    Overloaded,
+    /// Anything else; the cause is in the server log under the request id (500).
+    Internal,
+}
+
+impl ErrorType {
+    pub fn status_code(self) -> StatusCode {
+        match self {
+            Self::ValidationError => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedImage | Self::NoFaceDetected => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::ModelNotAvailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DimensionMismatch | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::WorkerCrashed => StatusCode::BAD_GATEWAY,
+            Self::WorkerTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The error type that answers a bare HTTP status (used for errors no handler produced).
+    pub fn for_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::UNAUTHORIZED => Self::Unauthorized,
+            StatusCode::FORBIDDEN => Self::Forbidden,
+            StatusCode::NOT_FOUND => Self::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::CONFLICT => Self::Conflict,
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            StatusCode::SERVICE_UNAVAILABLE => Self::Overloaded,
+            s if s.is_client_error() => Self::ValidationError,
+            _ => Self::Internal,
+        }
+    }
+}
+
+/// The JSON error body, as documented in the OpenAPI schema.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Always `"error"`.
+    #[schema(example = "error")]
+    pub status: &'static str,
+    pub error_type: ErrorType,
+    /// A message meant for people.
+    #[schema(example = "Course 99999 not found")]
+    pub error: String,
+    /// The id also sent in the `x-request-id` header and written in every log line of the request.
+    pub request_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub error_type: ErrorType,
+    pub message: String,
+    pub details: Option<serde_json::Value>,
+    /// Seconds for the `Retry-After` header.
+    pub retry_after: Option<u32>,
+    /// Logged with the request id, never sent to the client.
+    pub cause: Option<String>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(error_type: ErrorType, message: impl Into<String>) -> Self {
+        Self {
+            error_type,
+            message: message.into(),
+            details: None,
+            retry_after: None,
+            cause: None,
+        }
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(ErrorType::ValidationError, message)
+    }
+
+    /// A validation error about one field of the body.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        Self::validation(message).with_details(serde_json::json!({ "field": field }))
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorType::Unauthorized, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorType::Forbidden, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorType::NotFound, message)
+    }
+
+    /// An unexpected failure: the client sees a generic message, the log sees `cause`.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self {
+            cause: Some(cause.to_string()),
+            ..Self::new(
+                ErrorType::Internal,
+                "Internal server error; the log has the details under this request id",
+            )
+        }
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound { .. } => Self::not_found(error.to_string()),
+            StoreError::Conflict(message) => Self::new(ErrorType::Conflict, message),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let message = match &rejection {
+            JsonRejection::JsonSyntaxError(_) => {
+                format!("Malformed JSON: {}", rejection.body_text())
+            }
+            JsonRejection::MissingJsonContentType(_) => {
+                "Expected a body with `Content-Type: application/json`".into()
+            }
+            _ => rejection.body_text(),
+        };
+        Self::new(from_rejection_status(rejection.status()), message)
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::validation(rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        // `/courses/abc/` names no course, exactly as `/courses/99999/` does not.
+        Self::not_found(format!("Not found: {}", rejection.body_text()))
+    }
+}
+
+/// Axum's rejections carry statuses like 422 for bad JSON data; ours are fixed per error type.
+fn from_rejection_status(status: StatusCode) -> ErrorType {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorType::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorType::UnsupportedMediaType,
+        s if s.is_server_error() => ErrorType::Internal,
+        _ => ErrorType::ValidationError,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.error_type.status_code();
+        let request_id = request_id::current();
+        match &self.cause {
+            Some(cause) => {
+                tracing::error!(error_type = ?self.error_type, %cause, "{}", self.message)
+            }
+            None if status.is_server_error() => {
+                tracing::warn!(error_type = ?self.error_type, "{}", self.message)
+            }
+            None => tracing::info!(error_type = ?self.error_type, "{}", self.message),
+        }
+        let body = ErrorBody {
+            status: "error",
+            error_type: self.error_type,
+            error: self.message,
+            request_id,
+            details: self.details,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.error_type == ErrorType::Unauthorized {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_type_maps_back_from_its_status_where_the_status_is_unique() {
+        for t in [
+            ErrorType::Unauthorized,
+            ErrorType::Forbidden,
+            ErrorType::NotFound,
+            ErrorType::MethodNotAllowed,
+            ErrorType::Conflict,
+            ErrorType::PayloadTooLarge,
+            ErrorType::UnsupportedMediaType,
+            ErrorType::ValidationError,
+            ErrorType::Internal,
+        ] {
+            assert_eq!(ErrorType::for_status(t.status_code()), t);
+        }
+    }
+}

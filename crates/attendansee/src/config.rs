@@ -1,0 +1,204 @@
+//! Configuration, layered: built-in defaults < TOML config file < `ATTENDANSEE_…` environment
+//! variables < command-line flags. Clap merges the last two; this module adds the file and the
+//! defaults and resolves the result once, at start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
+pub const DEFAULT_DATA_DIR: &str = "./data";
+pub const DEFAULT_TOKEN_TTL_DAYS: u32 = 14;
+/// Looked for in the working directory when no `--config` is given.
+pub const DEFAULT_CONFIG_FILE: &str = "attendansee.toml";
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The config file's keys; every one optional, unknown keys refused (typos surface at once).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub bind: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+    pub log_level: Option<String>,
+    pub token_ttl_days: Option<u32>,
+}
+
+impl FileConfig {
+    /// Reads `path`; relative paths inside it are taken relative to the file's directory.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let mut config: FileConfig = toml::from_str(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        if let (Some(dir), Some(base)) = (config.data_dir.as_mut(), path.parent()) {
+            if dir.is_relative() {
+                *dir = base.join(&*dir);
+            }
+        }
+        Ok(config)
+    }
+
+    /// The file named by `--config`, else `./attendansee.toml` if present, else nothing.
+    pub fn discover(explicit: Option<&Path>) -> Result<Self> {
+        match explicit {
+            Some(path) => Self::load(path),
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                Self::load(Path::new(DEFAULT_CONFIG_FILE))
+            }
+            None => Ok(Self::default()),
+        }
+    }
+}
+
+/// Settings every command shares, resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Common {
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+/// Settings of `serve`, resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServeConfig {
+    pub bind: SocketAddr,
+    pub token_ttl_days: u32,
+}
+
+impl Common {
+    pub fn resolve(flags: &crate::cli::GlobalArgs, file: &FileConfig) -> Self {
+        Self {
+            data_dir: flags
+                .data_dir
+                .clone()
+                .or_else(|| file.data_dir.clone())
+                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
+            log_level: flags
+                .log_level
+                .clone()
+                .or_else(|| file.log_level.clone())
+                .unwrap_or_else(|| "info".into()),
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join(attendansee_store::DB_FILE_NAME)
+    }
+
+    pub fn blob_dir(&self) -> PathBuf {
+        self.data_dir.join("blobs")
+    }
+}
+
+impl ServeConfig {
+    pub fn resolve(flags: &crate::cli::ServeArgs, file: &FileConfig) -> Result<Self> {
+        let bind = match flags.bind.or(file.bind) {
+            Some(bind) => bind,
+            None => DEFAULT_BIND.parse().context("default bind address")?,
+        };
+        let token_ttl_days = flags
+            .token_ttl_days
+            .or(file.token_ttl_days)
+            .unwrap_or(DEFAULT_TOKEN_TTL_DAYS);
+        anyhow::ensure!(
+            (1..=3650).contains(&token_ttl_days),
+            "token_ttl_days must be 1 to 3650, got {token_ttl_days}"
+        );
+        Ok(Self {
+            bind,
+            token_ttl_days,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{GlobalArgs, ServeArgs};
+
+    fn file(text: &str) -> FileConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let common = Common::resolve(&GlobalArgs::default(), &FileConfig::default());
+        assert_eq!(common.data_dir, PathBuf::from("./data"));
+        assert_eq!(common.log_format, LogFormat::Text);
+        let serve = ServeConfig::resolve(&ServeArgs::default(), &FileConfig::default()).unwrap();
+        assert_eq!(serve.bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(serve.token_ttl_days, 14);
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_flags_or_environment_override_the_file() {
+        let f = file(
+            "bind = \"0.0.0.0:9000\"\ndata_dir = \"/srv/a\"\nlog_format = \"json\"\ntoken_ttl_days = 3\n",
+        );
+        let common = Common::resolve(&GlobalArgs::default(), &f);
+        assert_eq!(common.data_dir, PathBuf::from("/srv/a"));
+        assert_eq!(common.log_format, LogFormat::Json);
+        assert_eq!(
+            ServeConfig::resolve(&ServeArgs::default(), &f)
+                .unwrap()
+                .bind
+                .to_string(),
+            "0.0.0.0:9000"
+        );
+
+        let flags = GlobalArgs {
+            data_dir: Some("/srv/b".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Common::resolve(&flags, &f).data_dir,
+            PathBuf::from("/srv/b")
+        );
+        let serve_flags = ServeArgs {
+            bind: Some("127.0.0.1:1".parse().unwrap()),
+            ..Default::default()
+        };
+        let serve = ServeConfig::resolve(&serve_flags, &f).unwrap();
+        assert_eq!(serve.bind.to_string(), "127.0.0.1:1");
+        assert_eq!(serve.token_ttl_days, 3);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_in_the_file_are_refused_with_the_file_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.toml");
+        std::fs::write(&path, "bnid = \"x\"\n").unwrap();
+        let message = format!("{:#}", FileConfig::load(&path).unwrap_err());
+        assert!(
+            message.contains("a.toml") && message.contains("bnid"),
+            "{message}"
+        );
+        std::fs::write(&path, "token_ttl_days = 0\n").unwrap();
+        let f = FileConfig::load(&path).unwrap();
+        assert!(ServeConfig::resolve(&ServeArgs::default(), &f).is_err());
+    }
+
+    #[test]
+    fn relative_data_dir_in_a_file_is_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.toml");
+        std::fs::write(&path, "data_dir = \"state\"\n").unwrap();
+        assert_eq!(
+            FileConfig::load(&path).unwrap().data_dir.unwrap(),
+            dir.path().join("state")
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! `attendansee serve`: takes the data directory, opens the store, listens, and shuts down
+//! gracefully on SIGTERM or SIGINT.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use attendansee_api::{AppState, Settings, router};
+use attendansee_store::{BlobStore, DataDirLock, Store};
+
+use crate::config::{Common, ServeConfig};
+
+/// How long in-flight requests get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
+    let lock = DataDirLock::acquire(&common.data_dir)?;
+    let store = Store::open(&common.db_path()).await?;
+    let blobs = BlobStore::local(&common.blob_dir())?;
+    if store.count_users().await? == 0 {
+        tracing::warn!(
+            "no users yet: create an admin with `attendansee users create --username admin --admin --password-stdin`"
+        );
+    }
+    let settings = Settings {
+        token_ttl: chrono::Duration::days(i64::from(config.token_ttl_days)),
+        ..Settings::default()
+    };
+    let app = router(AppState::new(store.clone(), blobs, settings));
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(data_dir = %common.data_dir.display(), "listening on http://{addr}");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopping = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(stopping(stop_rx.clone()));
+    tokio::select! {
+        result = server => result.context("server failed")?,
+        () = async { stopping(stop_rx).await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
+            tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}; stopping anyway");
+        }
+    }
+    store.close().await;
+    tracing::info!(lock = %lock.path().display(), "stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received: finishing in-flight requests"),
+        () = terminate => tracing::info!("SIGTERM received: finishing in-flight requests"),
+    }
+}

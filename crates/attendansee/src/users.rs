@@ -1,0 +1,86 @@
+//! `attendansee users …`: account administration without the API (the first admin comes from here).
+
+use std::io::BufRead;
+
+use anyhow::{Context, Result, bail};
+
+use attendansee_store::{Role, Store};
+
+use crate::cli::UsersCommand;
+use crate::config::Common;
+
+pub async fn run(common: &Common, command: UsersCommand) -> Result<()> {
+    std::fs::create_dir_all(&common.data_dir)
+        .with_context(|| format!("cannot create data directory {}", common.data_dir.display()))?;
+    let store = Store::open(&common.db_path()).await?;
+    let result = match command {
+        UsersCommand::Create {
+            username,
+            admin,
+            password_stdin: _,
+        } => create(&store, &username, admin).await,
+        UsersCommand::Token {
+            username,
+            label,
+            days,
+        } => token(&store, &username, &label, days).await,
+        UsersCommand::List => list(&store).await,
+    };
+    store.close().await;
+    result
+}
+
+async fn create(store: &Store, username: &str, admin: bool) -> Result<()> {
+    attendansee_api::check_username(username).map_err(anyhow::Error::msg)?;
+    let mut password = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .context("cannot read the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    attendansee_api::check_password(password).map_err(anyhow::Error::msg)?;
+    let role = if admin { Role::Admin } else { Role::Instructor };
+    let user = store.create_user(username, password, role).await?;
+    println!(
+        "created {} '{}' (id {})",
+        user.role.as_str(),
+        user.username,
+        user.id
+    );
+    Ok(())
+}
+
+async fn token(store: &Store, username: &str, label: &str, days: u32) -> Result<()> {
+    if !(1..=3650).contains(&days) {
+        bail!("--days must be 1 to 3650");
+    }
+    let Some(user) = store.find_user_by_name(username).await? else {
+        bail!("no user named '{username}'");
+    };
+    if !user.active {
+        bail!("user '{username}' is deactivated");
+    }
+    let issued = store
+        .issue_token(user.id, label, chrono::Duration::days(i64::from(days)))
+        .await?;
+    println!("{}", issued.secret);
+    Ok(())
+}
+
+async fn list(store: &Store) -> Result<()> {
+    let page = attendansee_store::Page {
+        number: 1,
+        size: u32::MAX / 2,
+    };
+    for user in store.list_users(page).await?.items {
+        let state = if user.active { "active" } else { "inactive" };
+        println!(
+            "{:>6}  {:<10}  {:<8}  {}",
+            user.id,
+            user.role.as_str(),
+            state,
+            user.username
+        );
+    }
+    Ok(())
+}
