@@ -42,10 +42,10 @@ impl FileConfig {
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         let mut config: FileConfig = toml::from_str(&text)
             .with_context(|| format!("invalid config file {}", path.display()))?;
-        if let (Some(dir), Some(base)) = (config.data_dir.as_mut(), path.parent()) {
-            if dir.is_relative() {
-                *dir = base.join(&*dir);
-            }
+        if let (Some(dir), Some(base)) = (config.data_dir.as_mut(), path.parent())
+            && dir.is_relative()
+        {
+            *dir = base.join(&*dir);
         }
         Ok(config)
     }

@@ -1,0 +1,564 @@
+//! Authentication and ownership over every route. The routes come from the served OpenAPI
+//! document, so a new route is covered (and must be listed below) the moment it exists.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use serde_json::{Value, json};
+
+use attendansee_store::Role;
+use common::{TestApp, app};
+
+const PUBLIC: [(&str, &str); 3] = [
+    ("POST", "/api/auth/login/"),
+    ("GET", "/api/health/"),
+    ("GET", "/metrics"),
+];
+
+/// Every (method, path template) the OpenAPI document lists.
+async fn operations(t: &TestApp, token: &str) -> BTreeSet<(String, String)> {
+    let schema = t.get("/api/schema/", token).await;
+    assert_eq!(schema.status, StatusCode::OK);
+    let mut ops = BTreeSet::new();
+    for (path, item) in schema.body["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                ops.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    ops
+}
+
+struct World {
+    t: TestApp,
+    admin: String,
+    alice: String,
+    bob: String,
+    expired: String,
+    revoked: String,
+    deactivated: String,
+    course: i64,
+    student: i64,
+    session: i64,
+    alice_token_id: i64,
+    bob_id: i64,
+}
+
+async fn world() -> World {
+    let t = app().await;
+    let (_, admin) = t.user("root", Role::Admin).await;
+    let (alice_user, alice) = t.user("alice", Role::Instructor).await;
+    let (bob_user, bob) = t.user("bob", Role::Instructor).await;
+    let expired = t
+        .store
+        .issue_token(alice_user.id, "old", chrono::Duration::seconds(-1))
+        .await
+        .unwrap();
+    let revoked = t
+        .store
+        .issue_token(alice_user.id, "gone", chrono::Duration::days(1))
+        .await
+        .unwrap();
+    t.store
+        .revoke_token(alice_user.id, revoked.token.id)
+        .await
+        .unwrap();
+    let (carol, deactivated) = t.user("carol", Role::Instructor).await;
+    let update = attendansee_store::UserUpdate {
+        active: Some(false),
+        ..Default::default()
+    };
+    t.store.update_user(carol.id, update).await.unwrap();
+    let extra = t
+        .store
+        .issue_token(alice_user.id, "extra", chrono::Duration::days(1))
+        .await
+        .unwrap();
+
+    let course = t
+        .create(
+            "/api/attendance/courses/",
+            &alice,
+            json!({"name": "Databases", "code": "CS305"}),
+        )
+        .await;
+    let student = t
+        .create(
+            "/api/attendance/students/",
+            &alice,
+            json!({"course": course, "name": "Ada", "external_id": "s1"}),
+        )
+        .await;
+    let session = t
+        .create(
+            "/api/attendance/sessions/",
+            &alice,
+            json!({"course": course, "title": "W1", "held_at": "2026-09-01T09:00:00Z"}),
+        )
+        .await;
+    World {
+        t,
+        admin,
+        alice,
+        bob,
+        expired: expired.secret,
+        revoked: revoked.secret,
+        deactivated,
+        course,
+        student,
+        session,
+        alice_token_id: extra.token.id,
+        bob_id: bob_user.id,
+    }
+}
+
+impl World {
+    fn concrete(&self, path: &str) -> String {
+        let id = if path.contains("/courses/") {
+            self.course
+        } else if path.contains("/students/") {
+            self.student
+        } else if path.contains("/sessions/") {
+            self.session
+        } else if path.contains("/tokens/") {
+            self.alice_token_id
+        } else {
+            self.bob_id
+        };
+        path.replace("{id}", &id.to_string())
+    }
+}
+
+#[tokio::test]
+async fn every_protected_route_answers_401_to_missing_malformed_expired_revoked_and_deactivated_tokens()
+ {
+    let w = world().await;
+    let ops = operations(&w.t, &w.admin).await;
+    let public: BTreeSet<_> = PUBLIC
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert!(
+        public.is_subset(&ops),
+        "public routes missing from the schema"
+    );
+    let upper_hex = format!("ats_{}", "AB".repeat(32));
+    let bad_headers: Vec<Option<String>> = vec![
+        None,
+        Some("Bearer".into()),
+        Some("Bearer not-a-token".into()),
+        Some(format!("Bearer {upper_hex}")),
+        Some(format!("Basic {}", w.alice)),
+        Some(format!("Bearer ats_{}", "0".repeat(64))),
+        Some(format!("Bearer {}", w.expired)),
+        Some(format!("Bearer {}", w.revoked)),
+        Some(format!("Bearer {}", w.deactivated)),
+    ];
+    let mut checked = 0;
+    for (method, path) in ops.difference(&public) {
+        for auth in &bad_headers {
+            let mut request = Request::builder()
+                .method(Method::from_bytes(method.as_bytes()).unwrap())
+                .uri(w.concrete(path))
+                .header(header::CONTENT_TYPE, "application/json");
+            if let Some(auth) = auth {
+                request = request.header(header::AUTHORIZATION, auth);
+            }
+            let response = w.t.send(request.body(Body::from("{}")).unwrap()).await;
+            let message = response.assert_error(StatusCode::UNAUTHORIZED, "Unauthorized");
+            assert!(!message.is_empty(), "{method} {path} with {auth:?}");
+            assert_eq!(response.headers[header::WWW_AUTHENTICATE], "Bearer");
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 20 * bad_headers.len(),
+        "only {checked} checks: did the schema lose routes?"
+    );
+    // Nothing was changed by any of the rejected requests.
+    assert_eq!(
+        w.t.get(&format!("/api/attendance/courses/{}/", w.course), &w.alice)
+            .await
+            .body["name"],
+        "Databases"
+    );
+}
+
+#[tokio::test]
+async fn another_instructors_objects_answer_404_exactly_like_missing_ones() {
+    let w = world().await;
+    let bodies = |path: &str| -> Value {
+        if path.contains("courses") {
+            json!({"name": "Stolen", "code": "X1"})
+        } else if path.contains("students") {
+            json!({"name": "Stolen", "external_id": null})
+        } else {
+            json!({"title": "Stolen", "held_at": "2026-09-02T09:00:00Z"})
+        }
+    };
+    let ops = operations(&w.t, &w.admin).await;
+    let owned: Vec<_> = ops
+        .iter()
+        .filter(|(_, p)| p.starts_with("/api/attendance/") && p.contains("{id}"))
+        .collect();
+    assert!(owned.len() >= 12, "{owned:?}");
+    for (method, path) in owned {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let body = Some(bodies(path));
+        let foreign =
+            w.t.call(
+                method.clone(),
+                &w.concrete(path),
+                Some(&w.bob),
+                body.clone(),
+            )
+            .await;
+        let missing =
+            w.t.call(
+                method.clone(),
+                &path.replace("{id}", "99999"),
+                Some(&w.bob),
+                body,
+            )
+            .await;
+        foreign.assert_error(StatusCode::NOT_FOUND, "NotFound");
+        missing.assert_error(StatusCode::NOT_FOUND, "NotFound");
+        let strip = |m: String| {
+            m.replace(&w.course.to_string(), "N")
+                .replace(&w.student.to_string(), "N")
+                .replace(&w.session.to_string(), "N")
+                .replace("99999", "N")
+        };
+        assert_eq!(
+            strip(foreign.body["error"].as_str().unwrap().into()),
+            strip(missing.body["error"].as_str().unwrap().into())
+        );
+    }
+    // Listings and references do not leak either.
+    for list in [
+        "/api/attendance/courses/",
+        "/api/attendance/students/",
+        "/api/attendance/sessions/",
+    ] {
+        assert_eq!(w.t.get(list, &w.bob).await.body["count"], 0, "{list}");
+    }
+    let student = json!({"course": w.course, "name": "Mallory"});
+    w.t.post("/api/attendance/students/", &w.bob, student)
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "NotFound");
+    let session = json!({"course": w.course, "title": "x", "held_at": "2026-09-01T09:00:00Z"});
+    w.t.post("/api/attendance/sessions/", &w.bob, session)
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "NotFound");
+    // Other users' tokens and the admin's user management are out of reach too.
+    let revoke =
+        w.t.call(
+            Method::DELETE,
+            &format!("/api/auth/tokens/{}/", w.alice_token_id),
+            Some(&w.bob),
+            None,
+        )
+        .await;
+    revoke.assert_error(StatusCode::NOT_FOUND, "NotFound");
+    w.t.get("/api/auth/users/", &w.bob)
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "Forbidden");
+    let create = json!({"username": "eve", "password": "password123", "role": "admin"});
+    w.t.post("/api/auth/users/", &w.bob, create)
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "Forbidden");
+}
+
+/// The successful call for each protected operation, as (method, path, body, expected status).
+fn success_cases(
+    w: &World,
+    token_to_revoke: i64,
+    user_id: i64,
+) -> Vec<(Method, String, Option<Value>, StatusCode)> {
+    let (c, s, ss) = (w.course, w.student, w.session);
+    let ok = StatusCode::OK;
+    vec![
+        (Method::GET, "/api/schema/".into(), None, ok),
+        (Method::GET, "/api/auth/me/".into(), None, ok),
+        (Method::GET, "/api/auth/tokens/".into(), None, ok),
+        (
+            Method::POST,
+            "/api/auth/tokens/".into(),
+            Some(json!({"label": "script"})),
+            StatusCode::CREATED,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/auth/tokens/{token_to_revoke}/"),
+            None,
+            StatusCode::NO_CONTENT,
+        ),
+        (Method::GET, "/api/attendance/courses/".into(), None, ok),
+        (
+            Method::GET,
+            format!("/api/attendance/courses/{c}/"),
+            None,
+            ok,
+        ),
+        (
+            Method::PUT,
+            format!("/api/attendance/courses/{c}/"),
+            Some(json!({"name": "Databases", "code": "CS305"})),
+            ok,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/attendance/courses/{c}/"),
+            Some(json!({"name": "Databases II"})),
+            ok,
+        ),
+        (Method::GET, "/api/attendance/students/".into(), None, ok),
+        (
+            Method::GET,
+            format!("/api/attendance/students/{s}/"),
+            None,
+            ok,
+        ),
+        (
+            Method::PUT,
+            format!("/api/attendance/students/{s}/"),
+            Some(json!({"name": "Ada L", "external_id": "s1"})),
+            ok,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/attendance/students/{s}/"),
+            Some(json!({"external_id": null})),
+            ok,
+        ),
+        (Method::GET, "/api/attendance/sessions/".into(), None, ok),
+        (
+            Method::GET,
+            format!("/api/attendance/sessions/{ss}/"),
+            None,
+            ok,
+        ),
+        (
+            Method::PUT,
+            format!("/api/attendance/sessions/{ss}/"),
+            Some(json!({"title": "W1", "held_at": "2026-09-01T10:00:00Z"})),
+            ok,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/attendance/sessions/{ss}/"),
+            Some(json!({"title": "Week 1"})),
+            ok,
+        ),
+        (Method::GET, "/api/auth/users/".into(), None, ok),
+        (Method::GET, format!("/api/auth/users/{user_id}/"), None, ok),
+        (
+            Method::PATCH,
+            format!("/api/auth/users/{user_id}/"),
+            Some(json!({"active": true})),
+            ok,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn owner_and_admin_succeed_on_every_route_and_every_route_is_exercised() {
+    let w = world().await;
+    let mut exercised = BTreeSet::new();
+    for (who, token) in [("owner", w.alice.clone()), ("admin", w.admin.clone())] {
+        let me = w.t.get("/api/auth/me/", &token).await.body["id"]
+            .as_i64()
+            .unwrap();
+        let spare =
+            w.t.post("/api/auth/tokens/", &token, json!({"label": "spare"}))
+                .await
+                .body["id"]
+                .as_i64()
+                .unwrap();
+        for (method, path, body, expected) in success_cases(&w, spare, w.bob_id) {
+            let admin_only = path.starts_with("/api/auth/users/");
+            let response = w.t.call(method.clone(), &path, Some(&token), body).await;
+            if admin_only && who == "owner" {
+                response.assert_error(StatusCode::FORBIDDEN, "Forbidden");
+            } else {
+                assert_eq!(
+                    response.status, expected,
+                    "{who} {method} {path}: {}",
+                    response.body
+                );
+            }
+            exercised.insert((method.to_string(), template(&path)));
+        }
+        // Creations and deletions, on objects made for the purpose.
+        let c =
+            w.t.create(
+                "/api/attendance/courses/",
+                &token,
+                json!({"name": "Tmp", "code": format!("T-{who}")}),
+            )
+            .await;
+        let s =
+            w.t.create(
+                "/api/attendance/students/",
+                &token,
+                json!({"course": c, "name": "Tmp"}),
+            )
+            .await;
+        let ss =
+            w.t.create(
+                "/api/attendance/sessions/",
+                &token,
+                json!({"course": c, "title": "Tmp", "held_at": "2026-01-01T00:00:00Z"}),
+            )
+            .await;
+        for path in [
+            format!("/api/attendance/sessions/{ss}/"),
+            format!("/api/attendance/students/{s}/"),
+            format!("/api/attendance/courses/{c}/"),
+        ] {
+            let response = w.t.call(Method::DELETE, &path, Some(&token), None).await;
+            assert_eq!(
+                response.status,
+                StatusCode::NO_CONTENT,
+                "{who} DELETE {path}"
+            );
+            w.t.get(&path, &token)
+                .await
+                .assert_error(StatusCode::NOT_FOUND, "NotFound");
+            exercised.insert(("DELETE".into(), template(&path)));
+        }
+        for path in [
+            "/api/attendance/courses/",
+            "/api/attendance/students/",
+            "/api/attendance/sessions/",
+        ] {
+            exercised.insert(("POST".into(), path.into()));
+        }
+        if who == "admin" {
+            let created =
+                w.t.post(
+                    "/api/auth/users/",
+                    &token,
+                    json!({"username": "dave", "password": "password123"}),
+                )
+                .await;
+            assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+            assert_eq!(created.body["role"], "instructor");
+            exercised.insert(("POST".into(), "/api/auth/users/".into()));
+        }
+        // Logout revokes the token it was sent with, and only that one.
+        let session_token =
+            w.t.post("/api/auth/tokens/", &token, json!({"label": "bye"}))
+                .await
+                .body["token"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+        assert_eq!(
+            w.t.call(
+                Method::POST,
+                "/api/auth/logout/",
+                Some(&session_token),
+                None
+            )
+            .await
+            .status,
+            StatusCode::NO_CONTENT
+        );
+        w.t.get("/api/auth/me/", &session_token)
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "Unauthorized");
+        assert_eq!(w.t.get("/api/auth/me/", &token).await.body["id"], me);
+        exercised.insert(("POST".into(), "/api/auth/logout/".into()));
+    }
+    let public: BTreeSet<_> = PUBLIC
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    let protected: BTreeSet<_> = operations(&w.t, &w.admin)
+        .await
+        .difference(&public)
+        .cloned()
+        .collect();
+    assert_eq!(
+        protected, exercised,
+        "a route is missing from this test, or the test names a route that does not exist"
+    );
+}
+
+/// `/api/x/12/` → `/api/x/{id}/`.
+fn template(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            if seg.parse::<i64>().is_ok() {
+                "{id}"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[tokio::test]
+async fn login_issues_tokens_that_work_and_bad_credentials_do_not() {
+    let t = app().await;
+    t.user("alice", Role::Instructor).await;
+    let login = |u: &str, p: &str| json!({"username": u, "password": p});
+    let ok = t
+        .call(
+            Method::POST,
+            "/api/auth/login/",
+            None,
+            Some(login("alice", "password123")),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    let token = ok.body["token"].as_str().unwrap();
+    assert!(ok.body["expires_at"].is_string());
+    assert_eq!(
+        t.get("/api/auth/me/", token).await.body["username"],
+        "alice"
+    );
+    let tokens = t.get("/api/auth/tokens/", token).await;
+    assert!(
+        !tokens.body.to_string().contains(token),
+        "token lists must never contain secrets"
+    );
+
+    for (user, password) in [
+        ("alice", "wrong-password"),
+        ("nobody", "password123"),
+        ("", ""),
+    ] {
+        let response = t
+            .call(
+                Method::POST,
+                "/api/auth/login/",
+                None,
+                Some(login(user, password)),
+            )
+            .await;
+        response.assert_error(StatusCode::UNAUTHORIZED, "Unauthorized");
+    }
+    let health = t.call(Method::GET, "/api/health/", None, None).await;
+    assert_eq!(
+        (health.status, health.body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let metrics = t.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert!(
+        metrics
+            .body
+            .as_str()
+            .unwrap()
+            .contains("attendansee_http_responses_total{class=\"4xx\"} 3"),
+        "{}",
+        metrics.body
+    );
+}

@@ -1,0 +1,122 @@
+//! The application under test: the real router on a fresh data directory, called without a socket.
+
+#![allow(dead_code)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use attendansee_api::{AppState, Settings, router};
+use attendansee_store::{BlobStore, Role, Store, User};
+
+pub struct TestApp {
+    pub store: Store,
+    pub router: Router,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Response {
+    /// Asserts an error response of this status and type, and returns its message.
+    #[track_caller]
+    pub fn assert_error(&self, status: StatusCode, error_type: &str) -> String {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(self.body["status"], "error", "body: {}", self.body);
+        assert_eq!(self.body["error_type"], error_type, "body: {}", self.body);
+        let request_id = self.headers["x-request-id"].to_str().unwrap();
+        assert_eq!(self.body["request_id"], request_id, "body: {}", self.body);
+        self.body["error"].as_str().unwrap().to_owned()
+    }
+}
+
+pub async fn app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.sqlite3")).await.unwrap();
+    let blobs = BlobStore::local(&dir.path().join("blobs")).unwrap();
+    let router = router(AppState::new(store.clone(), blobs, Settings::default()));
+    TestApp {
+        store,
+        router,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    /// A user and a live token for them.
+    pub async fn user(&self, name: &str, role: Role) -> (User, String) {
+        let user = self
+            .store
+            .create_user(name, "password123", role)
+            .await
+            .unwrap();
+        let token = self
+            .store
+            .issue_token(user.id, "test", chrono::Duration::days(1))
+            .await
+            .unwrap();
+        (user, token.secret)
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Response {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A request with an optional bearer token and an optional JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(json) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(json.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(request.body(body).unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// Creates an object through the API and returns its id.
+    pub async fn create(&self, path: &str, token: &str, body: Value) -> i64 {
+        let response = self.post(path, token, body).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+        response.body["id"].as_i64().unwrap()
+    }
+}

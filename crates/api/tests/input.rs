@@ -1,0 +1,436 @@
+//! Malformed and hostile input answers with the JSON error body, the right status and
+//! error_type, and leaves nothing half-written. Also the HTTP conventions every route shares.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use serde_json::json;
+
+use attendansee_store::Role;
+use common::app;
+
+const COURSES: &str = "/api/attendance/courses/";
+
+fn raw(
+    method: Method,
+    path: &str,
+    token: &str,
+    content_type: Option<&str>,
+    body: impl Into<Body>,
+) -> Request<Body> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"));
+    if let Some(content_type) = content_type {
+        request = request.header(header::CONTENT_TYPE, content_type);
+    }
+    request.body(body.into()).unwrap()
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_the_right_error_and_change_nothing() {
+    let t = app().await;
+    let (_, token) = t.user("alice", Role::Instructor).await;
+    let course = t
+        .create(
+            COURSES,
+            &token,
+            json!({"name": "Databases", "code": "CS305"}),
+        )
+        .await;
+    let json_type = Some("application/json");
+    let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
+        (
+            raw(
+                Method::POST,
+                COURSES,
+                &token,
+                json_type,
+                "{\"name\": \"x\",",
+            ),
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+        ),
+        (
+            raw(Method::POST, COURSES, &token, json_type, "not json at all"),
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+        ),
+        (
+            raw(Method::POST, COURSES, &token, json_type, ""),
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+        ),
+        (
+            raw(Method::POST, COURSES, &token, json_type, "[1, 2]"),
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+        ),
+        (
+            raw(
+                Method::POST,
+                COURSES,
+                &token,
+                json_type,
+                r#"{"name": 5, "code": "A"}"#,
+            ),
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+        ),
+        (
+            raw(Method::POST, COURSES, &token, json_type, r#"{"name": "A"}"#),
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+        ),
+        (
+            raw(
+                Method::POST,
+                COURSES,
+                &token,
+                json_type,
+                r#"{"name": "  ", "code": "A"}"#,
+            ),
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+        ),
+        (
+            raw(
+                Method::POST,
+                COURSES,
+                &token,
+                json_type,
+                r#"{"name": "A\u0000", "code": "A"}"#,
+            ),
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+        ),
+        (
+            raw(
+                Method::POST,
+                COURSES,
+                &token,
+                Some("text/plain"),
+                r#"{"name": "A", "code": "B"}"#,
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+        ),
+        (
+            raw(
+                Method::POST,
+                COURSES,
+                &token,
+                None,
+                r#"{"name": "A", "code": "B"}"#,
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+        ),
+        (
+            raw(
+                Method::POST,
+                COURSES,
+                &token,
+                json_type,
+                format!(r#"{{"name": "{}", "code": "A"}}"#, "n".repeat(201)),
+            ),
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+        ),
+        (
+            raw(
+                Method::POST,
+                COURSES,
+                &token,
+                json_type,
+                r#"{"name": "Dup", "code": "CS305"}"#,
+            ),
+            StatusCode::CONFLICT,
+            "Conflict",
+        ),
+        (
+            raw(
+                Method::POST,
+                "/api/attendance/students/",
+                &token,
+                json_type,
+                r#"{"course": "one", "name": "A"}"#,
+            ),
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+        ),
+        (
+            raw(
+                Method::POST,
+                "/api/attendance/sessions/",
+                &token,
+                json_type,
+                format!(r#"{{"course": {course}, "title": "A", "held_at": "yesterday"}}"#),
+            ),
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+        ),
+        (
+            raw(
+                Method::PATCH,
+                &format!("{COURSES}{course}/"),
+                &token,
+                json_type,
+                r#"{"code": ""}"#,
+            ),
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+        ),
+        (
+            raw(
+                Method::PUT,
+                &format!("{COURSES}{course}/"),
+                &token,
+                json_type,
+                r#"{"name": "only the name"}"#,
+            ),
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+        ),
+        (
+            raw(Method::GET, &format!("{COURSES}abc/"), &token, None, ""),
+            StatusCode::NOT_FOUND,
+            "NotFound",
+        ),
+        (
+            raw(Method::GET, &format!("{COURSES}?page=0"), &token, None, ""),
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+        ),
+        (
+            raw(
+                Method::GET,
+                &format!("{COURSES}?page_size=many"),
+                &token,
+                None,
+                "",
+            ),
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+        ),
+    ];
+    for (request, status, error_type) in cases {
+        let what = format!("{} {}", request.method(), request.uri());
+        let response = t.send(request).await;
+        let message = response.assert_error(status, error_type);
+        assert!(!message.is_empty(), "{what}");
+    }
+    let courses = t.get(COURSES, &token).await;
+    assert_eq!(
+        courses.body["count"], 1,
+        "a rejected request wrote something: {}",
+        courses.body
+    );
+    assert_eq!(courses.body["results"][0]["name"], "Databases");
+    assert_eq!(courses.body["results"][0]["code"], "CS305");
+}
+
+#[tokio::test]
+async fn a_10_mb_body_is_refused_with_413_and_writes_nothing() {
+    let t = app().await;
+    let (_, token) = t.user("alice", Role::Instructor).await;
+    let huge = format!(
+        r#"{{"name": "{}", "code": "BIG"}}"#,
+        "x".repeat(10 * 1024 * 1024)
+    );
+    let response = t
+        .send(raw(
+            Method::POST,
+            COURSES,
+            &token,
+            Some("application/json"),
+            huge,
+        ))
+        .await;
+    response.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge");
+    assert_eq!(t.get(COURSES, &token).await.body["count"], 0);
+}
+
+#[tokio::test]
+async fn sql_metacharacters_and_unicode_are_stored_and_returned_verbatim() {
+    let t = app().await;
+    let (_, token) = t.user("alice", Role::Instructor).await;
+    let names = [
+        "Robert'); DROP TABLE students;--",
+        "\" OR 1=1 --",
+        "%_\\ LIKE wildcards",
+        "Zoë Ångström-Łukasiewicz",
+        "日本語の授業 🎓",
+        "עברית / العربية",
+    ];
+    let course = t
+        .create(COURSES, &token, json!({"name": names[0], "code": "'; --"}))
+        .await;
+    for name in names {
+        let id = t
+            .create(
+                "/api/attendance/students/",
+                &token,
+                json!({"course": course, "name": name, "external_id": name}),
+            )
+            .await;
+        let back = t
+            .get(&format!("/api/attendance/students/{id}/"), &token)
+            .await;
+        assert_eq!(back.body["name"], name);
+        assert_eq!(back.body["external_id"], name);
+    }
+    let listed = t
+        .get(
+            &format!("/api/attendance/students/?course={course}"),
+            &token,
+        )
+        .await;
+    assert_eq!(listed.body["count"], names.len());
+    assert_eq!(
+        t.get(&format!("{COURSES}{course}/"), &token).await.body["code"],
+        "'; --"
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_answer_json_errors() {
+    let t = app().await;
+    let (_, token) = t.user("alice", Role::Instructor).await;
+    let r = t.get("/api/nothing/here/", &token).await;
+    r.assert_error(StatusCode::NOT_FOUND, "NotFound");
+    let r = t.get("/api/attendance/courses", &token).await;
+    assert!(
+        r.assert_error(StatusCode::NOT_FOUND, "NotFound")
+            .contains("end with '/'")
+    );
+    let r = t.call(Method::DELETE, COURSES, Some(&token), None).await;
+    r.assert_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed");
+    assert!(r.headers.contains_key(header::ALLOW));
+    let r = t.call(Method::PUT, "/api/health/", None, None).await;
+    r.assert_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed");
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_a_sane_incoming_one_is_kept() {
+    let t = app().await;
+    let a = t.call(Method::GET, "/api/health/", None, None).await;
+    let b = t.call(Method::GET, "/api/health/", None, None).await;
+    assert_ne!(a.headers["x-request-id"], b.headers["x-request-id"]);
+    let with_id = |id: &str| {
+        Request::builder()
+            .uri("/api/health/")
+            .header("x-request-id", id)
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(
+        t.send(with_id("lb-1234.abc")).await.headers["x-request-id"],
+        "lb-1234.abc"
+    );
+    let forged = t.send(with_id("x\" injected=1")).await;
+    assert_ne!(forged.headers["x-request-id"], "x\" injected=1");
+    let long = "a".repeat(65);
+    assert_ne!(
+        t.send(with_id(&long)).await.headers["x-request-id"],
+        long.as_str()
+    );
+}
+
+#[tokio::test]
+async fn pagination_counts_and_links_pages() {
+    let t = app().await;
+    let (_, token) = t.user("alice", Role::Instructor).await;
+    for i in 0..7 {
+        t.create(
+            COURSES,
+            &token,
+            json!({"name": format!("C{i}"), "code": format!("C{i}")}),
+        )
+        .await;
+    }
+    let first = t.get(&format!("{COURSES}?page_size=3"), &token).await;
+    assert_eq!(first.body["count"], 7);
+    assert_eq!(first.body["results"].as_array().unwrap().len(), 3);
+    assert_eq!(first.body["previous"], serde_json::Value::Null);
+    let next = first.body["next"].as_str().unwrap().to_owned();
+    let second = t.get(&next, &token).await;
+    assert_eq!(second.body["results"][0]["name"], "C3");
+    let last = t
+        .get(&format!("{COURSES}?page=3&page_size=3"), &token)
+        .await;
+    assert_eq!(last.body["results"].as_array().unwrap().len(), 1);
+    assert_eq!(last.body["next"], serde_json::Value::Null);
+    let beyond = t
+        .get(&format!("{COURSES}?page=9&page_size=3"), &token)
+        .await;
+    assert_eq!(
+        (
+            beyond.status,
+            beyond.body["results"].as_array().unwrap().len()
+        ),
+        (StatusCode::OK, 0)
+    );
+}
+
+#[tokio::test]
+async fn admins_manage_users_and_deactivation_or_new_password_revokes_tokens() {
+    let t = app().await;
+    let (admin, admin_token) = t.user("root", Role::Admin).await;
+    let (bob, bob_token) = t.user("bob", Role::Instructor).await;
+    let bad = [
+        json!({"username": "bad name", "password": "password123"}),
+        json!({"username": "ok", "password": "short"}),
+        json!({"username": "ok", "password": "password123", "role": "superuser"}),
+    ];
+    for body in bad {
+        t.post("/api/auth/users/", &admin_token, body)
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "ValidationError");
+    }
+    let dup = json!({"username": "bob", "password": "password123"});
+    t.post("/api/auth/users/", &admin_token, dup)
+        .await
+        .assert_error(StatusCode::CONFLICT, "Conflict");
+    let own = t
+        .call(
+            Method::PATCH,
+            &format!("/api/auth/users/{}/", admin.id),
+            Some(&admin_token),
+            Some(json!({"active": false})),
+        )
+        .await;
+    own.assert_error(StatusCode::BAD_REQUEST, "ValidationError");
+
+    let reset = json!({"password": "a new password"});
+    let r = t
+        .call(
+            Method::PATCH,
+            &format!("/api/auth/users/{}/", bob.id),
+            Some(&admin_token),
+            Some(reset),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    t.get("/api/auth/me/", &bob_token)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "Unauthorized");
+    let login = json!({"username": "bob", "password": "a new password"});
+    let fresh = t
+        .call(Method::POST, "/api/auth/login/", None, Some(login))
+        .await;
+    let fresh_token = fresh.body["token"].as_str().unwrap().to_owned();
+    let off = json!({"active": false});
+    t.call(
+        Method::PATCH,
+        &format!("/api/auth/users/{}/", bob.id),
+        Some(&admin_token),
+        Some(off),
+    )
+    .await;
+    t.get("/api/auth/me/", &fresh_token)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "Unauthorized");
+}
