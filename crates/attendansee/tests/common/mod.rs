@@ -1,0 +1,207 @@
+//! Runs the real `attendansee` binary: servers on free loopback ports, a minimal HTTP/1.1 client,
+//! signals. Nothing here talks to anything but 127.0.0.1.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_attendansee");
+
+pub fn attendansee(data_dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("ATTENDANSEE_CONFIG")
+        .current_dir(data_dir.parent().unwrap());
+    command
+}
+
+/// `users create`, feeding the password on stdin; returns the exit status and combined output.
+pub fn create_user(data_dir: &Path, username: &str, password: &str, admin: bool) -> (bool, String) {
+    let mut command = attendansee(data_dir);
+    command.args([
+        "users",
+        "create",
+        "--username",
+        username,
+        "--password-stdin",
+    ]);
+    if admin {
+        command.arg("--admin");
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts `serve` on a free port and waits until it listens; `Err(log)` if it exits instead.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Result<Server, String> {
+        let mut command = attendansee(data_dir);
+        command.args(["serve", "--bind", "127.0.0.1:0"]).args(extra);
+        Self::spawn(command)
+    }
+
+    /// Runs a prepared `serve` command and waits until it listens.
+    pub fn spawn(mut command: Command) -> Result<Server, String> {
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let found = log.lock().unwrap().iter().find_map(|l| {
+                let at = l.find("listening on http://")?;
+                let rest = &l[at + "listening on http://".len()..];
+                Some(
+                    rest.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+                        .next()?
+                        .to_owned(),
+                )
+            });
+            if let Some(addr) = found {
+                return Ok(Server { child, addr, log });
+            }
+            if child.try_wait().unwrap().is_some() {
+                std::thread::sleep(Duration::from_millis(100)); // let the reader drain stderr
+                return Err(log.lock().unwrap().join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        Err(format!(
+            "server did not start in 30 s:\n{}",
+            log.lock().unwrap().join("\n")
+        ))
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, failing the test after `seconds`.
+    pub fn wait(&mut self, seconds: u64) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit within {seconds} s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, String) {
+        http(&self.addr, method, path, &headers(token), body)
+    }
+
+    pub fn login(&self, username: &str, password: &str) -> String {
+        let body = format!(r#"{{"username": "{username}", "password": "{password}"}}"#);
+        let (status, text) = self.request("POST", "/api/auth/login/", None, Some(&body));
+        assert_eq!(status, 200, "{text}");
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        json["token"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn headers(token: Option<&str>) -> Vec<(String, String)> {
+    token
+        .map(|t| vec![("Authorization".to_owned(), format!("Bearer {t}"))])
+        .unwrap_or_default()
+}
+
+/// One HTTP/1.1 request on a fresh connection; returns the status and the body.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let body = body.unwrap_or_default();
+    if !body.is_empty() {
+        request.push_str("Content-Type: application/json\r\n");
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
