@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what AttendanSee needs beyond cargo's crates, into the project-local .local/ directory:
+#   .local/venv/                       a Python virtualenv holding the official onnxruntime wheel
+#   .local/onnxruntime/libonnxruntime.so   link to that wheel's shared library (what the binary loads)
+# Idempotent and quick when everything is in place. `--test` adds the test tools (requirements/test.txt).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+local_dir="$root/.local"
+venv="$local_dir/venv"
+
+if ! command -v cargo >/dev/null; then
+    echo "setup: cargo is missing; install Rust from https://rustup.rs first" >&2
+    exit 1
+fi
+if ! command -v python3 >/dev/null; then
+    echo "setup: python3 (3.9 or newer, with venv) is needed to install ONNX Runtime from PyPI" >&2
+    exit 1
+fi
+
+requirements=("$root/requirements/runtime.txt")
+if [ "${1:-}" = "--test" ] && [ -f "$root/requirements/test.txt" ]; then
+    requirements+=("$root/requirements/test.txt")
+fi
+
+stamp="$venv/.installed"
+wanted=$(cat "${requirements[@]}" | sha256sum | cut -c1-64)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
+    echo "setup: installing ${requirements[*]##*/} into $venv" >&2
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $(printf -- '-r %s ' "${requirements[@]}")
+    echo "$wanted" >"$stamp"
+fi
+
+lib=$(find "$venv" -path '*onnxruntime/capi/*' -name 'libonnxruntime.so.*' | sort | tail -n 1)
+if [ -z "$lib" ]; then
+    echo "setup: the onnxruntime wheel holds no libonnxruntime.so.* (is this Linux x86_64 or aarch64?)" >&2
+    exit 1
+fi
+mkdir -p "$local_dir/onnxruntime"
+ln -sfn "$lib" "$local_dir/onnxruntime/libonnxruntime.so"
+echo "setup: ONNX Runtime library: $local_dir/onnxruntime/libonnxruntime.so -> ${lib#"$root"/}" >&2
