@@ -66,6 +66,8 @@ impl Server {
     }
 
     /// Runs a prepared `serve` command and waits until it listens.
+    // The child either moves into `Server`, whose `Drop` kills and waits for it, or is waited here.
+    #[allow(clippy::zombie_processes)]
     pub fn spawn(mut command: Command) -> Result<Server, String> {
         let mut child = command
             .stdout(Stdio::null())
