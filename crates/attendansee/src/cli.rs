@@ -15,7 +15,7 @@ use crate::config::LogFormat;
     about = "Face-recognition attendance: photograph a class, get who was there.",
     after_help = "Configuration is layered: defaults < config file < ATTENDANSEE_* environment < flags.\n\
                   The config file is --config, else ./attendansee.toml if it exists; its keys are the\n\
-                  long flag names with '_' for '-' (bind, data_dir, log_format, log_level, token_ttl_days)."
+                  long flag names with '_' for '-' (bind, data_dir, log_format, log_level, token_ttl_days,\n                  model_dir, ort_lib) plus [[models]] catalog entries."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -43,6 +43,12 @@ pub struct GlobalArgs {
         value_name = "FILTER"
     )]
     pub log_level: Option<String>,
+    /// Directory of model files [default: <data-dir>/models]
+    #[arg(long, global = true, env = "ATTENDANSEE_MODEL_DIR", value_name = "DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// ONNX Runtime shared library [default: $ORT_DYLIB_PATH, else .local/onnxruntime/libonnxruntime.so]
+    #[arg(long, global = true, env = "ATTENDANSEE_ORT_LIB", value_name = "FILE")]
+    pub ort_lib: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,6 +58,60 @@ pub enum Command {
     /// Administer user accounts from the shell.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Embed the largest face of each image; writes the one-shot result JSON.
+    Embed(EmbedArgs),
+    /// Detect faces: boxes, scores and 5 landmarks as JSON; optionally draw them.
+    Detect(DetectArgs),
+    /// The model catalog: list, fetch, verify.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// Image files or directories (every JPEG, PNG or WebP inside, sorted by name).
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+    /// Recognizer to use.
+    #[arg(long, default_value = attendansee_faces::catalog::DEFAULT_RECOGNIZER)]
+    pub model: String,
+    /// Detector to use.
+    #[arg(long, default_value = attendansee_faces::catalog::DEFAULT_DETECTOR)]
+    pub detector: String,
+    /// Write the result here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+    /// Detector to use.
+    #[arg(long, default_value = attendansee_faces::catalog::DEFAULT_DETECTOR)]
+    pub detector: String,
+    /// Minimum face score [default: the detector's catalog threshold]
+    #[arg(long)]
+    pub score_threshold: Option<f32>,
+    /// Draw boxes and landmarks onto a copy of the (single) image, written as PNG.
+    #[arg(long, value_name = "OUT.png")]
+    pub annotate: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// The catalog, and which files are installed.
+    List,
+    /// Install model files (SHA-256 checked, written atomically).
+    Fetch {
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        /// Copy from this directory instead of downloading.
+        #[arg(long, env = "ATTENDANSEE_MODEL_MIRROR", value_name = "DIR")]
+        mirror: Option<PathBuf>,
+    },
+    /// Check the installed files against their checksums; exit 1 if any is wrong.
+    Verify,
 }
 
 #[derive(Debug, Default, Args)]

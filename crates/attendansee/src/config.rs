@@ -33,6 +33,11 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
     pub token_ttl_days: Option<u32>,
+    pub model_dir: Option<PathBuf>,
+    pub ort_lib: Option<PathBuf>,
+    /// Catalog entries to add, or to replace built-ins of the same name (`[[models]]`).
+    #[serde(default)]
+    pub models: Vec<attendansee_faces::ModelSpec>,
 }
 
 impl FileConfig {
@@ -42,10 +47,19 @@ impl FileConfig {
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         let mut config: FileConfig = toml::from_str(&text)
             .with_context(|| format!("invalid config file {}", path.display()))?;
-        if let (Some(dir), Some(base)) = (config.data_dir.as_mut(), path.parent())
-            && dir.is_relative()
-        {
-            *dir = base.join(&*dir);
+        if let Some(base) = path.parent() {
+            for dir in [
+                config.data_dir.as_mut(),
+                config.model_dir.as_mut(),
+                config.ort_lib.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if dir.is_relative() {
+                    *dir = base.join(&*dir);
+                }
+            }
         }
         Ok(config)
     }
@@ -68,6 +82,9 @@ pub struct Common {
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
     pub log_level: String,
+    pub model_dir: PathBuf,
+    pub ort_lib: Option<PathBuf>,
+    pub catalog: Vec<attendansee_faces::ModelSpec>,
 }
 
 /// Settings of `serve`, resolved.
@@ -79,18 +96,26 @@ pub struct ServeConfig {
 
 impl Common {
     pub fn resolve(flags: &crate::cli::GlobalArgs, file: &FileConfig) -> Self {
+        let data_dir: PathBuf = flags
+            .data_dir
+            .clone()
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
         Self {
-            data_dir: flags
-                .data_dir
+            model_dir: flags
+                .model_dir
                 .clone()
-                .or_else(|| file.data_dir.clone())
-                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+                .or_else(|| file.model_dir.clone())
+                .unwrap_or_else(|| data_dir.join("models")),
+            ort_lib: flags.ort_lib.clone().or_else(|| file.ort_lib.clone()),
+            catalog: attendansee_faces::catalog::with_overrides(&file.models),
             log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
             log_level: flags
                 .log_level
                 .clone()
                 .or_else(|| file.log_level.clone())
                 .unwrap_or_else(|| "info".into()),
+            data_dir,
         }
     }
 
@@ -100,6 +125,10 @@ impl Common {
 
     pub fn blob_dir(&self) -> PathBuf {
         self.data_dir.join("blobs")
+    }
+
+    pub fn models(&self) -> attendansee_faces::models::ModelDir {
+        attendansee_faces::models::ModelDir::new(&self.model_dir, self.catalog.clone())
     }
 }
 
@@ -167,6 +196,10 @@ mod tests {
             Common::resolve(&flags, &f).data_dir,
             PathBuf::from("/srv/b")
         );
+        assert_eq!(
+            Common::resolve(&flags, &f).model_dir,
+            PathBuf::from("/srv/b/models")
+        );
         let serve_flags = ServeArgs {
             bind: Some("127.0.0.1:1".parse().unwrap()),
             ..Default::default()
@@ -189,6 +222,19 @@ mod tests {
         std::fs::write(&path, "token_ttl_days = 0\n").unwrap();
         let f = FileConfig::load(&path).unwrap();
         assert!(ServeConfig::resolve(&ServeArgs::default(), &f).is_err());
+    }
+
+    #[test]
+    fn catalog_entries_in_the_file_add_to_the_builtin_catalog() {
+        let f = file(
+            "[[models]]\nname = \"tiny\"\nkind = \"recognizer\"\nfile = \"tiny.onnx\"\ninput_size = [112, 112]\n\
+             color = \"rgb\"\nnormalization = { mean = [0, 0, 0], std = [1, 1, 1] }\ndimension = 8\n\
+             template = [[38.3, 51.7], [73.5, 51.5], [56.0, 71.7], [41.5, 92.4], [70.7, 92.2]]\n",
+        );
+        let common = Common::resolve(&GlobalArgs::default(), &f);
+        let tiny = common.catalog.iter().find(|s| s.name == "tiny").unwrap();
+        assert_eq!(tiny.dimension, Some(8));
+        assert!(common.catalog.iter().any(|s| s.name == "mobilefacenet"));
     }
 
     #[test]

@@ -3,7 +3,11 @@
 
 mod cli;
 mod config;
+mod detect;
+mod embed;
+mod faces;
 mod logging;
+mod models;
 mod serve;
 mod users;
 
@@ -29,13 +33,22 @@ fn run(cli: Cli) -> Result<()> {
     let file = FileConfig::discover(cli.global.config.as_deref())?;
     let common = Common::resolve(&cli.global, &file);
     logging::init(&common)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        match cli.command {
-            Command::Serve(args) => serve::run(&common, &ServeConfig::resolve(&args, &file)?).await,
-            Command::Users(command) => users::run(&common, command).await,
+    // The face commands are synchronous; only the server and the store need an async runtime.
+    match cli.command {
+        Command::Embed(args) => embed::run(&common, &args),
+        Command::Detect(args) => detect::run(&common, &args),
+        Command::Models(command) => models::run(&common, command),
+        Command::Serve(args) => {
+            let config = ServeConfig::resolve(&args, &file)?;
+            block_on(serve::run(&common, &config))
         }
-    })
+        Command::Users(command) => block_on(users::run(&common, command)),
+    }
+}
+
+fn block_on(task: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(task)
 }

@@ -1,0 +1,296 @@
+//! The model catalog as data: what each model file is, where it comes from, how to feed it and
+//! what it returns. Built-in entries below; users add or override entries in the config file.
+
+use serde::{Deserialize, Serialize};
+
+use crate::geometry::Point;
+use crate::imageops::{ColorOrder, Normalization};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    Detector,
+    Recognizer,
+}
+
+/// How a detector's outputs are laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectorFamily {
+    /// OpenCV Zoo YuNet: outputs named `cls_8` … `kps_32`.
+    Yunet,
+    /// InsightFace SCRFD: 9 outputs, scores/bbox/kps × strides 8, 16, 32, in that order.
+    Scrfd,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// What the API and the command line call it.
+    pub name: String,
+    pub kind: ModelKind,
+    /// File name inside the model directory.
+    pub file: String,
+    /// Where `models fetch` downloads it from; `None` when it must be obtained by hand.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Lower-case hex SHA-256 of the file; `None` when unknown (then it cannot be verified).
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Input width and height in pixels.
+    pub input_size: [u32; 2],
+    pub color: ColorOrder,
+    pub normalization: Normalization,
+    /// Detectors: which output layout.
+    #[serde(default)]
+    pub family: Option<DetectorFamily>,
+    /// Detectors: minimum score of a face.
+    #[serde(default)]
+    pub score_threshold: Option<f32>,
+    /// Detectors: IoU above which the weaker of two faces is dropped.
+    #[serde(default)]
+    pub nms_threshold: Option<f32>,
+    /// Recognizers: where the five landmarks go in the aligned crop.
+    #[serde(default)]
+    pub template: Option<[Point; 5]>,
+    /// Recognizers: length of the embedding.
+    #[serde(default)]
+    pub dimension: Option<usize>,
+    /// Licence and origin, shown by `models list`.
+    #[serde(default)]
+    pub notes: String,
+}
+
+/// The ArcFace 5-point template for 112×112 crops (InsightFace `arcface_dst`).
+pub const ARCFACE_TEMPLATE_112: [Point; 5] = [
+    [38.2946, 51.6963],
+    [73.5318, 51.5014],
+    [56.0252, 71.7366],
+    [41.5493, 92.3655],
+    [70.7299, 92.2041],
+];
+
+/// The recognizer used when none is named.
+pub const DEFAULT_RECOGNIZER: &str = "mobilefacenet";
+/// The detector used when none is named.
+pub const DEFAULT_DETECTOR: &str = "yunet";
+
+fn scaled_template(size: u32) -> [Point; 5] {
+    let k = size as f32 / 112.0;
+    ARCFACE_TEMPLATE_112.map(|[x, y]| [x * k, y * k])
+}
+
+const IMAGENET: Normalization = Normalization {
+    mean: [0.485 * 255.0, 0.456 * 255.0, 0.406 * 255.0],
+    std: [0.229 * 255.0, 0.224 * 255.0, 0.225 * 255.0],
+};
+
+fn detector(name: &str, file: &str, family: DetectorFamily, score: f32, nms: f32) -> ModelSpec {
+    let (color, normalization) = match family {
+        DetectorFamily::Yunet => (
+            ColorOrder::Bgr,
+            Normalization {
+                mean: [0.0; 3],
+                std: [1.0; 3],
+            },
+        ),
+        DetectorFamily::Scrfd => (
+            ColorOrder::Rgb,
+            Normalization {
+                mean: [127.5; 3],
+                std: [128.0; 3],
+            },
+        ),
+    };
+    ModelSpec {
+        name: name.into(),
+        kind: ModelKind::Detector,
+        file: file.into(),
+        url: None,
+        sha256: None,
+        input_size: [640, 640],
+        color,
+        normalization,
+        family: Some(family),
+        score_threshold: Some(score),
+        nms_threshold: Some(nms),
+        template: None,
+        dimension: None,
+        notes: String::new(),
+    }
+}
+
+fn recognizer(
+    name: &str,
+    file: &str,
+    size: u32,
+    normalization: Normalization,
+    dimension: usize,
+) -> ModelSpec {
+    ModelSpec {
+        name: name.into(),
+        kind: ModelKind::Recognizer,
+        file: file.into(),
+        url: None,
+        sha256: None,
+        input_size: [size, size],
+        color: ColorOrder::Rgb,
+        normalization,
+        family: None,
+        score_threshold: None,
+        nms_threshold: None,
+        template: Some(scaled_template(size)),
+        dimension: Some(dimension),
+        notes: String::new(),
+    }
+}
+
+fn with(mut spec: ModelSpec, url: Option<&str>, sha256: Option<&str>, notes: &str) -> ModelSpec {
+    spec.url = url.map(Into::into);
+    spec.sha256 = sha256.map(Into::into);
+    spec.notes = notes.into();
+    spec
+}
+
+/// The built-in catalog. YuNet's threshold is 0.7, not OpenCV's default 0.9: on the 1927 Solvay
+/// photo (29 faces, shrunk to 640×640) 0.9 finds 2, 0.7 all 29, and 0.6 adds foliage at 0.626 —
+/// measured identically with OpenCV's `FaceDetectorYN` and with this crate.
+pub fn builtin() -> Vec<ModelSpec> {
+    let unit = Normalization {
+        mean: [127.5; 3],
+        std: [127.5; 3],
+    };
+    let facenet = Normalization {
+        mean: [127.5; 3],
+        std: [128.0; 3],
+    };
+    vec![
+        with(
+            detector(
+                "yunet",
+                "face_detection_yunet_2023mar.onnx",
+                DetectorFamily::Yunet,
+                0.6,
+                0.3,
+            ),
+            Some(
+                "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2023mar.onnx",
+            ),
+            Some("8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"),
+            "YuNet-s, OpenCV Zoo, MIT",
+        ),
+        with(
+            detector("scrfd", "det_2.5g.onnx", DetectorFamily::Scrfd, 0.5, 0.4),
+            None,
+            Some("041f73f47371333d1d17a6fee6c8ab4e6aecabefe398ff32cca4e2d5eaee0af9"),
+            "SCRFD-2.5GF from InsightFace buffalo_m.zip; non-commercial research only",
+        ),
+        with(
+            detector(
+                "scrfd-500m",
+                "det_500m.onnx",
+                DetectorFamily::Scrfd,
+                0.5,
+                0.4,
+            ),
+            None,
+            Some("5e4447f50245bbd7966bd6c0fa52938c61474a04ec7def48753668a9d8b4ea3a"),
+            "SCRFD-0.5GF from InsightFace buffalo_s.zip; non-commercial research only",
+        ),
+        with(
+            recognizer("mobilefacenet", "MobileFaceNet.onnx", 112, IMAGENET, 128),
+            Some("https://github.com/foamliu/MobileFaceNet/raw/master/weights/MobileFaceNet.onnx"),
+            Some("b7120c095d60094f28a4a54ba6a8bf51b297a6273fb40ef6350dfec1f63d9507"),
+            "foamliu/MobileFaceNet, Apache-2.0, LFW 99.48% (published); fixed batch 1",
+        ),
+        with(
+            recognizer(
+                "mobilefacenet-batch",
+                "mobilefacenet_dynbatch.onnx",
+                112,
+                IMAGENET,
+                128,
+            ),
+            None,
+            Some("4bc1ac98f9d75932bea11c09720a91af0866401c817ec2b1dd7b87f3b952b95a"),
+            "mobilefacenet with a dynamic batch axis; same outputs",
+        ),
+        with(
+            recognizer("arcface", "w600k_r50.onnx", 112, unit, 512),
+            None,
+            Some("4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc619e43"),
+            "ArcFace R50 from InsightFace buffalo_l.zip; non-commercial research only",
+        ),
+        with(
+            recognizer("facenet", "facenet.onnx", 160, facenet, 128),
+            None,
+            None,
+            "FaceNet InceptionResnetV1 (facenet-pytorch, VGGFace2) exported to ONNX by the user",
+        ),
+    ]
+}
+
+/// The built-in catalog with `extra` entries added, replacing built-ins of the same name.
+pub fn with_overrides(extra: &[ModelSpec]) -> Vec<ModelSpec> {
+    let mut catalog = builtin();
+    for spec in extra {
+        match catalog.iter_mut().find(|s| s.name == spec.name) {
+            Some(existing) => *existing = spec.clone(),
+            None => catalog.push(spec.clone()),
+        }
+    }
+    catalog
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_names_are_unique_and_entries_are_complete_for_their_kind() {
+        let catalog = builtin();
+        let mut names: Vec<_> = catalog.iter().map(|s| s.name.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), catalog.len());
+        for spec in &catalog {
+            match spec.kind {
+                ModelKind::Detector => assert!(
+                    spec.family.is_some() && spec.score_threshold.is_some(),
+                    "{}",
+                    spec.name
+                ),
+                ModelKind::Recognizer => assert!(
+                    spec.template.is_some() && spec.dimension.is_some(),
+                    "{}",
+                    spec.name
+                ),
+            }
+            if let Some(sha) = &spec.sha256 {
+                assert!(
+                    sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
+                    "{}",
+                    spec.name
+                );
+            }
+        }
+        for required in ["yunet", "scrfd", "arcface", "facenet", "mobilefacenet"] {
+            assert!(names.contains(&required), "{required}");
+        }
+    }
+
+    #[test]
+    fn overrides_replace_by_name_and_add_new_entries() {
+        let mut changed = builtin().into_iter().find(|s| s.name == "facenet").unwrap();
+        changed.sha256 = Some("ab".repeat(32));
+        let mut new = changed.clone();
+        new.name = "my-model".into();
+        let catalog = with_overrides(&[changed.clone(), new]);
+        assert_eq!(
+            catalog.iter().find(|s| s.name == "facenet").unwrap(),
+            &changed
+        );
+        assert!(catalog.iter().any(|s| s.name == "my-model"));
+        assert_eq!(catalog.len(), builtin().len() + 1);
+    }
+}

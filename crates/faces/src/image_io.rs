@@ -1,0 +1,239 @@
+//! Decoding untrusted image bytes: JPEG, PNG (8/16-bit, grey, alpha) and WebP to 8-bit RGB, with
+//! EXIF orientation applied and a pixel-count limit checked before any pixel is allocated.
+//! Every failure is an [`ImageError`]; nothing here panics on bad input.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+
+/// 64 megapixels: any real class photo fits; a decompression bomb does not.
+pub const DEFAULT_MAX_PIXELS: u64 = 64_000_000;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ImageError {
+    #[error("the file is empty")]
+    Empty,
+    #[error("not a supported image format (JPEG, PNG or WebP)")]
+    UnknownFormat,
+    #[error("{format} images are not supported (JPEG, PNG or WebP only)")]
+    UnsupportedFormat { format: String },
+    #[error("image of {width}×{height} pixels exceeds the limit of {limit} pixels")]
+    TooManyPixels { width: u32, height: u32, limit: u64 },
+    #[error("image has no pixels ({width}×{height})")]
+    ZeroSize { width: u32, height: u32 },
+    #[error("cannot decode the image: {0}")]
+    Corrupt(String),
+}
+
+/// Decodes `bytes` into an RGB image, upright as the camera meant it.
+pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, ImageError> {
+    if bytes.is_empty() {
+        return Err(ImageError::Empty);
+    }
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    match reader.format() {
+        Some(ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP) => {}
+        Some(other) => {
+            return Err(ImageError::UnsupportedFormat {
+                format: format!("{other:?}"),
+            });
+        }
+        None => return Err(ImageError::UnknownFormat),
+    }
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    let (width, height) = decoder.dimensions();
+    if width == 0 || height == 0 {
+        return Err(ImageError::ZeroSize { width, height });
+    }
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(ImageError::TooManyPixels {
+            width,
+            height,
+            limit: max_pixels,
+        });
+    }
+    // A broken EXIF block is not worth refusing a photo for: it is then taken as upright.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image =
+        DynamicImage::from_decoder(decoder).map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    image.apply_orientation(orientation);
+    Ok(image.into_rgb8())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageBuffer, Luma, LumaA, Rgba};
+
+    fn encode(image: DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        image.write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
+    fn gradient() -> RgbImage {
+        RgbImage::from_fn(40, 30, |x, y| {
+            image::Rgb([(x * 6) as u8, (y * 8) as u8, 128])
+        })
+    }
+
+    #[test]
+    fn png_variants_decode_to_rgb8() {
+        let grey = DynamicImage::ImageLuma8(ImageBuffer::from_pixel(4, 3, Luma([200u8])));
+        let grey_alpha =
+            DynamicImage::ImageLumaA8(ImageBuffer::from_pixel(4, 3, LumaA([10u8, 100])));
+        let rgba16 = DynamicImage::ImageRgba16(ImageBuffer::from_pixel(
+            4,
+            3,
+            Rgba([65535u16, 0, 32896, 65535]),
+        ));
+        for image in [grey, grey_alpha, rgba16] {
+            let rgb = decode_rgb(&encode(image, ImageFormat::Png), DEFAULT_MAX_PIXELS).unwrap();
+            assert_eq!(rgb.dimensions(), (4, 3));
+        }
+        let rgb = decode_rgb(
+            &encode(
+                DynamicImage::ImageRgba16(ImageBuffer::from_pixel(
+                    1,
+                    1,
+                    Rgba([65535u16, 0, 32896, 65535]),
+                )),
+                ImageFormat::Png,
+            ),
+            10,
+        )
+        .unwrap();
+        assert_eq!(rgb.get_pixel(0, 0).0, [255, 0, 128]);
+    }
+
+    #[test]
+    fn jpeg_and_webp_decode() {
+        for format in [ImageFormat::Jpeg, ImageFormat::WebP] {
+            let rgb = decode_rgb(
+                &encode(DynamicImage::ImageRgb8(gradient()), format),
+                DEFAULT_MAX_PIXELS,
+            )
+            .unwrap();
+            assert_eq!(rgb.dimensions(), (40, 30), "{format:?}");
+        }
+    }
+
+    #[test]
+    fn bad_input_classes_are_typed_errors() {
+        let png = encode(DynamicImage::ImageRgb8(gradient()), ImageFormat::Png);
+        let jpeg = encode(DynamicImage::ImageRgb8(gradient()), ImageFormat::Jpeg);
+        assert_eq!(decode_rgb(&[], DEFAULT_MAX_PIXELS), Err(ImageError::Empty));
+        assert_eq!(
+            decode_rgb(b"hello, I am a text file", DEFAULT_MAX_PIXELS),
+            Err(ImageError::UnknownFormat)
+        );
+        let gif = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;".to_vec();
+        assert!(matches!(
+            decode_rgb(&gif, DEFAULT_MAX_PIXELS),
+            Err(ImageError::UnsupportedFormat { .. })
+        ));
+        for truncated in [&png[..png.len() / 2], &jpeg[..jpeg.len() / 3], &png[..20]] {
+            assert!(
+                matches!(
+                    decode_rgb(truncated, DEFAULT_MAX_PIXELS),
+                    Err(ImageError::Corrupt(_))
+                ),
+                "{}",
+                truncated.len()
+            );
+        }
+        assert_eq!(
+            decode_rgb(&png, 1000),
+            Err(ImageError::TooManyPixels {
+                width: 40,
+                height: 30,
+                limit: 1000
+            })
+        );
+    }
+
+    #[test]
+    fn a_huge_declared_size_is_refused_before_decoding() {
+        // A valid PNG header claiming 100000×100000 pixels with no data behind it.
+        let mut png = encode(
+            DynamicImage::ImageRgb8(RgbImage::new(1, 1)),
+            ImageFormat::Png,
+        );
+        png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        let crc = crc32(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            decode_rgb(&png, DEFAULT_MAX_PIXELS),
+            Err(ImageError::TooManyPixels { .. })
+        ));
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        // A 2×1 JPEG (red, blue) with EXIF orientation 6 (rotate 90° clockwise) → 1×2, red on top.
+        let image = RgbImage::from_fn(16, 8, |x, _| {
+            if x < 8 {
+                image::Rgb([255, 0, 0])
+            } else {
+                image::Rgb([0, 0, 255])
+            }
+        });
+        let jpeg = encode(DynamicImage::ImageRgb8(image), ImageFormat::Jpeg);
+        let with_exif = insert_exif_orientation(&jpeg, 6);
+        let rgb = decode_rgb(&with_exif, DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!(rgb.dimensions(), (8, 16));
+        assert!(
+            rgb.get_pixel(4, 2).0[0] > 200,
+            "top should be red: {:?}",
+            rgb.get_pixel(4, 2)
+        );
+        assert!(
+            rgb.get_pixel(4, 13).0[2] > 200,
+            "bottom should be blue: {:?}",
+            rgb.get_pixel(4, 13)
+        );
+    }
+
+    /// Inserts an APP1 EXIF segment with one Orientation tag right after the JPEG SOI marker.
+    fn insert_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+        let mut tiff = Vec::new();
+        tiff.extend_from_slice(b"MM\0\x2a\0\0\0\x08"); // big-endian TIFF header, IFD at 8
+        tiff.extend_from_slice(&1u16.to_be_bytes()); // one entry
+        tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+        tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+        tiff.extend_from_slice(&1u32.to_be_bytes()); // count
+        tiff.extend_from_slice(&orientation.to_be_bytes());
+        tiff.extend_from_slice(&[0, 0]);
+        tiff.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(&tiff);
+        let mut out = jpeg[..2].to_vec();
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &byte in data {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+}
