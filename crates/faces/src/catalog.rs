@@ -170,7 +170,7 @@ pub fn builtin() -> Vec<ModelSpec> {
                 "yunet",
                 "face_detection_yunet_2023mar.onnx",
                 DetectorFamily::Yunet,
-                0.6,
+                0.7,
                 0.3,
             ),
             Some(

@@ -57,6 +57,16 @@ impl Face {
         self
     }
 
+    /// Moves the face by (`dx`, `dy`).
+    pub fn translated(mut self, dx: f32, dy: f32) -> Face {
+        self.bbox.x += dx;
+        self.bbox.y += dy;
+        for p in &mut self.landmarks {
+            *p = [p[0] + dx, p[1] + dy];
+        }
+        self
+    }
+
     /// True when every number is finite (decoders drop faces from NaN or infinite outputs).
     pub fn is_finite(&self) -> bool {
         let b = &self.bbox;

@@ -65,11 +65,14 @@ pub fn resize_bilinear(src: &RgbImage, width: u32, height: u32) -> RgbImage {
     })
 }
 
-/// Scales `src` to fit inside `width`×`height` keeping its aspect ratio, places it top-left on
-/// black, and returns the canvas with the scale used (`canvas = original × scale`).
+/// Shrinks `src` to fit inside `width`×`height` keeping its aspect ratio (never enlarging it:
+/// detectors miss faces blown up to fill their input), places it top-left on black, and returns
+/// the canvas with the scale used (`canvas = original × scale`).
 pub fn letterbox(src: &RgbImage, width: u32, height: u32) -> (RgbImage, f32) {
     let (sw, sh) = src.dimensions();
-    let scale = (width as f32 / sw.max(1) as f32).min(height as f32 / sh.max(1) as f32);
+    let scale = (width as f32 / sw.max(1) as f32)
+        .min(height as f32 / sh.max(1) as f32)
+        .min(1.0);
     let (nw, nh) = (
         ((sw as f32 * scale) as u32).clamp(1, width),
         ((sh as f32 * scale) as u32).clamp(1, height),
@@ -83,6 +86,13 @@ pub fn letterbox(src: &RgbImage, width: u32, height: u32) -> (RgbImage, f32) {
     image::imageops::replace(&mut canvas, &resized, 0, 0);
     // The exact scale per axis differs by rounding; the vertical one is what InsightFace uses.
     (canvas, nh as f32 / sh.max(1) as f32)
+}
+
+/// `src` on a black canvas with `border` pixels added on every side.
+pub fn pad(src: &RgbImage, border: u32) -> RgbImage {
+    let mut canvas = RgbImage::new(src.width() + 2 * border, src.height() + 2 * border);
+    image::imageops::replace(&mut canvas, src, i64::from(border), i64::from(border));
+    canvas
 }
 
 /// `dst(x, y) = src(M⁻¹(x, y))`, bilinear, black outside `src` — `cv2.warpAffine` defaults.
@@ -163,6 +173,15 @@ mod tests {
     }
 
     #[test]
+    fn letterbox_never_enlarges() {
+        let src = RgbImage::from_pixel(20, 10, Rgb([255, 255, 255]));
+        let (canvas, scale) = letterbox(&src, 64, 64);
+        assert_eq!(scale, 1.0);
+        assert_eq!(canvas.get_pixel(19, 9).0, [255, 255, 255]);
+        assert_eq!(canvas.get_pixel(20, 9).0, [0, 0, 0]);
+    }
+
+    #[test]
     fn letterbox_fits_and_pads_and_reports_the_scale() {
         let src = RgbImage::from_pixel(200, 100, Rgb([255, 255, 255]));
         let (canvas, scale) = letterbox(&src, 64, 64);
@@ -185,6 +204,16 @@ mod tests {
                 .pixels()
                 .all(|p| p.0 == [0, 0, 0])
         );
+    }
+
+    #[test]
+    fn padding_surrounds_the_image_with_black() {
+        let src = RgbImage::from_pixel(3, 2, Rgb([9, 9, 9]));
+        let out = pad(&src, 2);
+        assert_eq!(out.dimensions(), (7, 6));
+        assert_eq!(out.get_pixel(2, 2).0, [9, 9, 9]);
+        assert_eq!(out.get_pixel(1, 2).0, [0, 0, 0]);
+        assert_eq!(out.get_pixel(4, 3).0, [9, 9, 9]);
     }
 
     #[test]

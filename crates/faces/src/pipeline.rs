@@ -8,6 +8,7 @@ use crate::engine::{Detector, Recognizer};
 use crate::error::FaceError;
 use crate::geometry::Face;
 use crate::image_io::decode_rgb;
+use crate::imageops::pad;
 
 /// A detector, optionally a recognizer, and the decoding limit.
 pub struct Pipeline {
@@ -21,6 +22,28 @@ pub struct Pipeline {
 pub struct EmbeddedFace {
     pub face: Face,
     pub embedding: FaceEmbedding,
+}
+
+/// Detects faces; if there are none, tries again with a black border of half the image's larger
+/// side: detectors miss faces that fill the whole frame (tight enrollment crops), and find them
+/// once there is context around them.
+pub fn detect_with_border_retry(
+    detector: &mut Detector,
+    image: &RgbImage,
+    score_threshold: Option<f32>,
+) -> Result<Vec<Face>, FaceError> {
+    let faces = detector.detect(image, score_threshold)?;
+    if !faces.is_empty() {
+        return Ok(faces);
+    }
+    let border = image.width().max(image.height()) / 2;
+    let padded = pad(image, border);
+    let shift = -(border as f32);
+    Ok(detector
+        .detect(&padded, score_threshold)?
+        .into_iter()
+        .map(|f| f.translated(shift, shift))
+        .collect())
 }
 
 /// The face with the largest box, if any.
