@@ -43,14 +43,13 @@ pub fn load_pipeline(
     recognizer: Option<&str>,
 ) -> Result<Pipeline, FaceError> {
     let models = common.models();
+    // Names first: a typo is reported as such, not as whatever fails to load first.
+    let detector_spec = models.spec(detector)?;
+    let recognizer_spec = recognizer.map(|name| models.spec(name)).transpose()?;
     let runtime = Runtime::load(&Runtime::locate(common.ort_lib.as_deref()))?;
-    let spec = models.spec(detector)?;
-    let detector = Detector::load(&runtime, spec, &models.path(spec))?;
-    let recognizer = match recognizer {
-        Some(name) => {
-            let spec = models.spec(name)?;
-            Some(Recognizer::load(&runtime, spec, &models.path(spec))?)
-        }
+    let detector = Detector::load(&runtime, detector_spec, &models.path(detector_spec))?;
+    let recognizer = match recognizer_spec {
+        Some(spec) => Some(Recognizer::load(&runtime, spec, &models.path(spec))?),
         None => None,
     };
     Ok(Pipeline {

@@ -42,6 +42,12 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, ImageError>
         }
         None => return Err(ImageError::UnknownFormat),
     }
+    // The JPEG decoder fills a cut-off scan with grey instead of failing: check the end is there.
+    if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
+        return Err(ImageError::Corrupt(
+            "truncated JPEG: the data ends before the end-of-image marker".into(),
+        ));
+    }
     let mut decoder = reader
         .into_decoder()
         .map_err(|e| ImageError::Corrupt(e.to_string()))?;
@@ -64,6 +70,24 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, ImageError>
         DynamicImage::from_decoder(decoder).map_err(|e| ImageError::Corrupt(e.to_string()))?;
     image.apply_orientation(orientation);
     Ok(image.into_rgb8())
+}
+
+/// Whether a JPEG has an end-of-image marker after its first scan. Segments before the scan are
+/// skipped by their lengths, so the end marker of an embedded EXIF thumbnail does not count.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            return false;
+        }
+        match bytes[i + 1] {
+            0xFF => i += 1, // fill byte
+            0xDA => return bytes[i..].windows(2).any(|w| w == [0xFF, 0xD9]),
+            0x01 | 0xD0..=0xD7 => i += 2,
+            _ => i += 2 + usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]])),
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -138,7 +162,15 @@ mod tests {
             decode_rgb(&gif, DEFAULT_MAX_PIXELS),
             Err(ImageError::UnsupportedFormat { .. })
         ));
-        for truncated in [&png[..png.len() / 2], &jpeg[..jpeg.len() / 3], &png[..20]] {
+        let near_end = jpeg.len() - 10;
+        let cuts = [
+            &png[..png.len() / 2],
+            &jpeg[..jpeg.len() / 3],
+            &jpeg[..jpeg.len() / 2],
+            &jpeg[..near_end],
+            &png[..20],
+        ];
+        for truncated in cuts {
             assert!(
                 matches!(
                     decode_rgb(truncated, DEFAULT_MAX_PIXELS),
@@ -173,6 +205,14 @@ mod tests {
             decode_rgb(&png, DEFAULT_MAX_PIXELS),
             Err(ImageError::TooManyPixels { .. })
         ));
+    }
+
+    #[test]
+    fn a_jpeg_with_trailing_data_after_its_end_is_still_accepted() {
+        let mut jpeg = encode(DynamicImage::ImageRgb8(gradient()), ImageFormat::Jpeg);
+        jpeg.extend_from_slice(b"camera maker trailer");
+        assert!(decode_rgb(&jpeg, DEFAULT_MAX_PIXELS).is_ok());
+        assert!(decode_rgb(&insert_exif_orientation(&jpeg, 1), DEFAULT_MAX_PIXELS).is_ok());
     }
 
     #[test]

@@ -1,0 +1,386 @@
+//! The face commands as a user runs them: `embed`'s one-shot contract, `detect`, and `models`.
+//! Tests marked "everywhere" need only ONNX Runtime; the rest use ../shared and say when skipped.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn shared(test: &str) -> Option<PathBuf> {
+    let shared = root().join("../shared");
+    if shared.join("models").is_dir() {
+        return Some(shared.canonicalize().unwrap());
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: ../shared/models is not present"
+    );
+    None
+}
+
+/// The binary with a private data directory (models in `<data>/models`).
+fn run(data: &Path, args: &[&str]) -> Output {
+    let mut command = std::process::Command::new(common::BIN);
+    command
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("ATTENDANSEE_CONFIG")
+        .current_dir(data.parent().unwrap());
+    if std::env::var_os("ORT_DYLIB_PATH").is_none() {
+        command.env(
+            "ORT_DYLIB_PATH",
+            root().join(".local/onnxruntime/libonnxruntime.so"),
+        );
+    }
+    command.output().unwrap()
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// A data directory with the real detector and recognizer installed through `models fetch --mirror`.
+fn installed(shared: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mirror = shared.join("models");
+    let out = run(
+        &data,
+        &[
+            "models",
+            "fetch",
+            "yunet",
+            "mobilefacenet",
+            "--mirror",
+            mirror.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+#[test]
+fn everywhere_a_missing_onnx_runtime_is_reported_with_how_to_install_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let image = dir.path().join("x.png");
+    std::fs::write(&image, b"irrelevant").unwrap();
+    let out = run(
+        &data,
+        &[
+            "--ort-lib",
+            "/nonexistent/libonnxruntime.so",
+            "embed",
+            image.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let result = &json_lines(&out)[0];
+    assert_eq!(result["success"], false);
+    assert_eq!(result["error_type"], "ModelNotAvailable");
+    let message = result["error"].as_str().unwrap();
+    assert!(
+        message.contains("scripts/setup.sh") && message.contains("ORT_DYLIB_PATH"),
+        "{message}"
+    );
+    assert!(result["traceback"].is_string());
+}
+
+#[test]
+fn everywhere_unknown_and_uninstalled_models_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let image = dir.path().join("x.png");
+    std::fs::write(&image, b"irrelevant").unwrap();
+    let out = run(
+        &data,
+        &["embed", image.to_str().unwrap(), "--model", "vggface9000"],
+    );
+    let result = &json_lines(&out)[0];
+    assert_eq!(result["error_type"], "ValidationError", "{result}");
+    assert!(
+        result["error"].as_str().unwrap().contains("mobilefacenet"),
+        "should list the available models: {result}"
+    );
+    let out = run(&data, &["embed", image.to_str().unwrap()]);
+    let result = &json_lines(&out)[0];
+    assert_eq!(result["error_type"], "ModelNotAvailable", "{result}");
+    assert!(
+        result["error"].as_str().unwrap().contains("models fetch"),
+        "{result}"
+    );
+}
+
+/// A config file whose catalog adds the tiny generated recognizer, with a given checksum.
+fn tiny_catalog(dir: &Path, sha256: &str) -> PathBuf {
+    let config = dir.join("attendansee.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[models]]\nname = \"tiny\"\nkind = \"recognizer\"\nfile = \"tiny_fixed.onnx\"\nsha256 = \"{sha256}\"\n\
+             input_size = [112, 112]\ncolor = \"rgb\"\nnormalization = {{ mean = [127.5, 127.5, 127.5], std = [127.5, 127.5, 127.5] }}\n\
+             dimension = 16\ntemplate = [[38.29, 51.69], [73.53, 51.50], [56.02, 71.73], [41.54, 92.36], [70.72, 92.20]]\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn everywhere_fetch_from_a_mirror_checks_sha256_installs_atomically_and_verify_finds_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = dir.path().join("mirror");
+    let status = std::process::Command::new(root().join(".local/venv/bin/python"))
+        .arg(root().join("tools/make_test_models.py"))
+        .arg(&mirror)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let sha = attendansee_faces::models::sha256_file(&mirror.join("tiny_fixed.onnx")).unwrap();
+    let data = dir.path().join("data");
+    let models = data.join("models");
+
+    let wrong = tiny_catalog(dir.path(), &"0".repeat(64));
+    let out = run(
+        &data,
+        &[
+            "--config",
+            wrong.to_str().unwrap(),
+            "models",
+            "fetch",
+            "tiny",
+            "--mirror",
+            mirror.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("checksum mismatch"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read_dir(&models).map(|d| d.count()).unwrap_or(0) == 0,
+        "a failed fetch left files in {}",
+        models.display()
+    );
+
+    let good = tiny_catalog(dir.path(), &sha);
+    let config = good.to_str().unwrap();
+    let out = run(
+        &data,
+        &[
+            "--config",
+            config,
+            "models",
+            "fetch",
+            "tiny",
+            "--mirror",
+            mirror.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(models.join("tiny_fixed.onnx").is_file());
+    let list = run(&data, &["--config", config, "models", "list"]);
+    let listing = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("tiny ") && l.contains(" yes ")),
+        "{listing}"
+    );
+    assert!(
+        run(&data, &["--config", config, "models", "verify"])
+            .status
+            .success()
+    );
+
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(models.join("tiny_fixed.onnx"))
+        .unwrap()
+        .write_all(b"junk")
+        .unwrap();
+    let out = run(&data, &["--config", config, "models", "verify"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tiny: CORRUPT"));
+}
+
+#[test]
+fn embed_keeps_the_one_shot_contract_for_success_and_each_failure() {
+    let Some(shared) = shared("embed_keeps_the_one_shot_contract_for_success_and_each_failure")
+    else {
+        return;
+    };
+    let dir = installed(&shared);
+    let data = dir.path().join("data");
+    let obama = shared.join("faces/face_recognition_examples/obama.jpg");
+    let output = dir.path().join("result.json");
+    let out = run(
+        &data,
+        &[
+            "embed",
+            obama.to_str().unwrap(),
+            "--model",
+            "mobilefacenet",
+            "--output",
+            output.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&std::fs::read(&output).unwrap()).unwrap();
+    let keys: Vec<&str> = result
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["dimensions", "embedding", "model", "success"]);
+    assert_eq!(
+        (
+            result["success"].as_bool(),
+            result["dimensions"].as_u64(),
+            result["model"].as_str()
+        ),
+        (Some(true), Some(128), Some("mobilefacenet"))
+    );
+    let norm: f64 = result["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap().powi(2))
+        .sum();
+    assert!((norm - 1.0).abs() < 1e-4 && result["embedding"].as_array().unwrap().len() == 128);
+
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let jpeg = std::fs::read(&obama).unwrap();
+    std::fs::write(bad.join("empty.jpg"), b"").unwrap();
+    std::fs::write(bad.join("text.png"), b"definitely not an image").unwrap();
+    std::fs::write(bad.join("truncated.jpg"), &jpeg[..jpeg.len() / 2]).unwrap();
+    image::RgbImage::from_pixel(300, 200, image::Rgb([128, 128, 128]))
+        .save(bad.join("no_face.png"))
+        .unwrap();
+    let cases = [
+        ("missing.jpg", "FileNotFoundError"),
+        ("empty.jpg", "UnsupportedImage"),
+        ("text.png", "UnsupportedImage"),
+        ("truncated.jpg", "UnsupportedImage"),
+        ("no_face.png", "NoFaceDetected"),
+    ];
+    for (file, error_type) in cases {
+        let out = run(&data, &["embed", bad.join(file).to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{file}");
+        let result = &json_lines(&out)[0];
+        let keys: Vec<&str> = result
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            ["error", "error_type", "success", "traceback"],
+            "{file}"
+        );
+        assert_eq!(
+            (result["success"].as_bool(), result["error_type"].as_str()),
+            (Some(false), Some(error_type)),
+            "{file}: {result}"
+        );
+    }
+
+    // A directory: one JSON line per image, named, exit 1 because some failed.
+    std::fs::copy(&obama, bad.join("obama.jpg")).unwrap();
+    let out = run(&data, &["embed", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines = json_lines(&out);
+    let names: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            Path::new(l["file"].as_str().unwrap())
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "empty.jpg",
+            "no_face.png",
+            "obama.jpg",
+            "text.png",
+            "truncated.jpg"
+        ]
+    );
+    assert_eq!(lines.iter().filter(|l| l["success"] == true).count(), 1);
+}
+
+#[test]
+fn detect_prints_faces_per_image_and_draws_them() {
+    let Some(shared) = shared("detect_prints_faces_per_image_and_draws_them") else {
+        return;
+    };
+    let dir = installed(&shared);
+    let data = dir.path().join("data");
+    let two = shared.join("faces/face_recognition_examples/examples__two_people.jpg");
+    let drawn = dir.path().join("drawn.png");
+    let out = run(
+        &data,
+        &[
+            "detect",
+            two.to_str().unwrap(),
+            "--annotate",
+            drawn.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result = &json_lines(&out)[0];
+    let faces = result["faces"].as_array().unwrap();
+    assert_eq!(faces.len(), 2, "{result}");
+    for face in faces {
+        assert_eq!(face["bbox"].as_array().unwrap().len(), 4);
+        assert_eq!(face["landmarks"].as_array().unwrap().len(), 5);
+        assert!(face["score"].as_f64().unwrap() >= 0.7);
+    }
+    let original = image::open(&two).unwrap().into_rgb8();
+    let annotated = image::open(&drawn).unwrap().into_rgb8();
+    assert_eq!(original.dimensions(), annotated.dimensions());
+    assert!(
+        annotated.pixels().filter(|p| p.0 == [0, 255, 0]).count() > 100,
+        "no boxes drawn"
+    );
+}
