@@ -65,6 +65,21 @@ pub enum Command {
     /// The model catalog: list, fetch, verify.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Run the project's benchmarks (needs yunet, mobilefacenet and mobilefacenet-batch installed).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Photos to take faces from.
+    #[arg(long, default_value = "../shared/faces/face_recognition_examples", value_name = "DIR")]
+    pub images: PathBuf,
+    /// Number of aligned face crops to embed per round.
+    #[arg(long, default_value_t = 100)]
+    pub crops: usize,
+    /// Interleaved measurement rounds.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! `attendansee`: the one binary. Parses the command line, resolves the configuration, sets up
 //! logging and hands over to the subcommand.
 
+mod bench;
 mod cli;
 mod config;
 mod detect;
@@ -38,6 +39,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Embed(args) => embed::run(&common, &args),
         Command::Detect(args) => detect::run(&common, &args),
         Command::Models(command) => models::run(&common, command),
+        Command::Bench(args) => bench::run(&common, &args),
         Command::Serve(args) => {
             let config = ServeConfig::resolve(&args, &file)?;
             block_on(serve::run(&common, &config))
