@@ -9,12 +9,12 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use image::{ImageFormat, RgbImage};
 
-use attendansee_faces::image_io::{decode_rgb, DEFAULT_MAX_PIXELS};
+use attendansee_faces::image_io::{DEFAULT_MAX_PIXELS, decode_rgb};
 use attendansee_faces::imageops::to_nchw;
-use attendansee_faces::pipeline::{detect_with_border_retry, Pipeline};
+use attendansee_faces::pipeline::{Pipeline, detect_with_border_retry};
 use attendansee_faces::{Detector, Recognizer, Runtime};
 
 use crate::cli::BenchArgs;
@@ -44,10 +44,21 @@ pub fn run(common: &Common, args: &BenchArgs) -> Result<()> {
         .map(|p| Ok(decode_rgb(&std::fs::read(p)?, DEFAULT_MAX_PIXELS)?))
         .collect::<Result<_>>()?;
     let spec = fixed.spec().clone();
-    let packed: Vec<Vec<f32>> = crops.iter().map(|c| to_nchw(&[c], spec.color, &spec.normalization)).collect();
+    let packed: Vec<Vec<f32>> = crops
+        .iter()
+        .map(|c| to_nchw(&[c], spec.color, &spec.normalization))
+        .collect();
 
-    println!("face engine benchmark: {} aligned crops (JPEG, 112×112) from {} photos in {}", crops.len(), photos.len(), args.images.display());
-    println!("one ONNX Runtime session per model, 1 intra-op thread; {} interleaved rounds", args.rounds);
+    println!(
+        "face engine benchmark: {} aligned crops (JPEG, 112×112) from {} photos in {}",
+        crops.len(),
+        photos.len(),
+        args.images.display()
+    );
+    println!(
+        "one ONNX Runtime session per model, 1 intra-op thread; {} interleaved rounds",
+        args.rounds
+    );
     let (mut raw1, mut raw16, mut e2e) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let (mut decode_time, mut n16) = (Duration::ZERO, 0usize);
     for _ in 0..args.rounds {
@@ -82,19 +93,32 @@ pub fn run(common: &Common, args: &BenchArgs) -> Result<()> {
     let (raw1_rate, e2e_rate) = (rate(n, raw1), rate(n, e2e));
     println!("  model only, batch 1  (mobilefacenet):         {raw1_rate:8.1} embeddings/s");
     match batched {
-        Some(_) => println!("  model only, batch 16 (mobilefacenet-batch):   {:8.1} embeddings/s", rate(n16 as f64, raw16)),
+        Some(_) => println!(
+            "  model only, batch 16 (mobilefacenet-batch):   {:8.1} embeddings/s",
+            rate(n16 as f64, raw16)
+        ),
         None => println!("  model only, batch 16: skipped (mobilefacenet-batch is not installed)"),
     }
     println!(
         "  end to end, JPEG crop file → embedding:       {e2e_rate:8.1} embeddings/s  (read+decode {:.3} ms per crop)",
         decode_time.as_secs_f64() * 1e3 / n
     );
-    println!("  ratio end-to-end / model-only (batch 1):      {:8.3}  (target ≥ 0.8)", e2e_rate / raw1_rate);
+    println!(
+        "  ratio end-to-end / model-only (batch 1):      {:8.3}  (target ≥ 0.8)",
+        e2e_rate / raw1_rate
+    );
 
-    let mut pipeline = Pipeline { detector, recognizer: Some(fixed), max_pixels: DEFAULT_MAX_PIXELS };
+    let mut pipeline = Pipeline {
+        detector,
+        recognizer: Some(fixed),
+        max_pixels: DEFAULT_MAX_PIXELS,
+    };
     let (mut faces, start) = (0usize, Instant::now());
     for photo in &photos {
-        faces += pipeline.embed_all(&std::fs::read(photo)?).map(|f| f.len()).unwrap_or(0);
+        faces += pipeline
+            .embed_all(&std::fs::read(photo)?)
+            .map(|f| f.len())
+            .unwrap_or(0);
     }
     let elapsed = start.elapsed();
     println!(
@@ -109,10 +133,18 @@ pub fn run(common: &Common, args: &BenchArgs) -> Result<()> {
 
 /// Detects and aligns faces in `photos` (cycling through them) until `count` crops are written
 /// as JPEG files to `dir`; returns their paths.
-fn write_crops(detector: &mut Detector, recognizer: &Recognizer, photos: &[PathBuf], count: usize, dir: &Path) -> Result<Vec<PathBuf>> {
+fn write_crops(
+    detector: &mut Detector,
+    recognizer: &Recognizer,
+    photos: &[PathBuf],
+    count: usize,
+    dir: &Path,
+) -> Result<Vec<PathBuf>> {
     let mut aligned = Vec::new();
     for photo in photos {
-        let Ok(image) = decode_rgb(&std::fs::read(photo)?, DEFAULT_MAX_PIXELS) else { continue };
+        let Ok(image) = decode_rgb(&std::fs::read(photo)?, DEFAULT_MAX_PIXELS) else {
+            continue;
+        };
         for face in detect_with_border_retry(detector, &image, None)? {
             aligned.extend(recognizer.align(&image, &face));
         }
@@ -125,7 +157,8 @@ fn write_crops(detector: &mut Detector, recognizer: &Recognizer, photos: &[PathB
             let path = dir.join(format!("crop_{i:04}.jpg"));
             let mut bytes = Cursor::new(Vec::new());
             aligned[i % aligned.len()].write_to(&mut bytes, ImageFormat::Jpeg)?;
-            std::fs::write(&path, bytes.into_inner()).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(&path, bytes.into_inner())
+                .with_context(|| format!("cannot write {}", path.display()))?;
             Ok(path)
         })
         .collect()

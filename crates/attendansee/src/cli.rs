@@ -72,7 +72,11 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Photos to take faces from.
-    #[arg(long, default_value = "../shared/faces/face_recognition_examples", value_name = "DIR")]
+    #[arg(
+        long,
+        default_value = "../shared/faces/face_recognition_examples",
+        value_name = "DIR"
+    )]
     pub images: PathBuf,
     /// Number of aligned face crops to embed per round.
     #[arg(long, default_value_t = 100)]

@@ -387,17 +387,39 @@ fn detect_prints_faces_per_image_and_draws_them() {
 
 #[test]
 fn bench_runs_and_reports_the_end_to_end_ratio() {
-    let Some(shared) = shared("bench_runs_and_reports_the_end_to_end_ratio") else { return };
+    let Some(shared) = shared("bench_runs_and_reports_the_end_to_end_ratio") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let models = shared.join("models");
     let images = shared.join("faces/face_recognition_examples");
     let out = run(
         &dir.path().join("data"),
-        &["--model-dir", models.to_str().unwrap(), "bench", "--images", images.to_str().unwrap(), "--crops", "8", "--rounds", "1"],
+        &[
+            "--model-dir",
+            models.to_str().unwrap(),
+            "bench",
+            "--images",
+            images.to_str().unwrap(),
+            "--crops",
+            "8",
+            "--rounds",
+            "1",
+        ],
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    for expected in ["model only, batch 1", "model only, batch 16", "end to end", "ratio end-to-end / model-only", "whole photos"] {
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "model only, batch 1",
+        "model only, batch 16",
+        "end to end",
+        "ratio end-to-end / model-only",
+        "whole photos",
+    ] {
         assert!(text.contains(expected), "{expected} missing from:\n{text}");
     }
 }

@@ -326,20 +326,36 @@ impl Recognizer {
     /// values came out: the model-only cost, for benchmarks.
     pub fn infer_packed(&mut self, batch: usize, data: Vec<f32>) -> Result<usize, FaceError> {
         let [w, h] = self.spec.input_size.map(|v| v as usize);
-        let outputs = run(&self.spec, &mut self.session, &self.input, [batch, 3, h, w], data)?;
+        let outputs = run(
+            &self.spec,
+            &mut self.session,
+            &self.input,
+            [batch, 3, h, w],
+            data,
+        )?;
         Ok(outputs.iter().map(|(_, v)| v.len()).sum())
     }
 
     /// The embedding of an already aligned crop stored as an image file (JPEG, PNG, WebP),
     /// resized to the input size if it is not already.
-    pub fn embed_crop_bytes(&mut self, bytes: &[u8], max_pixels: u64) -> Result<FaceEmbedding, FaceError> {
+    pub fn embed_crop_bytes(
+        &mut self,
+        bytes: &[u8],
+        max_pixels: u64,
+    ) -> Result<FaceEmbedding, FaceError> {
         let image = crate::image_io::decode_rgb(bytes, max_pixels)?;
         let [w, h] = self.spec.input_size;
-        let crop = if image.dimensions() == (w, h) { image } else { crate::imageops::resize_bilinear(&image, w, h) };
-        self.embed(&[&crop])?.pop().ok_or_else(|| FaceError::Inference {
-            name: self.spec.name.clone(),
-            detail: "no embedding returned".into(),
-        })
+        let crop = if image.dimensions() == (w, h) {
+            image
+        } else {
+            crate::imageops::resize_bilinear(&image, w, h)
+        };
+        self.embed(&[&crop])?
+            .pop()
+            .ok_or_else(|| FaceError::Inference {
+                name: self.spec.name.clone(),
+                detail: "no embedding returned".into(),
+            })
     }
 
     /// Raw outputs per crop, batched as the model allows.
