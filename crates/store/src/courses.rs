@@ -129,20 +129,7 @@ impl Store {
         fields: &StudentFields,
     ) -> Result<Student> {
         let mut tx = self.pool.begin().await?;
-        // Checked inside the transaction, so the course cannot vanish between check and insert.
-        let visible: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM courses WHERE id = $1 AND ($2 IS NULL OR owner_id = $2)",
-        )
-        .bind(course_id)
-        .bind(scope.owner())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if visible.is_none() {
-            return Err(StoreError::NotFound {
-                entity: "Course",
-                id: course_id,
-            });
-        }
+        require_course(&mut tx, scope, course_id).await?;
         let sql = format!(
             "INSERT INTO students (course_id, name, external_id, created_at)
              VALUES ($1, $2, $3, $4) RETURNING {STUDENT_COLUMNS}"
@@ -241,19 +228,7 @@ impl Store {
         fields: &SessionFields,
     ) -> Result<ClassSession> {
         let mut tx = self.pool.begin().await?;
-        let visible: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM courses WHERE id = $1 AND ($2 IS NULL OR owner_id = $2)",
-        )
-        .bind(course_id)
-        .bind(scope.owner())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if visible.is_none() {
-            return Err(StoreError::NotFound {
-                entity: "Course",
-                id: course_id,
-            });
-        }
+        require_course(&mut tx, scope, course_id).await?;
         let sql = format!(
             "INSERT INTO sessions (course_id, title, held_at, status, created_at)
              VALUES ($1, $2, $3, 'open', $4) RETURNING {SESSION_COLUMNS}"
@@ -363,5 +338,28 @@ impl Store {
             return Err(StoreError::NotFound { entity, id });
         }
         Ok(())
+    }
+}
+
+/// Fails with `NotFound` unless the course exists in `scope`. Called inside the transaction that
+/// then writes below the course, so the course cannot vanish between the check and the insert.
+async fn require_course(
+    tx: &mut sqlx::SqliteConnection,
+    scope: Scope,
+    course_id: i64,
+) -> Result<()> {
+    let visible: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM courses WHERE id = $1 AND ($2 IS NULL OR owner_id = $2)",
+    )
+    .bind(course_id)
+    .bind(scope.owner())
+    .fetch_optional(&mut *tx)
+    .await?;
+    match visible {
+        Some(_) => Ok(()),
+        None => Err(StoreError::NotFound {
+            entity: "Course",
+            id: course_id,
+        }),
     }
 }
