@@ -4,7 +4,10 @@ use std::io::IsTerminal;
 
 use anyhow::{Result, bail};
 
+use std::path::Path;
+
 use attendansee_faces::models::FileStatus;
+use attendansee_faces::{FaceError, ModelKind, ModelSpec, Recognizer, Runtime};
 
 use crate::cli::ModelsCommand;
 use crate::config::Common;
@@ -56,7 +59,9 @@ pub fn run(common: &Common, command: ModelsCommand) -> Result<()> {
                         }
                     }
                 };
-                let result = models.install(spec, mirror.as_deref(), &mut progress);
+                let result = models.install(spec, mirror.as_deref(), &mut progress, &|file| {
+                    check_loads(common, spec, file)
+                });
                 if terminal {
                     eprintln!();
                 }
@@ -95,6 +100,22 @@ pub fn run(common: &Common, command: ModelsCommand) -> Result<()> {
             if bad > 0 {
                 bail!("{bad} model files do not match their checksums");
             }
+            Ok(())
+        }
+    }
+}
+
+/// A recognizer is loaded once before it is installed, so that a file whose output dimension
+/// differs from its catalog entry is refused (`DimensionMismatch`). Without ONNX Runtime the
+/// check is skipped with a warning: the checksum has already been verified.
+fn check_loads(common: &Common, spec: &ModelSpec, file: &Path) -> Result<(), FaceError> {
+    if spec.kind != ModelKind::Recognizer {
+        return Ok(());
+    }
+    match Runtime::load(&Runtime::locate(common.ort_lib.as_deref())) {
+        Ok(runtime) => Recognizer::load(&runtime, spec, file).map(drop),
+        Err(e) => {
+            eprintln!("{}: output dimension not checked: {e}", spec.name);
             Ok(())
         }
     }

@@ -137,6 +137,9 @@ fn tiny_catalog(dir: &Path, sha256: &str) -> PathBuf {
         format!(
             "[[models]]\nname = \"tiny\"\nkind = \"recognizer\"\nfile = \"tiny_fixed.onnx\"\nsha256 = \"{sha256}\"\n\
              input_size = [112, 112]\ncolor = \"rgb\"\nnormalization = {{ mean = [127.5, 127.5, 127.5], std = [127.5, 127.5, 127.5] }}\n\
+             dimension = 16\ntemplate = [[38.29, 51.69], [73.53, 51.50], [56.02, 71.73], [41.54, 92.36], [70.72, 92.20]]\n\n\
+             [[models]]\nname = \"tiny-wrong\"\nkind = \"recognizer\"\nfile = \"tiny_wrong_dim.onnx\"\n\
+             input_size = [112, 112]\ncolor = \"rgb\"\nnormalization = {{ mean = [0, 0, 0], std = [1, 1, 1] }}\n\
              dimension = 16\ntemplate = [[38.29, 51.69], [73.53, 51.50], [56.02, 71.73], [41.54, 92.36], [70.72, 92.20]]\n"
         ),
     )
@@ -215,6 +218,30 @@ fn everywhere_fetch_from_a_mirror_checks_sha256_installs_atomically_and_verify_f
         run(&data, &["--config", config, "models", "verify"])
             .status
             .success()
+    );
+
+    // A file whose output dimension differs from its entry is refused and not installed.
+    let out = run(
+        &data,
+        &[
+            "--config",
+            config,
+            "models",
+            "fetch",
+            "tiny-wrong",
+            "--mirror",
+            mirror.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("8-dimensional output") && stderr.contains("says 16"),
+        "{stderr}"
+    );
+    assert!(
+        !models.join("tiny_wrong_dim.onnx").exists()
+            && !models.join(".tiny_wrong_dim.onnx.partial").exists()
     );
 
     std::fs::OpenOptions::new()

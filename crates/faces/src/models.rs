@@ -136,11 +136,16 @@ impl ModelDir {
 
     /// Installs `spec`'s file from `mirror` (a directory holding it under the same name) or, with
     /// no mirror, from its URL. `progress(done, total)` is called as bytes arrive.
+    ///
+    /// `validate` is called on the complete, checksum-verified file before it gets its final
+    /// name (the CLI loads it with ONNX Runtime to check the output dimension); an error there
+    /// also leaves nothing installed.
     pub fn install(
         &self,
         spec: &ModelSpec,
         mirror: Option<&Path>,
         progress: &mut dyn FnMut(u64, Option<u64>),
+        validate: &dyn Fn(&Path) -> Result<(), FaceError>,
     ) -> Result<PathBuf, InstallError> {
         std::fs::create_dir_all(&self.dir)
             .map_err(io(format!("cannot create {}", self.dir.display())))?;
@@ -189,6 +194,10 @@ impl ModelDir {
                 expected: expected.clone(),
                 actual,
             });
+        }
+        if let Err(e) = validate(&partial) {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e.into());
         }
         std::fs::rename(&partial, &target).map_err(io(format!(
             "cannot move the file into place at {}",
@@ -266,7 +275,7 @@ mod tests {
         assert_eq!(models.status(&spec).unwrap(), FileStatus::Missing);
         let mut calls = 0;
         let path = models
-            .install(&spec, Some(&mirror), &mut |_, _| calls += 1)
+            .install(&spec, Some(&mirror), &mut |_, _| calls += 1, &|_| Ok(()))
             .unwrap();
         assert!(calls > 0);
         assert_eq!(std::fs::read(&path).unwrap(), content);
@@ -274,7 +283,7 @@ mod tests {
 
         let (_, wrong_models, wrong) = dir_with(Some("0".repeat(64)));
         let err = wrong_models
-            .install(&wrong, Some(&mirror), &mut |_, _| {})
+            .install(&wrong, Some(&mirror), &mut |_, _| {}, &|_| Ok(()))
             .unwrap_err();
         assert!(matches!(err, InstallError::Checksum { .. }), "{err}");
         let leftovers: Vec<_> = std::fs::read_dir(&wrong_models.dir).unwrap().collect();
@@ -300,7 +309,9 @@ mod tests {
     #[test]
     fn a_model_without_url_or_checksum_is_not_fetched_from_the_network() {
         let (_tmp, models, spec) = dir_with(None);
-        let err = models.install(&spec, None, &mut |_, _| {}).unwrap_err();
+        let err = models
+            .install(&spec, None, &mut |_, _| {}, &|_| Ok(()))
+            .unwrap_err();
         assert!(matches!(err, InstallError::NoSource { .. }), "{err}");
     }
 }
