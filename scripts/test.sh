@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$PWD/.local/onnxruntime/libonnxruntime.so}"
-cargo test --workspace --locked
+# fault-injection: lets the pool tests make workers abort, segfault, hang… (never in a release build)
+cargo test --workspace --locked --features attendansee/fault-injection
 scripts/check-readme.sh

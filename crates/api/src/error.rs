@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use attendansee_pool::PoolError;
 use attendansee_store::StoreError;
 
 use crate::request_id;
@@ -170,6 +171,44 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { .. } => Self::not_found(error.to_string()),
             StoreError::Conflict(message) => Self::new(ErrorType::Conflict, message),
             other => Self::internal(other),
+        }
+    }
+}
+
+impl ErrorType {
+    /// The error type named by a worker's job error (`"NoFaceDetected"`…); unknown names are `Internal`.
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "ValidationError" => Self::ValidationError,
+            "UnsupportedImage" => Self::UnsupportedImage,
+            "NoFaceDetected" => Self::NoFaceDetected,
+            "ModelNotAvailable" => Self::ModelNotAvailable,
+            "DimensionMismatch" => Self::DimensionMismatch,
+            _ => Self::Internal,
+        }
+    }
+}
+
+impl From<PoolError> for ApiError {
+    fn from(error: PoolError) -> Self {
+        match error {
+            PoolError::Overloaded { retry_after } => Self {
+                retry_after: Some(retry_after),
+                ..Self::new(ErrorType::Overloaded, error.to_string())
+            },
+            PoolError::ShuttingDown => Self { retry_after: Some(5), ..Self::new(ErrorType::Overloaded, error.to_string()) },
+            PoolError::Timeout { timeout, ref stderr_tail } => Self::new(ErrorType::WorkerTimeout, error.to_string())
+                .with_details(serde_json::json!({"timeout_ms": timeout.as_millis() as u64, "stderr_tail": stderr_tail})),
+            PoolError::Crashed { ref reason, attempts, ref stderr_tail } => Self::new(ErrorType::WorkerCrashed, error.to_string())
+                .with_details(serde_json::json!({"reason": reason, "attempts": attempts, "stderr_tail": stderr_tail})),
+            PoolError::Job(job) => {
+                let error_type = ErrorType::from_name(&job.error_type);
+                if error_type == ErrorType::Internal {
+                    Self::internal(format!("{}: {}", job.error_type, job.message))
+                } else {
+                    Self::new(error_type, job.message)
+                }
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 
 mod auth;
 mod courses;
+mod embed;
 pub mod error;
 mod extract;
 pub mod metrics;
@@ -28,6 +29,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use attendansee_pool::Pool;
 use attendansee_store::{BlobStore, Store};
 
 pub use error::{ApiError, ErrorType};
@@ -40,6 +42,12 @@ pub struct Settings {
     pub token_ttl: chrono::Duration,
     /// Largest JSON body accepted, in bytes.
     pub json_body_limit: usize,
+    /// Largest image upload accepted, in bytes.
+    pub upload_body_limit: usize,
+    /// The detector the workers run.
+    pub detector: String,
+    /// The recognizers the workers load; the first is the default.
+    pub recognizers: Vec<String>,
 }
 
 impl Default for Settings {
@@ -47,6 +55,9 @@ impl Default for Settings {
         Self {
             token_ttl: chrono::Duration::days(14),
             json_body_limit: 1024 * 1024,
+            upload_body_limit: 32 * 1024 * 1024,
+            detector: "yunet".into(),
+            recognizers: vec!["mobilefacenet".into()],
         }
     }
 }
@@ -58,6 +69,9 @@ pub struct AppState {
     pub blobs: BlobStore,
     pub settings: Arc<Settings>,
     pub metrics: Arc<metrics::Metrics>,
+    /// The inference workers; `None` for a server without them (then face routes answer
+    /// `ModelNotAvailable`).
+    pub pool: Option<Pool>,
     openapi: Arc<OnceLock<String>>,
 }
 
@@ -68,8 +82,14 @@ impl AppState {
             blobs,
             settings: Arc::new(settings),
             metrics: Arc::default(),
+            pool: None,
             openapi: Arc::default(),
         }
+    }
+
+    pub fn with_pool(mut self, pool: Pool) -> Self {
+        self.pool = Some(pool);
+        self
     }
 }
 
@@ -105,6 +125,8 @@ pub fn router(state: AppState) -> Router {
         .merge(courses::routes())
         .merge(students::routes())
         .merge(sessions::routes())
+        // Uploads get their own, larger body limit (the innermost limit wins).
+        .merge(embed::routes().layer(DefaultBodyLimit::max(state.settings.upload_body_limit)))
         .routes(routes!(system::schema))
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
     let public = OpenApiRouter::new()

@@ -12,11 +12,34 @@ use crate::extract::Json;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`, or `unavailable` when a dependency is down (then the status code is 503).
+    /// `ok`; `degraded` when no inference worker is alive (the rest of the API works);
+    /// `unavailable` when the database is down (then the status code is 503).
     pub status: &'static str,
     pub version: &'static str,
     /// `ok` or `error`.
     pub database: &'static str,
+    /// The inference worker pool; absent on a server without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolHealth>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PoolHealth {
+    pub workers_configured: usize,
+    pub workers_alive: i64,
+    pub queue_depth: usize,
+    pub in_flight: i64,
+    /// Models loaded in the workers.
+    pub models_loaded: Vec<String>,
+    /// Models the workers could not load, with why.
+    pub models_unavailable: Vec<UnavailableModelDto>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnavailableModelDto {
+    pub name: String,
+    pub error_type: String,
+    pub message: String,
 }
 
 /// Liveness and readiness; needs no token.
@@ -30,10 +53,35 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
             false
         }
     };
+    let pool = state.pool.as_ref().map(|pool| {
+        let status = pool.status();
+        PoolHealth {
+            workers_configured: status.workers,
+            workers_alive: status.alive,
+            queue_depth: status.queue_depth,
+            in_flight: status.in_flight,
+            models_loaded: status.models.into_iter().map(|m| m.name).collect(),
+            models_unavailable: status
+                .unavailable
+                .into_iter()
+                .map(|u| UnavailableModelDto {
+                    name: u.name,
+                    error_type: u.error_type,
+                    message: u.message,
+                })
+                .collect(),
+        }
+    });
+    let workers_down = pool.as_ref().is_some_and(|p| p.workers_alive == 0);
     let health = Health {
-        status: if database_ok { "ok" } else { "unavailable" },
+        status: match (database_ok, workers_down) {
+            (false, _) => "unavailable",
+            (true, true) => "degraded",
+            (true, false) => "ok",
+        },
         version: env!("CARGO_PKG_VERSION"),
         database: if database_ok { "ok" } else { "error" },
+        pool,
     };
     let status = if database_ok {
         StatusCode::OK
@@ -47,12 +95,16 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
 #[utoipa::path(get, path = "/metrics", tag = "system", security(()),
     responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut text = state.metrics.render();
+    if let Some(pool) = &state.pool {
+        pool.metrics().render(&mut text);
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        text,
     )
         .into_response()
 }

@@ -450,6 +450,26 @@ async fn owner_and_admin_succeed_on_every_route_and_every_route_is_exercised() {
             assert_eq!(created.body["role"], "instructor");
             exercised.insert(("POST".into(), "/api/auth/users/".into()));
         }
+        // The face route is reached (this socket-free app has no worker pool: a structured 503).
+        let boundary = "b0undary";
+        let form = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"x.png\"\r\n\r\nxx\r\n--{boundary}--\r\n"
+        );
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/api/attendance/embed/")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(Body::from(form))
+            .unwrap();
+        w.t.send(request)
+            .await
+            .assert_error(StatusCode::SERVICE_UNAVAILABLE, "ModelNotAvailable");
+        exercised.insert(("POST".into(), "/api/attendance/embed/".into()));
+
         // Logout revokes the token it was sent with, and only that one.
         let session_token =
             w.t.post("/api/auth/tokens/", &token, json!({"label": "bye"}))

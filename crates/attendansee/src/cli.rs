@@ -65,8 +65,21 @@ pub enum Command {
     /// The model catalog: list, fetch, verify.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Internal: one isolated inference process, speaking the worker protocol on stdin/stdout.
+    #[command(hide = true)]
+    Worker(WorkerArgs),
     /// Run the project's benchmarks (needs yunet, mobilefacenet and mobilefacenet-batch installed).
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Detectors to load (catalog names).
+    #[arg(long = "detector")]
+    pub detectors: Vec<String>,
+    /// Recognizers to load (catalog names).
+    #[arg(long = "recognizer")]
+    pub recognizers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +154,35 @@ pub struct ServeArgs {
     /// Lifetime of tokens issued by login, in days [default: 14]
     #[arg(long, env = "ATTENDANSEE_TOKEN_TTL_DAYS", value_name = "DAYS")]
     pub token_ttl_days: Option<u32>,
+    /// Inference worker processes [default: the number of CPU cores]
+    #[arg(long, env = "ATTENDANSEE_WORKERS", value_name = "N")]
+    pub workers: Option<usize>,
+    /// Jobs that may wait for a worker before requests get `Overloaded` [default: 32]
+    #[arg(long, env = "ATTENDANSEE_QUEUE", value_name = "N")]
+    pub queue: Option<usize>,
+    /// Seconds a worker may spend on one job before it is killed [default: 60]
+    #[arg(long, env = "ATTENDANSEE_JOB_TIMEOUT", value_name = "SECONDS")]
+    pub job_timeout: Option<u64>,
+    /// Jobs after which a worker is replaced; 0 for never [default: 10000]
+    #[arg(long, env = "ATTENDANSEE_WORKER_MAX_JOBS", value_name = "N")]
+    pub worker_max_jobs: Option<u64>,
+    /// Resident memory (MB) above which a worker is replaced; 0 for no limit [default: 2048]
+    #[arg(long, env = "ATTENDANSEE_WORKER_MAX_RSS_MB", value_name = "MB")]
+    pub worker_max_rss_mb: Option<u64>,
+    /// Detector the workers load [default: yunet]
+    #[arg(long, env = "ATTENDANSEE_DETECTOR", value_name = "NAME")]
+    pub detector: Option<String>,
+    /// Recognizers the workers load, comma-separated [default: mobilefacenet]
+    #[arg(
+        long,
+        env = "ATTENDANSEE_RECOGNIZERS",
+        value_name = "NAMES",
+        value_delimiter = ','
+    )]
+    pub recognizers: Option<Vec<String>>,
+    /// Largest image upload accepted, in MB [default: 32]
+    #[arg(long, env = "ATTENDANSEE_MAX_UPLOAD_MB", value_name = "MB")]
+    pub max_upload_mb: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -33,11 +33,22 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
     pub token_ttl_days: Option<u32>,
+    pub workers: Option<usize>,
+    pub queue: Option<usize>,
+    pub job_timeout: Option<u64>,
+    pub worker_max_jobs: Option<u64>,
+    pub worker_max_rss_mb: Option<u64>,
+    pub detector: Option<String>,
+    pub recognizers: Option<Vec<String>>,
+    pub max_upload_mb: Option<usize>,
     pub model_dir: Option<PathBuf>,
     pub ort_lib: Option<PathBuf>,
     /// Catalog entries to add, or to replace built-ins of the same name (`[[models]]`).
     #[serde(default)]
     pub models: Vec<attendansee_faces::ModelSpec>,
+    /// Where this was read from (not a key of the file).
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -61,6 +72,7 @@ impl FileConfig {
                 }
             }
         }
+        config.path = Some(path.to_path_buf());
         Ok(config)
     }
 
@@ -85,6 +97,8 @@ pub struct Common {
     pub model_dir: PathBuf,
     pub ort_lib: Option<PathBuf>,
     pub catalog: Vec<attendansee_faces::ModelSpec>,
+    /// The config file in effect, if any (workers are started with it too).
+    pub config_file: Option<PathBuf>,
 }
 
 /// Settings of `serve`, resolved.
@@ -92,6 +106,14 @@ pub struct Common {
 pub struct ServeConfig {
     pub bind: SocketAddr,
     pub token_ttl_days: u32,
+    pub workers: usize,
+    pub queue: usize,
+    pub job_timeout: u64,
+    pub worker_max_jobs: u64,
+    pub worker_max_rss_mb: u64,
+    pub detector: String,
+    pub recognizers: Vec<String>,
+    pub max_upload_mb: usize,
 }
 
 impl Common {
@@ -109,6 +131,7 @@ impl Common {
                 .unwrap_or_else(|| data_dir.join("models")),
             ort_lib: flags.ort_lib.clone().or_else(|| file.ort_lib.clone()),
             catalog: attendansee_faces::catalog::with_overrides(&file.models),
+            config_file: file.path.clone(),
             log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
             log_level: flags
                 .log_level
@@ -146,9 +169,41 @@ impl ServeConfig {
             (1..=3650).contains(&token_ttl_days),
             "token_ttl_days must be 1 to 3650, got {token_ttl_days}"
         );
+        let workers = flags.workers.or(file.workers).unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        });
+        anyhow::ensure!(
+            (1..=256).contains(&workers),
+            "workers must be 1 to 256, got {workers}"
+        );
+        let job_timeout = flags.job_timeout.or(file.job_timeout).unwrap_or(60);
+        anyhow::ensure!(job_timeout >= 1, "job_timeout must be at least 1 second");
+        let recognizers = flags
+            .recognizers
+            .clone()
+            .or_else(|| file.recognizers.clone())
+            .unwrap_or_else(|| vec![attendansee_faces::catalog::DEFAULT_RECOGNIZER.into()]);
         Ok(Self {
             bind,
             token_ttl_days,
+            workers,
+            queue: flags.queue.or(file.queue).unwrap_or(32),
+            job_timeout,
+            worker_max_jobs: flags
+                .worker_max_jobs
+                .or(file.worker_max_jobs)
+                .unwrap_or(10_000),
+            worker_max_rss_mb: flags
+                .worker_max_rss_mb
+                .or(file.worker_max_rss_mb)
+                .unwrap_or(2048),
+            detector: flags
+                .detector
+                .clone()
+                .or_else(|| file.detector.clone())
+                .unwrap_or_else(|| attendansee_faces::catalog::DEFAULT_DETECTOR.into()),
+            recognizers,
+            max_upload_mb: flags.max_upload_mb.or(file.max_upload_mb).unwrap_or(32),
         })
     }
 }

@@ -11,6 +11,7 @@ mod logging;
 mod models;
 mod serve;
 mod users;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Detect(args) => detect::run(&common, &args),
         Command::Models(command) => models::run(&common, command),
         Command::Bench(args) => bench::run(&common, &args),
+        Command::Worker(args) => worker::run(&common, &args),
         Command::Serve(args) => {
             let config = ServeConfig::resolve(&args, &file)?;
             block_on(serve::run(&common, &config))

@@ -1,6 +1,7 @@
 //! `attendansee serve`: takes the data directory, opens the store, listens, and shuts down
 //! gracefully on SIGTERM or SIGINT.
 
+use std::ffi::OsString;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -8,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use attendansee_api::{AppState, Settings, router};
+use attendansee_pool::{Pool, PoolConfig};
 use attendansee_store::{BlobStore, DataDirLock, Store};
 
 use crate::config::{Common, ServeConfig};
@@ -26,9 +28,20 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
     }
     let settings = Settings {
         token_ttl: chrono::Duration::days(i64::from(config.token_ttl_days)),
+        upload_body_limit: config.max_upload_mb * 1024 * 1024,
+        detector: config.detector.clone(),
+        recognizers: config.recognizers.clone(),
         ..Settings::default()
     };
-    let app = router(AppState::new(store.clone(), blobs, settings));
+    let pool = Pool::start(pool_config(common, config)?);
+    tracing::info!(
+        workers = config.workers,
+        queue = config.queue,
+        detector = %config.detector,
+        recognizers = ?config.recognizers,
+        "worker pool starting"
+    );
+    let app = router(AppState::new(store.clone(), blobs, settings).with_pool(pool.clone()));
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -50,9 +63,41 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
             tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}; stopping anyway");
         }
     }
+    pool.shutdown(Duration::from_secs(10)).await;
     store.close().await;
     tracing::info!(lock = %lock.path().display(), "stopped");
     Ok(())
+}
+
+/// Workers are this same binary, started as `attendansee worker` with the server's model
+/// settings, so that they resolve the same catalog, model directory and ONNX Runtime.
+fn pool_config(common: &Common, config: &ServeConfig) -> Result<PoolConfig> {
+    let program =
+        std::env::current_exe().context("cannot find the attendansee binary to start workers")?;
+    let mut args: Vec<OsString> = Vec::new();
+    if let Some(file) = &common.config_file {
+        args.extend(["--config".into(), file.into()]);
+    }
+    args.extend(["--data-dir".into(), common.data_dir.clone().into()]);
+    args.extend(["--model-dir".into(), common.model_dir.clone().into()]);
+    if let Some(lib) = &common.ort_lib {
+        args.extend(["--ort-lib".into(), lib.into()]);
+    }
+    args.push("worker".into());
+    args.extend(["--detector".into(), config.detector.clone().into()]);
+    for recognizer in &config.recognizers {
+        args.extend(["--recognizer".into(), recognizer.into()]);
+    }
+    Ok(PoolConfig {
+        program,
+        args,
+        workers: config.workers,
+        queue: config.queue,
+        job_timeout: Duration::from_secs(config.job_timeout),
+        start_timeout: Duration::from_secs(60),
+        max_jobs_per_worker: config.worker_max_jobs,
+        max_rss_bytes: config.worker_max_rss_mb * 1024 * 1024,
+    })
 }
 
 async fn shutdown_signal() {

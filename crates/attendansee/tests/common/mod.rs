@@ -10,6 +10,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod pool;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_attendansee");
 
 pub fn attendansee(data_dir: &Path) -> Command {
@@ -179,20 +181,61 @@ pub fn http(
     headers: &[(String, String)],
     body: Option<&str>,
 ) -> (u16, String) {
+    let reply = request(
+        addr,
+        method,
+        path,
+        headers,
+        "application/json",
+        body.unwrap_or_default().as_bytes(),
+    );
+    (reply.status, reply.body)
+}
+
+pub struct Reply {
+    pub status: u16,
+    /// Raw header lines.
+    pub headers: String,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {} {}", self.status, self.body))
+    }
+}
+
+/// One HTTP/1.1 request with a raw body of the given content type (sent only if non-empty).
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    content_type: &str,
+    body: &[u8],
+) -> Reply {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
+        .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
-    let body = body.unwrap_or_default();
     if !body.is_empty() {
-        request.push_str("Content-Type: application/json\r\n");
+        head.push_str(&format!("Content-Type: {content_type}\r\n"));
     }
-    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    stream.write_all(request.as_bytes()).unwrap();
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).unwrap();
     let text = String::from_utf8_lossy(&response);
@@ -201,9 +244,31 @@ pub fn http(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text
+    let (headers, body) = text
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
+        .map(|(h, b)| (h.to_owned(), b.to_owned()))
         .unwrap_or_default();
-    (status, body)
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A multipart/form-data body with an `image` file field and text fields; returns (content type, body).
+pub fn multipart(image: &[u8], fields: &[(&str, &str)]) -> (String, Vec<u8>) {
+    let boundary = "attendansee-test-boundary";
+    let mut body = Vec::new();
+    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"photo.png\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
+    body.extend_from_slice(image);
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }

@@ -1,0 +1,183 @@
+//! `POST /api/attendance/embed/`: the API twin of `attendansee embed`, and the route the pool is
+//! tested and debugged through. The image goes to a worker; the server never decodes it.
+
+use axum::extract::{Multipart, State};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use attendansee_pool::protocol::{Job, Output, Timings};
+
+use crate::AppState;
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
+use crate::extract::Json;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmbedResponse {
+    pub model_name: String,
+    pub detector: String,
+    pub width: u32,
+    pub height: u32,
+    pub faces: Vec<EmbeddedFaceDto>,
+    pub timings: TimingsDto,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmbeddedFaceDto {
+    /// x, y, width, height in image pixels.
+    pub bbox: [f32; 4],
+    pub score: f32,
+    /// Left eye, right eye, nose tip, left and right mouth corner.
+    pub landmarks: [[f32; 2]; 5],
+    pub embedding_dimension: usize,
+    /// The L2-normalised embedding, when `include_vectors` is true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<Vec<f32>>,
+}
+
+/// Milliseconds per stage inside the worker.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimingsDto {
+    pub decode_ms: f32,
+    pub detect_ms: f32,
+    pub align_ms: f32,
+    pub embed_ms: f32,
+}
+
+impl From<Timings> for TimingsDto {
+    fn from(t: Timings) -> Self {
+        Self {
+            decode_ms: t.decode_ms,
+            detect_ms: t.detect_ms,
+            align_ms: t.align_ms,
+            embed_ms: t.embed_ms,
+        }
+    }
+}
+
+/// The multipart form of the request, for the OpenAPI document.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct EmbedForm {
+    /// The photo (JPEG, PNG or WebP).
+    #[schema(format = Binary, value_type = String)]
+    image: Vec<u8>,
+    /// Recognizer to use (default: the server's first recognizer).
+    model_name: Option<String>,
+    /// `true` to include the embedding vectors.
+    include_vectors: Option<bool>,
+}
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(embed))
+}
+
+/// Detect every face of an uploaded photo and embed it, in an isolated worker.
+#[utoipa::path(post, path = "/api/attendance/embed/", tag = "faces",
+    request_body(content = EmbedForm, content_type = "multipart/form-data"),
+    responses((status = 200, body = EmbedResponse), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 502, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
+async fn embed(
+    State(state): State<AppState>,
+    _actor: Actor,
+    mut form: Multipart,
+) -> ApiResult<Json<EmbedResponse>> {
+    let (mut image, mut model_name, mut include_vectors) = (None, None, false);
+    while let Some(field) = form.next_field().await.map_err(multipart_error)? {
+        match field.name().unwrap_or_default() {
+            "image" => image = Some(field.bytes().await.map_err(multipart_error)?),
+            "model_name" => {
+                model_name = Some(
+                    field
+                        .text()
+                        .await
+                        .map_err(multipart_error)?
+                        .trim()
+                        .to_owned(),
+                )
+            }
+            "include_vectors" => {
+                include_vectors = field.text().await.map_err(multipart_error)?.trim() == "true"
+            }
+            _ => {}
+        }
+    }
+    let image = image.ok_or_else(|| {
+        ApiError::invalid_field(
+            "image",
+            "a multipart field `image` with the photo is required",
+        )
+    })?;
+    let pool = state.pool.as_ref().ok_or_else(|| {
+        ApiError::new(
+            ErrorType::ModelNotAvailable,
+            "this server runs no inference workers",
+        )
+    })?;
+    let model = model_name.filter(|m| !m.is_empty()).unwrap_or_else(|| {
+        state
+            .settings
+            .recognizers
+            .first()
+            .cloned()
+            .unwrap_or_default()
+    });
+    if !state.settings.recognizers.contains(&model) {
+        return Err(ApiError::invalid_field(
+            "model_name",
+            format!(
+                "unknown model '{model}'; available: {}",
+                state.settings.recognizers.join(", ")
+            ),
+        ));
+    }
+    let job = Job::DetectAndEmbed {
+        image: image.to_vec(),
+        detector: state.settings.detector.clone(),
+        model: model.clone(),
+        return_crops: false,
+    };
+    let (output, timings) = pool.submit(job).await?;
+    let Output::Faces {
+        width,
+        height,
+        faces,
+    } = output
+    else {
+        return Err(ApiError::internal(
+            "worker answered a detect-and-embed job with another kind of output",
+        ));
+    };
+    let faces = faces
+        .into_iter()
+        .map(|f| EmbeddedFaceDto {
+            bbox: f.bbox,
+            score: f.score,
+            landmarks: f.landmarks,
+            embedding_dimension: f.embedding.as_ref().map_or(0, Vec::len),
+            embedding: f.embedding.filter(|_| include_vectors),
+        })
+        .collect();
+    Ok(Json(EmbedResponse {
+        model_name: model,
+        detector: state.settings.detector.clone(),
+        width,
+        height,
+        faces,
+        timings: timings.into(),
+    }))
+}
+
+fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
+    let status = error.status();
+    let error_type = if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ErrorType::PayloadTooLarge
+    } else {
+        ErrorType::ValidationError
+    };
+    ApiError::new(
+        error_type,
+        format!("Malformed multipart body: {}", error.body_text()),
+    )
+}

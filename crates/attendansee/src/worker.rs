@@ -1,0 +1,423 @@
+//! `attendansee worker`: one isolated inference process. Loads its models once, says hello, then
+//! answers framed requests on stdin/stdout until stdin closes (as it does when the server dies,
+//! however it dies). Logs go to stderr as `[WORKER <pid>] …`, which the supervisor forwards.
+
+use std::io::{BufReader, BufWriter, Cursor, Write};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use anyhow::Result;
+use image::RgbImage;
+
+use attendansee_faces::image_io::{DEFAULT_MAX_PIXELS, decode_rgb};
+use attendansee_faces::pipeline::detect_with_border_retry;
+use attendansee_faces::{Detector, Face, FaceError, Recognizer, Runtime};
+use attendansee_pool::protocol::{
+    DetectedFace, FrameError, Hello, Job, JobError, LoadedModel, Output, PROTOCOL_VERSION, Request,
+    Response, Timings, UnavailableModel, read_frame, write_frame,
+};
+
+use crate::cli::WorkerArgs;
+use crate::config::Common;
+
+macro_rules! log {
+    ($($arg:tt)*) => { eprintln!("[WORKER {}] {}", std::process::id(), format_args!($($arg)*)) };
+}
+
+/// The models this worker holds.
+struct Models {
+    detectors: Vec<Detector>,
+    recognizers: Vec<Recognizer>,
+    unavailable: Vec<UnavailableModel>,
+}
+
+pub fn run(common: &Common, args: &WorkerArgs) -> Result<()> {
+    let started = Instant::now();
+    let mut models = load(common, args);
+    let hello = Hello {
+        protocol_version: PROTOCOL_VERSION,
+        pid: std::process::id(),
+        models: models
+            .detectors
+            .iter()
+            .map(|d| LoadedModel {
+                name: d.spec().name.clone(),
+                kind: "detector".into(),
+                dimension: None,
+            })
+            .chain(models.recognizers.iter().map(|r| LoadedModel {
+                name: r.spec().name.clone(),
+                kind: "recognizer".into(),
+                dimension: Some(r.dimension() as u32),
+            }))
+            .collect(),
+        unavailable: models.unavailable.clone(),
+    };
+    let names: Vec<&str> = hello.models.iter().map(|m| m.name.as_str()).collect();
+    log!(
+        "ready in {} ms with {names:?}",
+        started.elapsed().as_millis()
+    );
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    write_frame(&mut out, &hello)?;
+
+    // stdin is read on its own thread, so that the end of input stops the process even while a
+    // job is running (or hanging).
+    let (requests, incoming) = mpsc::sync_channel::<Request>(1);
+    std::thread::spawn(move || {
+        let mut input = BufReader::new(std::io::stdin().lock());
+        loop {
+            match read_frame::<Request>(&mut input) {
+                Ok(request) => {
+                    if requests.send(request).is_err() {
+                        break;
+                    }
+                }
+                Err(FrameError::Closed) => {
+                    log!("stdin closed; exiting");
+                    std::process::exit(0);
+                }
+                Err(e) => {
+                    log!("unreadable request ({e}); exiting");
+                    std::process::exit(2);
+                }
+            }
+        }
+    });
+    let mut served = 0u64;
+    for request in incoming {
+        served += 1;
+        fault::maybe_inject(served, &request.job, &mut out);
+        let response = handle(&mut models, request);
+        write_frame(&mut out, &response)?;
+    }
+    Ok(())
+}
+
+fn load(common: &Common, args: &WorkerArgs) -> Models {
+    let mut models = Models {
+        detectors: Vec::new(),
+        recognizers: Vec::new(),
+        unavailable: Vec::new(),
+    };
+    let names: Vec<(&String, bool)> = args
+        .detectors
+        .iter()
+        .map(|n| (n, true))
+        .chain(args.recognizers.iter().map(|n| (n, false)))
+        .collect();
+    let unavailable = |name: &str, e: &FaceError| UnavailableModel {
+        name: name.to_owned(),
+        error_type: e.error_type().to_owned(),
+        message: e.to_string(),
+    };
+    let runtime = match Runtime::load(&Runtime::locate(common.ort_lib.as_deref())) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            log!("{e}");
+            models.unavailable = names.iter().map(|(n, _)| unavailable(n, &e)).collect();
+            return models;
+        }
+    };
+    let dir = common.models();
+    for (name, is_detector) in names {
+        let loaded = dir.spec(name).and_then(|spec| {
+            let path = dir.path(spec);
+            if is_detector {
+                Detector::load(&runtime, spec, &path).map(|d| models.detectors.push(d))
+            } else {
+                Recognizer::load(&runtime, spec, &path).map(|r| models.recognizers.push(r))
+            }
+        });
+        if let Err(e) = loaded {
+            log!("model {name} unavailable: {e}");
+            models.unavailable.push(unavailable(name, &e));
+        }
+    }
+    models
+}
+
+fn handle(models: &mut Models, request: Request) -> Response {
+    let mut timings = Timings::default();
+    let result = match request.job {
+        Job::Ping => Ok(Output::Pong),
+        Job::Validate { image } => decode(&image, &mut timings).map(|i| Output::ImageInfo {
+            width: i.width(),
+            height: i.height(),
+        }),
+        Job::Detect {
+            image,
+            detector,
+            score_threshold,
+        } => detect(models, &image, &detector, score_threshold, &mut timings).map(|(i, faces)| {
+            Output::Faces {
+                width: i.width(),
+                height: i.height(),
+                faces: faces.iter().map(described).collect(),
+            }
+        }),
+        Job::EmbedCrops { crops, model } => embed_crops(models, &crops, &model, &mut timings),
+        Job::DetectAndEmbed {
+            image,
+            detector,
+            model,
+            return_crops,
+        } => detect_and_embed(
+            models,
+            &image,
+            &detector,
+            &model,
+            return_crops,
+            &mut timings,
+        ),
+    };
+    if let Err(e) = &result {
+        log!(
+            "request {} failed: {}: {}",
+            request.id,
+            e.error_type,
+            e.message
+        );
+    }
+    Response {
+        id: request.id,
+        result,
+        timings,
+    }
+}
+
+fn job_error(e: FaceError) -> JobError {
+    JobError {
+        error_type: e.error_type().to_owned(),
+        message: e.to_string(),
+    }
+}
+
+fn ms(since: Instant) -> f32 {
+    since.elapsed().as_secs_f32() * 1000.0
+}
+
+fn decode(bytes: &[u8], timings: &mut Timings) -> Result<RgbImage, JobError> {
+    let t = Instant::now();
+    let image = decode_rgb(bytes, DEFAULT_MAX_PIXELS).map_err(|e| job_error(e.into()));
+    timings.decode_ms += ms(t);
+    image
+}
+
+/// The model named `name` among `list`, or why it is not here.
+fn find<'a, T>(
+    list: &'a mut [T],
+    name: &str,
+    unavailable: &[UnavailableModel],
+    spec_name: impl Fn(&T) -> &str,
+) -> Result<&'a mut T, JobError> {
+    if let Some(model) = list.iter_mut().find(|m| spec_name(m) == name) {
+        return Ok(model);
+    }
+    Err(match unavailable.iter().find(|u| u.name == name) {
+        Some(u) => JobError {
+            error_type: u.error_type.clone(),
+            message: u.message.clone(),
+        },
+        None => JobError {
+            error_type: "ModelNotAvailable".into(),
+            message: format!(
+                "model '{name}' is not loaded in the workers (see `serve --detector/--recognizer`)"
+            ),
+        },
+    })
+}
+
+fn detect(
+    models: &mut Models,
+    bytes: &[u8],
+    detector: &str,
+    threshold: Option<f32>,
+    timings: &mut Timings,
+) -> Result<(RgbImage, Vec<Face>), JobError> {
+    let image = decode(bytes, timings)?;
+    let detector = find(&mut models.detectors, detector, &models.unavailable, |d| {
+        d.spec().name.as_str()
+    })?;
+    let t = Instant::now();
+    let faces = detect_with_border_retry(detector, &image, threshold).map_err(job_error)?;
+    timings.detect_ms += ms(t);
+    Ok((image, faces))
+}
+
+fn described(face: &Face) -> DetectedFace {
+    let b = face.bbox;
+    DetectedFace {
+        bbox: [b.x, b.y, b.w, b.h],
+        score: face.score,
+        landmarks: face.landmarks,
+        embedding: None,
+        crop_jpeg: None,
+    }
+}
+
+fn embed_crops(
+    models: &mut Models,
+    crops: &[Vec<u8>],
+    model: &str,
+    timings: &mut Timings,
+) -> Result<Output, JobError> {
+    let recognizer = find(&mut models.recognizers, model, &models.unavailable, |r| {
+        r.spec().name.as_str()
+    })?;
+    let [w, h] = recognizer.spec().input_size;
+    let t = Instant::now();
+    let images = crops
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            let image = decode_rgb(bytes, DEFAULT_MAX_PIXELS).map_err(|e| {
+                let e = job_error(e.into());
+                JobError {
+                    message: format!("crop {i}: {}", e.message),
+                    ..e
+                }
+            })?;
+            Ok(if image.dimensions() == (w, h) {
+                image
+            } else {
+                attendansee_faces::imageops::resize_bilinear(&image, w, h)
+            })
+        })
+        .collect::<Result<Vec<_>, JobError>>()?;
+    timings.decode_ms += ms(t);
+    let t = Instant::now();
+    let refs: Vec<&RgbImage> = images.iter().collect();
+    let embeddings = recognizer.embed(&refs).map_err(job_error)?;
+    timings.embed_ms += ms(t);
+    Ok(Output::Embeddings {
+        embeddings: embeddings.into_iter().map(|e| e.vector).collect(),
+    })
+}
+
+fn detect_and_embed(
+    models: &mut Models,
+    bytes: &[u8],
+    detector: &str,
+    model: &str,
+    return_crops: bool,
+    timings: &mut Timings,
+) -> Result<Output, JobError> {
+    // The recognizer is looked up first, so that a missing model is reported before any work.
+    find(&mut models.recognizers, model, &models.unavailable, |r| {
+        r.spec().name.as_str()
+    })?;
+    let (image, faces) = detect(models, bytes, detector, None, timings)?;
+    let recognizer = find(&mut models.recognizers, model, &models.unavailable, |r| {
+        r.spec().name.as_str()
+    })?;
+    let t = Instant::now();
+    let aligned: Vec<(Face, RgbImage)> = faces
+        .iter()
+        .filter_map(|f| recognizer.align(&image, f).map(|c| (*f, c)))
+        .collect();
+    timings.align_ms += ms(t);
+    let t = Instant::now();
+    let crops: Vec<&RgbImage> = aligned.iter().map(|(_, c)| c).collect();
+    let embeddings = recognizer.embed(&crops).map_err(job_error)?;
+    timings.embed_ms += ms(t);
+    let faces = aligned
+        .iter()
+        .zip(embeddings)
+        .map(|((face, crop), embedding)| DetectedFace {
+            embedding: Some(embedding.vector),
+            crop_jpeg: return_crops.then(|| jpeg(crop)),
+            ..described(face)
+        })
+        .collect();
+    Ok(Output::Faces {
+        width: image.width(),
+        height: image.height(),
+        faces,
+    })
+}
+
+fn jpeg(image: &RgbImage) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92);
+    let _ = image.write_with_encoder(encoder);
+    out.into_inner()
+}
+
+/// Test-only faults, compiled in only with the `fault-injection` feature (never in a release
+/// build). A job whose image bytes contain `ATTENDANSEE-FAULT:<kind>`, or the Nth job of every
+/// worker when `ATTENDANSEE_FAULT=<kind>@<N>`, makes this worker abort, segfault, hang, exit 1,
+/// write a garbage frame, or allocate memory without bound.
+#[cfg(feature = "fault-injection")]
+mod fault {
+    use super::*;
+
+    const MARKER: &[u8] = b"ATTENDANSEE-FAULT:";
+
+    pub fn maybe_inject(served: u64, job: &Job, out: &mut impl Write) {
+        let from_env = std::env::var("ATTENDANSEE_FAULT").ok().and_then(|v| {
+            let (kind, n) = v.split_once('@')?;
+            (n.parse::<u64>().ok()? == served).then(|| kind.to_owned())
+        });
+        let image: &[u8] = match job {
+            Job::Validate { image }
+            | Job::Detect { image, .. }
+            | Job::DetectAndEmbed { image, .. } => image,
+            _ => &[],
+        };
+        let from_image = image
+            .windows(MARKER.len())
+            .position(|w| w == MARKER)
+            .map(|at| {
+                let rest = &image[at + MARKER.len()..];
+                String::from_utf8_lossy(
+                    &rest[..rest
+                        .iter()
+                        .position(|b| !b.is_ascii_alphanumeric())
+                        .unwrap_or(rest.len())],
+                )
+                .into_owned()
+            });
+        if let Some(kind) = from_env.or(from_image) {
+            log!("injecting fault '{kind}' (test build)");
+            match kind.as_str() {
+                "abort" => std::process::abort(),
+                // SAFETY: deliberately dying of SIGSEGV in a test build to exercise crash handling.
+                // Rust's runtime handles SIGSEGV (stack-overflow detection) and would swallow a
+                // raised one, so the default disposition is restored first.
+                "segfault" => unsafe {
+                    libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+                    libc::raise(libc::SIGSEGV);
+                },
+                "hang" => loop {
+                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                },
+                "exit1" => std::process::exit(1),
+                "garbage" => {
+                    let _ = out.write_all(&[0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0xff]);
+                    let _ = out.flush();
+                    loop {
+                        std::thread::sleep(std::time::Duration::from_secs(3600));
+                    }
+                }
+                "oom" => {
+                    let mut hoard: Vec<Vec<u8>> = Vec::new();
+                    loop {
+                        hoard.push(vec![1u8; 32 << 20]);
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                }
+                other => log!("unknown fault '{other}' ignored"),
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+mod fault {
+    use super::*;
+
+    /// Release builds have no fault injection: this does nothing.
+    #[inline(always)]
+    pub fn maybe_inject(_served: u64, _job: &Job, _out: &mut impl Write) {}
+}

@@ -1,0 +1,163 @@
+//! A server whose workers run the tiny generated models (so pool tests run everywhere), with an
+//! admin token, and helpers to talk to its face routes.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{Reply, Server, create_user, multipart, request};
+
+pub struct PoolServer {
+    pub server: Server,
+    pub token: String,
+    _dir: tempfile::TempDir,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Generates the tiny models into `dir` and writes a config whose catalog names them.
+fn tiny_setup(dir: &Path) -> PathBuf {
+    let status = std::process::Command::new(root().join(".local/venv/bin/python"))
+        .arg(root().join("tools/make_test_models.py"))
+        .arg(dir.join("models"))
+        .status()
+        .expect(
+            "run tools/make_test_models.py (scripts/setup.sh --test installs its dependencies)",
+        );
+    assert!(status.success());
+    let config = dir.join("attendansee.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[models]]
+name = "tiny-yunet"
+kind = "detector"
+file = "tiny_yunet.onnx"
+input_size = [640, 640]
+color = "bgr"
+normalization = { mean = [0, 0, 0], std = [1, 1, 1] }
+family = "yunet"
+score_threshold = 0.5
+nms_threshold = 0.3
+
+[[models]]
+name = "tiny"
+kind = "recognizer"
+file = "tiny_fixed.onnx"
+input_size = [112, 112]
+color = "rgb"
+normalization = { mean = [127.5, 127.5, 127.5], std = [127.5, 127.5, 127.5] }
+dimension = 16
+template = [[38.29, 51.69], [73.53, 51.50], [56.02, 71.73], [41.54, 92.36], [70.72, 92.20]]
+"#,
+    )
+    .unwrap();
+    config
+}
+
+impl PoolServer {
+    /// Starts `serve` with tiny models, `extra` serve flags and `env` variables.
+    pub fn start(extra: &[&str], env: &[(&str, &str)]) -> PoolServer {
+        let dir = tempfile::tempdir().unwrap();
+        let config = tiny_setup(dir.path());
+        let data = dir.path().join("data");
+        let (ok, out) = create_user(&data, "admin", "password123", true);
+        assert!(ok, "{out}");
+        let mut command = super::attendansee(&data);
+        command
+            .args(["--config", config.to_str().unwrap(), "--model-dir"])
+            .arg(dir.path().join("models"))
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--detector",
+                "tiny-yunet",
+                "--recognizers",
+                "tiny",
+            ])
+            .args(extra);
+        if std::env::var_os("ORT_DYLIB_PATH").is_none() {
+            command.env(
+                "ORT_DYLIB_PATH",
+                root().join(".local/onnxruntime/libonnxruntime.so"),
+            );
+        }
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let server = Server::spawn(command).unwrap();
+        let token = server.login("admin", "password123");
+        let pool = PoolServer {
+            server,
+            token,
+            _dir: dir,
+        };
+        pool.wait_for_workers(None);
+        pool
+    }
+
+    /// `POST /api/attendance/embed/` with these image bytes.
+    pub fn embed(&self, image: &[u8], fields: &[(&str, &str)]) -> Reply {
+        let (content_type, body) = multipart(image, fields);
+        let headers = vec![("Authorization".to_owned(), format!("Bearer {}", self.token))];
+        request(
+            &self.server.addr,
+            "POST",
+            "/api/attendance/embed/",
+            &headers,
+            &content_type,
+            &body,
+        )
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        let headers = vec![("Authorization".to_owned(), format!("Bearer {}", self.token))];
+        request(&self.server.addr, "GET", path, &headers, "", b"")
+    }
+
+    /// Waits until `/api/health/` reports all configured workers alive (or `expected` of them).
+    pub fn wait_for_workers(&self, expected: Option<i64>) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let health = self.get("/api/health/").json();
+            let pool = &health["pool"];
+            let want = expected.unwrap_or_else(|| pool["workers_configured"].as_i64().unwrap_or(1));
+            if pool["workers_alive"].as_i64() == Some(want) {
+                return health;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "workers not back to {want}: {health}\n{}",
+                self.server.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The value of one Prometheus sample line (`name{labels}`), or 0 if absent.
+    pub fn metric(&self, sample: &str) -> f64 {
+        let text = self.get("/metrics").body;
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(sample)
+                    .and_then(|rest| rest.strip_prefix(' '))
+                    .map(|v| v.trim().parse().unwrap_or(0.0))
+            })
+            .unwrap_or(0.0)
+    }
+}
+
+/// A PNG photo of `size`×`size` pixels (the tiny detector finds one face in anything ≥ 256 px).
+pub fn png(size: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(size, size, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}

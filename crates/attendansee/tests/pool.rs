@@ -1,0 +1,182 @@
+//! The worker pool through the real server: the embed route, health, metrics, overload, worker
+//! recycling, and no orphaned workers when the server is killed. Runs everywhere (tiny models).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::pool::{PoolServer, png};
+
+#[test]
+fn embed_route_runs_in_workers_and_health_and_metrics_report_the_pool() {
+    let p = PoolServer::start(&["--workers", "2"], &[]);
+    let health = p.wait_for_workers(Some(2));
+    assert_eq!(health["status"], "ok");
+    assert_eq!(
+        health["pool"]["models_loaded"],
+        serde_json::json!(["tiny-yunet", "tiny"])
+    );
+
+    let reply = p.embed(&png(300), &[]);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(
+        (
+            body["width"].as_u64(),
+            body["height"].as_u64(),
+            body["model_name"].as_str()
+        ),
+        (Some(300), Some(300), Some("tiny"))
+    );
+    let face = &body["faces"][0];
+    assert_eq!(face["embedding_dimension"], 16);
+    assert!(face.get("embedding").is_none(), "vectors only on request");
+    assert!(body["timings"]["detect_ms"].as_f64().unwrap() > 0.0);
+
+    let with_vectors = p.embed(&png(300), &[("include_vectors", "true")]).json();
+    let vector = with_vectors["faces"][0]["embedding"].as_array().unwrap();
+    let norm: f64 = vector.iter().map(|v| v.as_f64().unwrap().powi(2)).sum();
+    assert!(vector.len() == 16 && (norm - 1.0).abs() < 1e-4);
+
+    // Errors from inside a healthy worker keep their error types; the server decodes nothing.
+    let bad = p.embed(b"not an image", &[]);
+    assert_eq!(
+        (bad.status, bad.json()["error_type"].as_str()),
+        (422, Some("UnsupportedImage")),
+        "{}",
+        bad.body
+    );
+    let unknown = p.embed(&png(300), &[("model_name", "nope")]);
+    assert_eq!(
+        (unknown.status, unknown.json()["error_type"].as_str()),
+        (400, Some("ValidationError"))
+    );
+    assert!(
+        unknown.body.contains("tiny"),
+        "should list the available models: {}",
+        unknown.body
+    );
+
+    assert_eq!(p.metric("attendansee_workers_alive"), 2.0);
+    assert!(p.metric("attendansee_worker_starts_total") >= 2.0);
+    // Three jobs reached the workers; the unknown model was refused before any job was queued.
+    assert_eq!(
+        p.metric("attendansee_job_duration_seconds_count{kind=\"detect_and_embed\"}"),
+        3.0
+    );
+    assert!(
+        p.server.log().contains("[WORKER "),
+        "worker log lines should be forwarded into the server log"
+    );
+}
+
+#[test]
+fn two_hundred_concurrent_requests_each_get_a_result_or_overloaded_and_none_is_lost() {
+    let p = PoolServer::start(&["--workers", "2", "--queue", "16"], &[]);
+    let image = std::sync::Arc::new(png(1600)); // big enough that jobs take a while and the queue fills
+    let started = Instant::now();
+    let replies: Vec<(u16, Option<String>, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..200)
+            .map(|_| {
+                let (image, p) = (image.clone(), &p);
+                scope.spawn(move || {
+                    let reply = p.embed(&image, &[]);
+                    (
+                        reply.status,
+                        reply.header("retry-after").map(str::to_owned),
+                        reply.body,
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = replies.iter().filter(|(s, _, _)| *s == 200).count();
+    let overloaded: Vec<_> = replies.iter().filter(|(s, _, _)| *s == 503).collect();
+    for (status, retry_after, body) in &replies {
+        assert!(
+            *status == 200 || *status == 503,
+            "unexpected {status}: {body}"
+        );
+        if *status == 503 {
+            assert!(
+                body.contains("\"Overloaded\"") && retry_after.is_some(),
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(ok + overloaded.len(), 200, "every request answered");
+    assert!(
+        ok >= 18,
+        "at least the 2 running and 16 queued jobs succeed: {ok}"
+    );
+    assert!(!overloaded.is_empty(), "the queue should have overflowed");
+    assert_eq!(
+        p.metric("attendansee_jobs_rejected_total"),
+        overloaded.len() as f64
+    );
+    eprintln!(
+        "200 concurrent: {ok} ok, {} overloaded, in {:?}",
+        overloaded.len(),
+        started.elapsed()
+    );
+    assert_eq!(p.metric("attendansee_queue_depth"), 0.0);
+    assert_eq!(p.metric("attendansee_jobs_in_flight"), 0.0);
+}
+
+#[test]
+fn workers_are_recycled_after_their_job_quota_without_failing_requests() {
+    let p = PoolServer::start(&["--workers", "1", "--worker-max-jobs", "3"], &[]);
+    for i in 0..7 {
+        let reply = p.embed(&png(300), &[]);
+        assert_eq!(reply.status, 200, "request {i}: {}", reply.body);
+    }
+    p.wait_for_workers(Some(1));
+    assert_eq!(
+        p.metric("attendansee_worker_recycles_total{reason=\"jobs\"}"),
+        2.0
+    );
+    assert!(p.metric("attendansee_worker_starts_total") >= 3.0);
+}
+
+/// Worker pids: the children of `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .is_some_and(|stat| {
+                    // pid (comm) state ppid …; comm may contain spaces, so split after the last ')'.
+                    stat.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                        == Some(pid)
+                })
+        })
+        .collect()
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .is_some_and(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                != Some("Z")
+        })
+}
+
+#[test]
+fn kill_9_of_the_server_leaves_no_worker_alive_two_seconds_later() {
+    let p = PoolServer::start(&["--workers", "2"], &[]);
+    let workers = children(p.server.child.id());
+    assert_eq!(workers.len(), 2, "expected 2 worker processes");
+    p.server.signal("KILL");
+    std::thread::sleep(Duration::from_secs(2));
+    let survivors: Vec<u32> = workers.into_iter().filter(|pid| alive(*pid)).collect();
+    assert!(
+        survivors.is_empty(),
+        "workers still alive after the server was killed: {survivors:?}"
+    );
+}

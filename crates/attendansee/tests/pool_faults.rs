@@ -1,0 +1,102 @@
+//! Each fault a worker can suffer, injected through the test-only `fault-injection` feature:
+//! the request gets the right error_type, the next request succeeds, the pool is back to N
+//! workers, and `/metrics` counts it. A poison input fails after exactly one retry.
+
+mod common;
+
+#[cfg(not(feature = "fault-injection"))]
+#[test]
+fn fault_injection_tests_need_the_feature() {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED pool fault tests: build with `--features attendansee/fault-injection` (scripts/test.sh does)"
+    );
+}
+
+#[cfg(feature = "fault-injection")]
+mod faults {
+    use super::common::pool::{PoolServer, png};
+
+    /// A request whose image makes every worker that touches it fail with `kind`.
+    fn poison(kind: &str) -> Vec<u8> {
+        format!("ATTENDANSEE-FAULT:{kind} and not an image").into_bytes()
+    }
+
+    #[test]
+    fn crashes_of_every_kind_fail_the_poisoned_request_after_one_retry_and_the_pool_recovers() {
+        let p = PoolServer::start(&["--workers", "2", "--worker-max-rss-mb", "400"], &[]);
+        let cases = [
+            ("abort", "killed by SIGABRT", "SIGABRT"),
+            ("segfault", "killed by SIGSEGV", "SIGSEGV"),
+            ("exit1", "exited with code 1", "exit_1"),
+            ("garbage", "protocol violation", "protocol"),
+            ("oom", "memory limit exceeded", "memory"),
+        ];
+        let mut retries = 0.0;
+        for (kind, reason, label) in cases {
+            let reply = p.embed(&poison(kind), &[]);
+            assert_eq!(reply.status, 502, "{kind}: {}", reply.body);
+            let body = reply.json();
+            assert_eq!(body["error_type"], "WorkerCrashed", "{kind}: {body}");
+            assert!(
+                body["details"]["reason"].as_str().unwrap().contains(reason),
+                "{kind}: {body}"
+            );
+            assert_eq!(body["details"]["attempts"], 2, "{kind}: exactly one retry");
+            assert!(
+                body["details"]["stderr_tail"]
+                    .to_string()
+                    .contains("injecting fault"),
+                "{kind}: {body}"
+            );
+
+            let next = p.embed(&png(300), &[]);
+            assert_eq!(next.status, 200, "after {kind}: {}", next.body);
+            p.wait_for_workers(Some(2));
+            retries += 1.0;
+            let crashes = p.metric(&format!(
+                "attendansee_worker_crashes_total{{reason=\"{label}\"}}"
+            ));
+            assert_eq!(
+                crashes, 2.0,
+                "{kind}: the first worker and the one that retried"
+            );
+            assert_eq!(p.metric("attendansee_job_retries_total"), retries);
+        }
+        assert_eq!(p.get("/api/health/").json()["status"], "ok");
+    }
+
+    #[test]
+    fn a_hanging_worker_is_killed_at_the_job_timeout_without_a_retry() {
+        let p = PoolServer::start(&["--workers", "2", "--job-timeout", "2"], &[]);
+        let started = std::time::Instant::now();
+        let reply = p.embed(&poison("hang"), &[]);
+        assert_eq!(reply.status, 504, "{}", reply.body);
+        assert_eq!(reply.json()["error_type"], "WorkerTimeout");
+        assert!(
+            started.elapsed().as_secs_f32() < 6.0,
+            "took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(p.embed(&png(300), &[]).status, 200);
+        p.wait_for_workers(Some(2));
+        assert_eq!(p.metric("attendansee_worker_timeouts_total"), 1.0);
+        assert_eq!(p.metric("attendansee_job_retries_total"), 0.0);
+    }
+
+    #[test]
+    fn a_crash_not_caused_by_the_input_is_retried_on_a_fresh_worker_and_succeeds() {
+        // Every worker exits on its 2nd job; the retry lands on a fresh worker's 1st job.
+        let p = PoolServer::start(&["--workers", "1"], &[("ATTENDANSEE_FAULT", "exit1@2")]);
+        for i in 0..2 {
+            let reply = p.embed(&png(300), &[]);
+            assert_eq!(reply.status, 200, "request {i}: {}", reply.body);
+        }
+        assert_eq!(
+            p.metric("attendansee_worker_crashes_total{reason=\"exit_1\"}"),
+            1.0
+        );
+        assert_eq!(p.metric("attendansee_job_retries_total"), 1.0);
+    }
+}
