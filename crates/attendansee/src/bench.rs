@@ -3,7 +3,7 @@
 //!
 //! Face engine, MobileFaceNet: model-only throughput at batch 1 and 16, against end-to-end
 //! throughput from a JPEG crop file to a normalised embedding; and whole photos through
-//! decode → detect → align → embed.
+//! decode → detect → align → embed. Then the worker pool part (`bench_pool`).
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -128,6 +128,10 @@ pub fn run(common: &Common, args: &BenchArgs) -> Result<()> {
         faces,
         photos.len()
     );
+    if let (false, Some(recognizer)) = (args.engine_only, pipeline.recognizer.as_mut()) {
+        println!();
+        crate::bench_pool::run(common, recognizer, &crop_files, args.requests)?;
+    }
     Ok(())
 }
 

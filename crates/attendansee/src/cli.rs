@@ -97,6 +97,12 @@ pub struct BenchArgs {
     /// Interleaved measurement rounds.
     #[arg(long, default_value_t = 5)]
     pub rounds: usize,
+    /// Embeddings sent through a real server's HTTP API for the memory measurement.
+    #[arg(long, default_value_t = 10_000)]
+    pub requests: usize,
+    /// Only the face engine part (skip the worker pool part).
+    #[arg(long)]
+    pub engine_only: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! logging and hands over to the subcommand.
 
 mod bench;
+mod bench_pool;
 mod cli;
 mod config;
 mod detect;

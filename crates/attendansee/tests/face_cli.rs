@@ -432,6 +432,8 @@ fn bench_runs_and_reports_the_end_to_end_ratio() {
             "8",
             "--rounds",
             "1",
+            "--requests",
+            "120",
         ],
     );
     let text = String::from_utf8_lossy(&out.stdout);
@@ -441,6 +443,10 @@ fn bench_runs_and_reports_the_end_to_end_ratio() {
         String::from_utf8_lossy(&out.stderr)
     );
     for expected in [
+        "pool, 1 worker",
+        "old design, a fresh process per embedding",
+        "ratio pool (1 worker) / in-process engine",
+        "server resident memory after 100 embeddings",
         "model only, batch 1",
         "model only, batch 16",
         "end to end",

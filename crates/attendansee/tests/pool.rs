@@ -180,3 +180,30 @@ fn kill_9_of_the_server_leaves_no_worker_alive_two_seconds_later() {
         "workers still alive after the server was killed: {survivors:?}"
     );
 }
+
+#[test]
+fn graceful_shutdown_answers_in_flight_work_and_leaves_no_worker_behind() {
+    let mut p = PoolServer::start(&["--workers", "2"], &[]);
+    let workers = children(p.server.child.id());
+    assert_eq!(workers.len(), 2);
+    let image = png(1600);
+    let replies = std::thread::scope(|scope| {
+        let requests: Vec<_> = (0..6)
+            .map(|_| scope.spawn(|| p.embed(&image, &[]).status))
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        p.server.signal("TERM");
+        requests
+            .into_iter()
+            .map(|r| r.join().unwrap())
+            .collect::<Vec<u16>>()
+    });
+    // Each request in flight got an answer: done, or refused because the pool was stopping.
+    assert!(
+        replies.iter().all(|s| [200, 503].contains(s)),
+        "{replies:?}"
+    );
+    assert!(p.server.wait(20).success(), "{}", p.server.log());
+    let survivors: Vec<u32> = workers.into_iter().filter(|pid| alive(*pid)).collect();
+    assert!(survivors.is_empty(), "workers left behind: {survivors:?}");
+}

@@ -1,0 +1,324 @@
+//! `attendansee bench`, worker pool part: the pool against the old design (a fresh process per
+//! embedding), the pool's overhead against the in-process engine, and the server's resident
+//! memory over a long run. All on the same JPEG face crops, measured in this one run.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use attendansee_faces::Recognizer;
+use attendansee_faces::image_io::{DEFAULT_MAX_PIXELS, decode_rgb};
+use attendansee_pool::protocol::{Hello, Job, Request, Response, read_frame, write_frame};
+use attendansee_pool::{Pool, PoolConfig};
+
+use crate::config::Common;
+
+const MODEL: &str = "mobilefacenet";
+
+/// Runs the three comparisons on `crops` (JPEG files of aligned faces).
+pub fn run(
+    common: &Common,
+    recognizer: &mut Recognizer,
+    crops: &[PathBuf],
+    requests: usize,
+) -> Result<()> {
+    let bytes: Vec<Vec<u8>> = crops
+        .iter()
+        .map(std::fs::read)
+        .collect::<std::io::Result<_>>()?;
+    println!(
+        "worker pool benchmark: {} crops, model {MODEL}",
+        bytes.len()
+    );
+
+    let start = Instant::now();
+    for crop in &bytes {
+        let image = decode_rgb(crop, DEFAULT_MAX_PIXELS)?;
+        std::hint::black_box(recognizer.embed(&[&image])?);
+    }
+    let in_process = rate(bytes.len(), start.elapsed());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (pool_one, pool_all) = runtime.block_on(async {
+        let one = through_pool(common, 1, &bytes).await?;
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let all = through_pool(common, cores, &bytes).await?;
+        anyhow::Ok((one, (cores, all)))
+    })?;
+
+    let start = Instant::now();
+    for crop in &bytes {
+        fresh_process_embedding(common, crop)?;
+    }
+    let old_design = rate(bytes.len(), start.elapsed());
+
+    println!("  in-process engine, 1 thread:                  {in_process:8.1} embeddings/s");
+    println!("  pool, 1 worker:                               {pool_one:8.1} embeddings/s");
+    println!(
+        "  pool, {} workers:                              {:8.1} embeddings/s",
+        pool_all.0, pool_all.1
+    );
+    println!(
+        "  old design, a fresh process per embedding:    {old_design:8.2} embeddings/s ({:.0} ms each)",
+        1000.0 / old_design
+    );
+    println!(
+        "  ratio pool (1 worker) / old design:           {:8.1}×  (target ≥ 50)",
+        pool_one / old_design
+    );
+    println!(
+        "  ratio pool (1 worker) / in-process engine:    {:8.3}   (target ≥ 0.9)",
+        pool_one / in_process
+    );
+
+    server_memory(common, &bytes[0], requests)
+}
+
+fn rate(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
+fn worker_args(common: &Common) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> =
+        vec!["--model-dir".into(), common.model_dir.clone().into()];
+    if let Some(lib) = &common.ort_lib {
+        args.extend(["--ort-lib".into(), lib.into()]);
+    }
+    args.extend(["worker".into(), "--recognizer".into(), MODEL.into()]);
+    args
+}
+
+/// Embeds every crop as its own job through a pool of `workers`, keeping every worker busy.
+async fn through_pool(common: &Common, workers: usize, crops: &[Vec<u8>]) -> Result<f64> {
+    let pool = Pool::start(PoolConfig {
+        program: std::env::current_exe()?,
+        args: worker_args(common),
+        workers,
+        queue: crops.len(),
+        job_timeout: Duration::from_secs(60),
+        start_timeout: Duration::from_secs(60),
+        max_jobs_per_worker: 0,
+        max_rss_bytes: 0,
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pool.status().alive < workers as i64 {
+        if Instant::now() > deadline {
+            bail!("the pool's workers did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let start = Instant::now();
+    let jobs = crops.iter().map(|crop| {
+        let pool = pool.clone();
+        let job = Job::EmbedCrops {
+            crops: vec![crop.clone()],
+            model: MODEL.into(),
+        };
+        tokio::spawn(async move { pool.submit(job).await })
+    });
+    for handle in jobs.collect::<Vec<_>>() {
+        handle
+            .await?
+            .map_err(|e| anyhow::anyhow!("pool job failed: {e}"))?;
+    }
+    let throughput = rate(crops.len(), start.elapsed());
+    pool.shutdown(Duration::from_secs(5)).await;
+    Ok(throughput)
+}
+
+/// The old design: start a process, load the model, embed one crop, exit.
+fn fresh_process_embedding(common: &Common, crop: &[u8]) -> Result<()> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(worker_args(common))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let (mut stdin, mut stdout) = (
+        child.stdin.take().context("stdin")?,
+        child.stdout.take().context("stdout")?,
+    );
+    let _hello: Hello = read_frame(&mut stdout)?;
+    write_frame(
+        &mut stdin,
+        &Request {
+            id: 1,
+            job: Job::EmbedCrops {
+                crops: vec![crop.to_vec()],
+                model: MODEL.into(),
+            },
+        },
+    )?;
+    let response: Response = read_frame(&mut stdout)?;
+    response
+        .result
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    drop(stdin);
+    child.wait()?;
+    Ok(())
+}
+
+/// Starts a real server, sends `requests` embeddings through its HTTP API, and compares its
+/// resident memory after 100 of them with after all of them.
+fn server_memory(common: &Common, crop: &[u8], requests: usize) -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let data = scratch.path().join("data");
+    let exe = std::env::current_exe()?;
+    let base = |command: &mut Command| {
+        command
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--model-dir")
+            .arg(&common.model_dir);
+        if let Some(lib) = &common.ort_lib {
+            command.arg("--ort-lib").arg(lib);
+        }
+    };
+    let mut create = Command::new(&exe);
+    base(&mut create);
+    let mut child = create
+        .args(["users", "create", "--username", "bench", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(b"bench-password\n")?;
+    child.wait()?;
+    let mut token = Command::new(&exe);
+    base(&mut token);
+    let token = String::from_utf8(
+        token
+            .args(["users", "token", "--username", "bench"])
+            .output()?
+            .stdout,
+    )?
+    .trim()
+    .to_owned();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut serve = Command::new(&exe);
+    base(&mut serve);
+    let server = ServerGuard(
+        serve
+            .args([
+                "serve",
+                "--bind",
+                &addr,
+                "--recognizers",
+                MODEL,
+                "--queue",
+                "256",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !health_ok(&addr) {
+        if Instant::now() > deadline {
+            bail!("the benchmark server did not become healthy");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = server.0.id();
+    let send = |count: usize| -> Result<()> {
+        for _ in 0..count {
+            let status = embed_request(&addr, &token, crop)?;
+            if status != 200 {
+                bail!("embed request answered {status}");
+            }
+        }
+        Ok(())
+    };
+    let first = requests.min(100);
+    send(first)?;
+    let early = attendansee_pool::supervisor::resident_bytes(pid).context("server memory")?;
+    let start = Instant::now();
+    send(requests - first)?;
+    let late = attendansee_pool::supervisor::resident_bytes(pid).context("server memory")?;
+    println!(
+        "  server resident memory after {first} embeddings: {:.1} MB; after {requests}: {:.1} MB; growth {:+.1}%  (target < 5%)",
+        early as f64 / 1e6,
+        late as f64 / 1e6,
+        (late as f64 / early as f64 - 1.0) * 100.0
+    );
+    println!(
+        "  HTTP end to end (detect + embed on each crop, 2 workers): {:.1} requests/s",
+        rate(requests - first, start.elapsed())
+    );
+    Ok(())
+}
+
+/// Kills the benchmark server however the benchmark ends.
+struct ServerGuard(Child);
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn health_ok(addr: &str) -> bool {
+    http(addr, "GET /api/health/ HTTP/1.1", &[], b"")
+        .is_ok_and(|(status, body)| status == 200 && body.contains("\"workers_alive\":2"))
+}
+
+fn embed_request(addr: &str, token: &str, image: &[u8]) -> Result<u16> {
+    let boundary = "bench-boundary";
+    let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"crop.jpg\"\r\n\r\n").into_bytes();
+    body.extend_from_slice(image);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let headers = [
+        format!("Authorization: Bearer {token}"),
+        format!("Content-Type: multipart/form-data; boundary={boundary}"),
+    ];
+    Ok(http(
+        addr,
+        "POST /api/attendance/embed/ HTTP/1.1",
+        &headers,
+        &body,
+    )?
+    .0)
+}
+
+/// A minimal HTTP/1.1 exchange on a fresh loopback connection.
+fn http(
+    addr: &str,
+    request_line: &str,
+    headers: &[String],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(addr)?;
+    let mut head = format!(
+        "{request_line}\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for header in headers {
+        head.push_str(header);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, response))
+}
