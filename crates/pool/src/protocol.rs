@@ -163,6 +163,17 @@ pub fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, FrameError
     postcard::from_bytes(body).map_err(|e| FrameError::Malformed(e.to_string()))
 }
 
+/// The body length a frame header announces, refused above [`MAX_FRAME_BYTES`] before anything
+/// is allocated.
+fn body_len(header: [u8; 4]) -> Result<usize, FrameError> {
+    let len = u32::from_be_bytes(header) as usize;
+    if len > MAX_FRAME_BYTES {
+        Err(FrameError::TooLarge(len))
+    } else {
+        Ok(len)
+    }
+}
+
 /// Blocking write of one frame (the worker side).
 pub fn write_frame<T: Serialize>(out: &mut impl Write, message: &T) -> Result<(), FrameError> {
     out.write_all(&encode(message)?)?;
@@ -178,11 +189,7 @@ pub fn read_frame<T: for<'de> Deserialize<'de>>(input: &mut impl Read) -> Result
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
         Err(e) => return Err(e.into()),
     }
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME_BYTES {
-        return Err(FrameError::TooLarge(len));
-    }
-    let mut body = vec![0u8; len];
+    let mut body = vec![0u8; body_len(len)?];
     input.read_exact(&mut body)?;
     decode(&body)
 }
@@ -198,11 +205,7 @@ pub async fn read_frame_async<T: for<'de> Deserialize<'de>>(
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
         Err(e) => return Err(e.into()),
     }
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME_BYTES {
-        return Err(FrameError::TooLarge(len));
-    }
-    let mut body = vec![0u8; len];
+    let mut body = vec![0u8; body_len(len)?];
     input.read_exact(&mut body).await?;
     decode(&body)
 }
