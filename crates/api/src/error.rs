@@ -196,6 +196,7 @@ impl From<PoolError> for ApiError {
                 retry_after: Some(retry_after),
                 ..Self::new(ErrorType::Overloaded, error.to_string())
             },
+            PoolError::Unavailable { .. } => Self::new(ErrorType::ModelNotAvailable, error.to_string()),
             PoolError::ShuttingDown => Self { retry_after: Some(5), ..Self::new(ErrorType::Overloaded, error.to_string()) },
             PoolError::Timeout { timeout, ref stderr_tail } => Self::new(ErrorType::WorkerTimeout, error.to_string())
                 .with_details(serde_json::json!({"timeout_ms": timeout.as_millis() as u64, "stderr_tail": stderr_tail})),

@@ -97,7 +97,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = state.metrics.render();
     if let Some(pool) = &state.pool {
-        pool.metrics().render(&mut text);
+        pool.render_metrics(&mut text);
     }
     (
         [(

@@ -176,6 +176,12 @@ impl ServeConfig {
             (1..=256).contains(&workers),
             "workers must be 1 to 256, got {workers}"
         );
+        let max_upload_mb = flags.max_upload_mb.or(file.max_upload_mb).unwrap_or(32);
+        // Frames to workers are limited to 256 MiB; an upload must fit in one with room to spare.
+        anyhow::ensure!(
+            (1..=200).contains(&max_upload_mb),
+            "max_upload_mb must be 1 to 200, got {max_upload_mb}"
+        );
         let job_timeout = flags.job_timeout.or(file.job_timeout).unwrap_or(60);
         anyhow::ensure!(job_timeout >= 1, "job_timeout must be at least 1 second");
         let recognizers = flags
@@ -203,7 +209,7 @@ impl ServeConfig {
                 .or_else(|| file.detector.clone())
                 .unwrap_or_else(|| attendansee_faces::catalog::DEFAULT_DETECTOR.into()),
             recognizers,
-            max_upload_mb: flags.max_upload_mb.or(file.max_upload_mb).unwrap_or(32),
+            max_upload_mb,
         })
     }
 }

@@ -33,6 +33,10 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
         recognizers: config.recognizers.clone(),
         ..Settings::default()
     };
+    // Bind first: a port in use should fail before any worker is started.
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
     let pool = Pool::start(pool_config(common, config)?);
     tracing::info!(
         workers = config.workers,
@@ -42,9 +46,6 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
         "worker pool starting"
     );
     let app = router(AppState::new(store.clone(), blobs, settings).with_pool(pool.clone()));
-    let listener = TcpListener::bind(config.bind)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.bind))?;
     let addr = listener.local_addr()?;
     tracing::info!(data_dir = %common.data_dir.display(), "listening on http://{addr}");
 

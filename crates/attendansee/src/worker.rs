@@ -20,8 +20,13 @@ use attendansee_pool::protocol::{
 use crate::cli::WorkerArgs;
 use crate::config::Common;
 
+/// A log line on stderr. Never panics: when the server is gone, stderr is a broken pipe and the
+/// worker must still reach its exit.
 macro_rules! log {
-    ($($arg:tt)*) => { eprintln!("[WORKER {}] {}", std::process::id(), format_args!($($arg)*)) };
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "[WORKER {}] {}", std::process::id(), format_args!($($arg)*));
+    }};
 }
 
 /// The models this worker holds.
@@ -32,6 +37,13 @@ struct Models {
 }
 
 pub fn run(common: &Common, args: &WorkerArgs) -> Result<()> {
+    // The supervisor stops workers itself (end of stdin, then SIGKILL). A SIGINT or SIGTERM sent
+    // to the whole service must not kill a job midway; the worker follows when the server exits.
+    // SAFETY: setting signal dispositions to SIG_IGN before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+    }
     let started = Instant::now();
     let mut models = load(common, args);
     let hello = Hello {
@@ -326,7 +338,7 @@ fn detect_and_embed(
         .zip(embeddings)
         .map(|((face, crop), embedding)| DetectedFace {
             embedding: Some(embedding.vector),
-            crop_jpeg: return_crops.then(|| jpeg(crop)),
+            crop_jpeg: return_crops.then(|| jpeg(crop)).flatten(),
             ..described(face)
         })
         .collect();
@@ -337,11 +349,16 @@ fn detect_and_embed(
     })
 }
 
-fn jpeg(image: &RgbImage) -> Vec<u8> {
+fn jpeg(image: &RgbImage) -> Option<Vec<u8>> {
     let mut out = Cursor::new(Vec::new());
     let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92);
-    let _ = image.write_with_encoder(encoder);
-    out.into_inner()
+    match image.write_with_encoder(encoder) {
+        Ok(()) => Some(out.into_inner()),
+        Err(e) => {
+            log!("cannot encode a face crop as JPEG: {e}");
+            None
+        }
+    }
 }
 
 /// Test-only faults, compiled in only with the `fault-injection` feature (never in a release
@@ -392,7 +409,8 @@ mod fault {
                 "hang" => loop {
                     std::thread::sleep(std::time::Duration::from_secs(3600));
                 },
-                "exit1" => std::process::exit(1),
+                // _exit: no exit handlers racing ONNX Runtime's threads, so the status is exactly 1.
+                "exit1" => unsafe { libc::_exit(1) },
                 "garbage" => {
                     let _ = out.write_all(&[0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0xff]);
                     let _ = out.flush();

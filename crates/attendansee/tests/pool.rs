@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::pool::{PoolServer, png};
+use common::pool::{PoolServer, alive, children, png};
 
 #[test]
 fn embed_route_runs_in_workers_and_health_and_metrics_report_the_pool() {
@@ -73,7 +73,7 @@ fn embed_route_runs_in_workers_and_health_and_metrics_report_the_pool() {
 #[test]
 fn two_hundred_concurrent_requests_each_get_a_result_or_overloaded_and_none_is_lost() {
     let p = PoolServer::start(&["--workers", "2", "--queue", "16"], &[]);
-    let image = std::sync::Arc::new(png(1600)); // big enough that jobs take a while and the queue fills
+    let image = std::sync::Arc::new(png(2400)); // big enough that jobs take a while and the queue fills
     let started = Instant::now();
     let replies: Vec<(u16, Option<String>, String)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..200)
@@ -139,34 +139,6 @@ fn workers_are_recycled_after_their_job_quota_without_failing_requests() {
     assert!(p.metric("attendansee_worker_starts_total") >= 3.0);
 }
 
-/// Worker pids: the children of `pid`.
-fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|child| {
-            std::fs::read_to_string(format!("/proc/{child}/stat"))
-                .ok()
-                .is_some_and(|stat| {
-                    // pid (comm) state ppid …; comm may contain spaces, so split after the last ')'.
-                    stat.rsplit_once(')')
-                        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
-                        == Some(pid)
-                })
-        })
-        .collect()
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .is_some_and(|stat| {
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                != Some("Z")
-        })
-}
-
 #[test]
 fn kill_9_of_the_server_leaves_no_worker_alive_two_seconds_later() {
     let p = PoolServer::start(&["--workers", "2"], &[]);
@@ -186,24 +158,53 @@ fn graceful_shutdown_answers_in_flight_work_and_leaves_no_worker_behind() {
     let mut p = PoolServer::start(&["--workers", "2"], &[]);
     let workers = children(p.server.child.id());
     assert_eq!(workers.len(), 2);
-    let image = png(1600);
+    let image = png(2400);
     let replies = std::thread::scope(|scope| {
         let requests: Vec<_> = (0..6)
-            .map(|_| scope.spawn(|| p.embed(&image, &[]).status))
+            .map(|_| scope.spawn(|| p.try_embed(&image).map(|r| r.status)))
             .collect();
-        std::thread::sleep(Duration::from_millis(100));
+        // Signal only once work is really in the workers' hands.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while p.metric("attendansee_jobs_in_flight") < 1.0 {
+            assert!(Instant::now() < deadline, "no job ever reached a worker");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         p.server.signal("TERM");
         requests
             .into_iter()
             .map(|r| r.join().unwrap())
-            .collect::<Vec<u16>>()
+            .collect::<Vec<Option<u16>>>()
     });
-    // Each request in flight got an answer: done, or refused because the pool was stopping.
+    // Accepted requests got an answer (done, or refused because the pool was stopping); a
+    // connection the server had not yet accepted may be refused, which is not in-flight work.
     assert!(
-        replies.iter().all(|s| [200, 503].contains(s)),
+        replies.iter().flatten().all(|s| [200, 503].contains(s)),
         "{replies:?}"
+    );
+    assert!(
+        replies.contains(&Some(200)),
+        "the job in flight should have finished: {replies:?}"
     );
     assert!(p.server.wait(20).success(), "{}", p.server.log());
     let survivors: Vec<u32> = workers.into_iter().filter(|pid| alive(*pid)).collect();
     assert!(survivors.is_empty(), "workers left behind: {survivors:?}");
+}
+
+#[test]
+fn a_sigterm_meant_for_the_whole_service_does_not_kill_a_worker() {
+    let p = PoolServer::start(&["--workers", "1"], &[]);
+    let worker = children(p.server.child.id())[0];
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &worker.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(alive(worker), "the worker died of SIGTERM");
+    assert_eq!(p.embed(&png(300), &[]).status, 200);
+    assert_eq!(
+        p.metric("attendansee_worker_starts_total"),
+        1.0,
+        "no replacement was needed"
+    );
 }

@@ -16,7 +16,7 @@ fn fault_injection_tests_need_the_feature() {
 
 #[cfg(feature = "fault-injection")]
 mod faults {
-    use super::common::pool::{PoolServer, png};
+    use super::common::pool::{PoolServer, alive, children, png};
 
     /// A request whose image makes every worker that touches it fail with `kind`.
     fn poison(kind: &str) -> Vec<u8> {
@@ -83,6 +83,26 @@ mod faults {
         p.wait_for_workers(Some(2));
         assert_eq!(p.metric("attendansee_worker_timeouts_total"), 1.0);
         assert_eq!(p.metric("attendansee_job_retries_total"), 0.0);
+    }
+
+    #[test]
+    fn kill_9_of_the_server_stops_even_a_worker_stuck_in_a_job() {
+        let p = PoolServer::start(&["--workers", "1", "--job-timeout", "600"], &[]);
+        let worker = children(p.server.child.id())[0];
+        std::thread::scope(|scope| {
+            scope.spawn(|| p.try_embed(&poison("hang")));
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while p.metric("attendansee_jobs_in_flight") < 1.0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the job never reached the worker"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            p.server.signal("KILL");
+        });
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        assert!(!alive(worker), "the busy worker outlived the server");
     }
 
     #[test]

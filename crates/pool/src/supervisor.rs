@@ -67,6 +67,8 @@ pub enum PoolError {
     Job(JobError),
     #[error("the worker pool is shutting down")]
     ShuttingDown,
+    #[error("no inference worker is running: {message}")]
+    Unavailable { message: String },
 }
 
 /// A snapshot for the health endpoint.
@@ -138,6 +140,12 @@ impl Pool {
         &self.shared.metrics
     }
 
+    /// Appends the pool's metrics, with the queue depth read now.
+    pub fn render_metrics(&self, out: &mut String) {
+        self.shared.update_queue_depth();
+        self.shared.metrics.render(out);
+    }
+
     pub fn status(&self) -> PoolStatus {
         let hello = self.shared.hello.lock().ok().and_then(|h| h.clone());
         let (models, unavailable) = hello.map(|h| (h.models, h.unavailable)).unwrap_or_default();
@@ -145,7 +153,7 @@ impl Pool {
         PoolStatus {
             workers: self.shared.config.workers.max(1),
             alive: m.alive.load(Ordering::Relaxed),
-            queue_depth: self.shared.queue_rx.len(),
+            queue_depth: self.shared.queue_rx.len() + self.shared.retry_rx.len(),
             in_flight: m.in_flight.load(Ordering::Relaxed),
             models,
             unavailable,
@@ -169,6 +177,10 @@ impl Pool {
             reply,
         };
         match self.shared.queue_tx.try_send(queued) {
+            // Shutdown may have drained the queue between the check above and this send.
+            Ok(()) if self.shared.stopping() => {
+                self.shared.fail_waiting(|| PoolError::ShuttingDown)
+            }
             Ok(()) => self.shared.update_queue_depth(),
             Err(flume::TrySendError::Full(_)) => {
                 self.shared.metrics.rejected.fetch_add(1, Ordering::Relaxed);
@@ -185,39 +197,50 @@ impl Pool {
     /// stops every worker; whatever is still running after `grace` is killed.
     pub async fn shutdown(&self, grace: Duration) {
         self.shared.shutdown.send_replace(true);
-        for job in self
-            .shared
-            .queue_rx
-            .drain()
-            .chain(self.shared.retry_rx.drain())
-        {
-            let _ = job.reply.send(Err(PoolError::ShuttingDown));
-        }
-        self.shared.update_queue_depth();
+        self.shared.fail_waiting(|| PoolError::ShuttingDown);
         let slots: Vec<JoinHandle<()>> = self
             .slots
             .lock()
             .map(|mut s| s.drain(..).collect())
             .unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + grace;
         for slot in slots {
             let abort = slot.abort_handle();
-            if tokio::time::timeout(grace, slot).await.is_err() {
+            if tokio::time::timeout_at(deadline, slot).await.is_err() {
                 abort.abort(); // dropping the worker kills its process (kill_on_drop)
             }
         }
+        // A job retried while the slots were stopping has nobody left to run it.
+        self.shared.fail_waiting(|| PoolError::ShuttingDown);
     }
 }
 
 impl Shared {
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Answers every job still waiting with `error`.
+    fn fail_waiting(&self, error: impl Fn() -> PoolError) {
+        for job in self.queue_rx.drain().chain(self.retry_rx.drain()) {
+            let _ = job.reply.send(Err(error()));
+        }
+        self.update_queue_depth();
+    }
+
     fn update_queue_depth(&self) {
+        let waiting = self.queue_rx.len() + self.retry_rx.len();
         self.metrics
             .queue_depth
-            .store(self.queue_rx.len() as i64, Ordering::Relaxed);
+            .store(waiting as i64, Ordering::Relaxed);
     }
 
     /// A job whose worker crashed: once more on another worker, else the crash is its answer.
     fn retry_or_fail(&self, mut job: QueuedJob, reason: &str, stderr_tail: Vec<String>) {
-        if job.attempts == 0 {
+        if job.attempts == 0 && self.stopping() {
+            // No worker will take it any more: answer now rather than strand it.
+            let _ = job.reply.send(Err(PoolError::ShuttingDown));
+        } else if job.attempts == 0 {
             job.attempts = 1;
             self.metrics.retries.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
@@ -226,9 +249,9 @@ impl Shared {
                 reason,
                 "retrying the job on another worker"
             );
-            if let Err(flume::SendError(job)) = self.retry_tx.send(job) {
-                let _ = job.reply.send(Err(PoolError::ShuttingDown));
-            }
+            // `Shared` holds a receiver, so this cannot fail; if shutdown began meanwhile, the
+            // final drain in `Pool::shutdown` answers the job.
+            let _ = self.retry_tx.send(job);
         } else {
             let error = PoolError::Crashed {
                 reason: reason.to_owned(),
@@ -266,6 +289,12 @@ async fn slot(shared: Arc<Shared>, index: usize) {
                     .start_failures
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::error!(slot = index, %error, "worker failed to start; trying again in {backoff:?}");
+                if shared.metrics.alive.load(Ordering::Relaxed) == 0 {
+                    // Nobody can run the waiting jobs now: answer them instead of letting them wait.
+                    shared.fail_waiting(|| PoolError::Unavailable {
+                        message: error.clone(),
+                    });
+                }
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     () = stopped(&mut shutdown) => return,
@@ -279,6 +308,8 @@ async fn slot(shared: Arc<Shared>, index: usize) {
 /// What came of handing one job to a worker.
 enum Outcome {
     Answered(Response),
+    /// The request could not be framed (too large); the worker was not involved.
+    Unsendable(String),
     Died,
     Protocol(String),
     TimedOut,
@@ -305,6 +336,20 @@ async fn serve(shared: &Shared, mut worker: Worker, shutdown: &mut watch::Receiv
             }
         };
         shared.update_queue_depth();
+        if job.reply.is_closed() {
+            continue; // the client gave up (e.g. disconnected) while the job waited
+        }
+        if let Ok(Some(status)) = worker.child.try_wait() {
+            // Died while idle, just as this job arrived: not the job's fault, so its retry is kept.
+            let reason = describe_exit(&status);
+            tracing::warn!(pid = worker.pid, %reason, "idle worker died");
+            shared.metrics.crash(&metric_reason(&reason));
+            match shared.stopping() {
+                true => drop(job.reply.send(Err(PoolError::ShuttingDown))),
+                false => drop(shared.retry_tx.send(job)),
+            }
+            return false;
+        }
         shared.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
         let request = Request {
             id: job.id,
@@ -344,6 +389,13 @@ async fn serve(shared: &Shared, mut worker: Worker, shutdown: &mut watch::Receiv
                     worker.retire().await;
                     return false;
                 }
+            }
+            Outcome::Unsendable(detail) => {
+                let error = JobError {
+                    error_type: "PayloadTooLarge".into(),
+                    message: format!("the request is too large for a worker: {detail}"),
+                };
+                let _ = job.reply.send(Err(PoolError::Job(error)));
             }
             Outcome::TimedOut => {
                 shared.metrics.timeouts.fetch_add(1, Ordering::Relaxed);
@@ -407,6 +459,9 @@ impl Worker {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
+            // Its own process group: a Ctrl-C meant for the server must not kill in-flight jobs;
+            // the supervisor stops workers itself.
+            .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", config.program.display()))?;
         let pid = child.id().unwrap_or(0);
@@ -469,24 +524,33 @@ impl Worker {
     }
 
     async fn run(&mut self, request: &Request, timeout: Duration, max_rss: u64) -> Outcome {
+        // A request that cannot be framed never reaches (or harms) the worker.
         let frame = match encode(request) {
             Ok(frame) => frame,
-            Err(e) => return Outcome::Protocol(format!("cannot encode the request: {e}")),
+            Err(e) => return Outcome::Unsendable(e.to_string()),
         };
-        let Some(stdin) = self.stdin.as_mut() else {
-            return Outcome::Died;
-        };
-        if stdin.write_all(&frame).await.is_err() || stdin.flush().await.is_err() {
-            return Outcome::Died;
-        }
         let pid = self.pid;
-        tokio::select! {
-            response = read_frame_async::<Response>(&mut self.stdout) => match response {
+        let (stdin, stdout) = (&mut self.stdin, &mut self.stdout);
+        // Writing is inside the timeout too: a stopped worker with a full pipe must not wedge the slot.
+        let exchange = async move {
+            let Some(stdin) = stdin.as_mut() else {
+                return Outcome::Died;
+            };
+            if stdin.write_all(&frame).await.is_err() || stdin.flush().await.is_err() {
+                return Outcome::Died;
+            }
+            match read_frame_async::<Response>(stdout).await {
                 Ok(response) if response.id == request.id => Outcome::Answered(response),
-                Ok(response) => Outcome::Protocol(format!("answer to request {} while {} was asked", response.id, request.id)),
+                Ok(response) => Outcome::Protocol(format!(
+                    "answer to request {} while {} was asked",
+                    response.id, request.id
+                )),
                 Err(FrameError::Closed | FrameError::Io(_)) => Outcome::Died,
                 Err(e) => Outcome::Protocol(e.to_string()),
-            },
+            }
+        };
+        tokio::select! {
+            outcome = exchange => outcome,
             () = tokio::time::sleep(timeout) => Outcome::TimedOut,
             rss = memory_exceeded(pid, max_rss) => Outcome::MemoryExceeded(rss),
         }

@@ -115,6 +115,21 @@ impl PoolServer {
         )
     }
 
+    /// Like [`PoolServer::embed`], but `None` when the connection fails (server stopping).
+    pub fn try_embed(&self, image: &[u8]) -> Option<Reply> {
+        let (content_type, body) = multipart(image, &[]);
+        let headers = vec![("Authorization".to_owned(), format!("Bearer {}", self.token))];
+        super::try_request(
+            &self.server.addr,
+            "POST",
+            "/api/attendance/embed/",
+            &headers,
+            &content_type,
+            &body,
+        )
+        .ok()
+    }
+
     pub fn get(&self, path: &str) -> Reply {
         let headers = vec![("Authorization".to_owned(), format!("Bearer {}", self.token))];
         request(&self.server.addr, "GET", path, &headers, "", b"")
@@ -160,4 +175,32 @@ pub fn png(size: u32) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
     image.write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner()
+}
+
+/// Worker pids: the children of `pid`.
+pub fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .is_some_and(|stat| {
+                    // pid (comm) state ppid …; comm may contain spaces, so split after the last ')'.
+                    stat.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                        == Some(pid)
+                })
+        })
+        .collect()
+}
+
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .is_some_and(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                != Some("Z")
+        })
 }
