@@ -10,6 +10,7 @@ use anyhow::Result;
 use image::RgbImage;
 
 use attendansee_faces::image_io::{DEFAULT_MAX_PIXELS, decode_rgb};
+use attendansee_faces::imageops::laplacian_variance;
 use attendansee_faces::pipeline::detect_with_border_retry;
 use attendansee_faces::{Detector, Face, FaceError, Recognizer, Runtime};
 use attendansee_pool::protocol::{
@@ -265,6 +266,7 @@ fn described(face: &Face) -> DetectedFace {
         landmarks: face.landmarks,
         embedding: None,
         crop_jpeg: None,
+        blur: None,
     }
 }
 
@@ -339,6 +341,7 @@ fn detect_and_embed(
         .map(|((face, crop), embedding)| DetectedFace {
             embedding: Some(embedding.vector),
             crop_jpeg: return_crops.then(|| jpeg(crop)).flatten(),
+            blur: Some(laplacian_variance(crop)),
             ..described(face)
         })
         .collect();

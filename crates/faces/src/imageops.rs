@@ -129,6 +129,31 @@ pub fn warp_affine(src: &RgbImage, m: &Affine, width: u32, height: u32) -> RgbIm
     })
 }
 
+/// Sharpness of an image: the variance of its grey-level Laplacian (3×3, 4-neighbour). Low
+/// values mean blur; 0 for images smaller than 3×3.
+pub fn laplacian_variance(image: &RgbImage) -> f32 {
+    let (w, h) = image.dimensions();
+    if w < 3 || h < 3 {
+        return 0.0;
+    }
+    let grey = |x: u32, y: u32| {
+        let p = image.get_pixel(x, y);
+        0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2])
+    };
+    let (mut sum, mut sum_sq, mut n) = (0.0f64, 0.0f64, 0.0f64);
+    for y in 1..h - 1 {
+        for x in 1..w - 1 {
+            let l = grey(x - 1, y) + grey(x + 1, y) + grey(x, y - 1) + grey(x, y + 1)
+                - 4.0 * grey(x, y);
+            sum += l;
+            sum_sq += l * l;
+            n += 1.0;
+        }
+    }
+    let mean = sum / n;
+    (sum_sq / n - mean * mean).max(0.0) as f32
+}
+
 /// Packs equally-sized images into one NCHW tensor, in `order`, normalised.
 pub fn to_nchw(images: &[&RgbImage], order: ColorOrder, norm: &Normalization) -> Vec<f32> {
     let Some(first) = images.first() else {
@@ -204,6 +229,24 @@ mod tests {
                 .pixels()
                 .all(|p| p.0 == [0, 0, 0])
         );
+    }
+
+    #[test]
+    fn laplacian_variance_is_zero_for_flat_images_and_grows_with_detail() {
+        assert_eq!(
+            laplacian_variance(&RgbImage::from_pixel(10, 10, Rgb([90, 90, 90]))),
+            0.0
+        );
+        assert_eq!(laplacian_variance(&RgbImage::new(2, 2)), 0.0);
+        let stripes = RgbImage::from_fn(10, 10, |x, _| {
+            if x % 2 == 0 {
+                Rgb([0; 3])
+            } else {
+                Rgb([255; 3])
+            }
+        });
+        let soft = RgbImage::from_fn(10, 10, |x, _| Rgb([(x * 10) as u8; 3]));
+        assert!(laplacian_variance(&stripes) > laplacian_variance(&soft));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use serde::{Deserialize, Serialize};
 
 /// Bump on any change to the types below.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest frame either side accepts (a 64-megapixel photo is well below this).
 pub const MAX_FRAME_BYTES: usize = 256 * 1024 * 1024;
@@ -117,6 +117,8 @@ pub struct DetectedFace {
     pub landmarks: [[f32; 2]; 5],
     pub embedding: Option<Vec<f32>>,
     pub crop_jpeg: Option<Vec<u8>>,
+    /// Sharpness of the aligned crop (variance of its Laplacian; low = blurred).
+    pub blur: Option<f32>,
 }
 
 /// A job that failed inside a healthy worker (a bad image, no face, a missing model…).
