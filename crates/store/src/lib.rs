@@ -6,7 +6,9 @@ mod courses;
 pub mod credentials;
 mod data_dir;
 mod error;
+mod jobs;
 mod models;
+mod photos;
 mod users;
 
 pub use blobs::BlobStore;

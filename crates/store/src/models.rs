@@ -165,3 +165,137 @@ pub struct SessionFields {
     pub title: String,
     pub held_at: DateTime<Utc>,
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
+pub enum ImageStatus {
+    Pending,
+    Processed,
+    Failed,
+}
+
+/// A photo of a class session, as stored.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SessionImage {
+    pub id: i64,
+    pub session_id: i64,
+    pub blob_key: String,
+    pub sha256: String,
+    pub original_name: Option<String>,
+    pub width: i64,
+    pub height: i64,
+    pub status: ImageStatus,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewImage {
+    pub blob_key: String,
+    pub sha256: String,
+    pub original_name: Option<String>,
+    pub width: i64,
+    pub height: i64,
+}
+
+/// What adding a photo to a session did.
+#[derive(Clone, Debug)]
+pub enum ImageInsert {
+    Stored(SessionImage),
+    /// The same bytes were already in this session: nothing was added.
+    Duplicate(SessionImage),
+}
+
+/// A face found in a session photo (or a reference photo).
+#[derive(Clone, Debug)]
+pub struct FaceCrop {
+    pub id: i64,
+    pub image_id: Option<i64>,
+    pub reference_photo_id: Option<i64>,
+    /// x, y, width, height in the photo's pixels.
+    pub bbox: [f32; 4],
+    pub landmarks: [[f32; 2]; 5],
+    pub score: f32,
+    /// Face size in pixels (the smaller side of the box).
+    pub quality_size: Option<f32>,
+    /// Sharpness of the aligned crop (variance of its Laplacian).
+    pub quality_blur: Option<f32>,
+    pub crop_blob_key: Option<String>,
+    pub student_id: Option<i64>,
+    pub assignment_source: Option<String>,
+    pub confidence: Option<f32>,
+    pub cluster_id: Option<i64>,
+    pub not_a_student: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A face to record for a photo, with its embedding.
+#[derive(Clone, Debug)]
+pub struct NewCrop {
+    pub bbox: [f32; 4],
+    pub landmarks: [[f32; 2]; 5],
+    pub score: f32,
+    pub quality_size: f32,
+    pub quality_blur: Option<f32>,
+    pub crop_blob_key: Option<String>,
+    /// (model name, L2-normalised vector).
+    pub embedding: Option<(String, Vec<f32>)>,
+}
+
+/// Which crops a listing returns.
+#[derive(Clone, Debug, Default)]
+pub struct CropFilter {
+    pub session: Option<i64>,
+    pub image: Option<i64>,
+    /// Only crops assigned to no student and not marked "not a student".
+    pub unassigned: bool,
+    /// Only faces at least this many pixels in size.
+    pub min_size: Option<f32>,
+}
+
+#[derive(Clone, Debug)]
+pub struct EmbeddingRecord {
+    pub id: i64,
+    pub crop_id: i64,
+    pub model_name: String,
+    pub vector: Vec<f32>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// A unit of background work (e.g. processing a session's photos).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct JobRecord {
+    pub id: i64,
+    pub kind: String,
+    /// JSON.
+    pub payload: String,
+    pub status: JobStatus,
+    pub done: i64,
+    pub total: i64,
+    pub error: Option<String>,
+    /// JSON list of per-item errors.
+    pub errors: String,
+    pub course_id: Option<i64>,
+    pub created_by: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}

@@ -253,3 +253,192 @@ async fn tokens_authenticate_until_revoked_or_expired_and_survive_reopen() {
             .is_none()
     );
 }
+
+mod photos_and_jobs {
+    use super::*;
+    use attendansee_store::{CropFilter, ImageInsert, JobStatus, NewCrop, NewImage, SessionFields};
+
+    async fn session(store: &Store) -> (attendansee_store::User, i64, i64) {
+        let alice = store
+            .create_user("alice", "password-a", Role::Instructor)
+            .await
+            .unwrap();
+        let c = store.create_course(alice.id, &course("CS1")).await.unwrap();
+        let fields = SessionFields {
+            title: "W1".into(),
+            held_at: chrono::Utc::now(),
+        };
+        let s = store
+            .create_session(alice.scope(), c.id, &fields)
+            .await
+            .unwrap();
+        (alice, c.id, s.id)
+    }
+
+    fn image(sha: &str) -> NewImage {
+        NewImage {
+            blob_key: format!("images/{sha}"),
+            sha256: sha.into(),
+            original_name: Some("a.jpg".into()),
+            width: 640,
+            height: 480,
+        }
+    }
+
+    fn crop(model: &str) -> NewCrop {
+        NewCrop {
+            bbox: [1.0, 2.0, 30.0, 40.0],
+            landmarks: [[5.0, 6.0]; 5],
+            score: 0.9,
+            quality_size: 30.0,
+            quality_blur: Some(12.5),
+            crop_blob_key: None,
+            embedding: Some((model.into(), vec![0.6, 0.8])),
+        }
+    }
+
+    #[tokio::test]
+    async fn duplicate_photos_are_reported_and_faces_are_recorded_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let (alice, _, s) = session(&store).await;
+        let ImageInsert::Stored(first) = store
+            .add_session_image(alice.scope(), s, &image("aa"))
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        let ImageInsert::Duplicate(again) = store
+            .add_session_image(alice.scope(), s, &image("aa"))
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(first.id, again.id);
+        assert_eq!(store.unprocessed_images(s).await.unwrap().len(), 1);
+
+        let ids = store
+            .record_image_faces(first.id, &[crop("m"), crop("m")])
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 2);
+        assert!(
+            store
+                .record_image_faces(first.id, &[crop("m")])
+                .await
+                .unwrap()
+                .is_empty(),
+            "processed photos are not re-recorded"
+        );
+        assert!(store.unprocessed_images(s).await.unwrap().is_empty());
+        let filter = CropFilter {
+            session: Some(s),
+            ..Default::default()
+        };
+        let crops = store
+            .list_crops(
+                alice.scope(),
+                &filter,
+                Page {
+                    number: 1,
+                    size: 50,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(crops.total, 2);
+        assert_eq!(crops.items[0].landmarks, [[5.0, 6.0]; 5]);
+        assert_eq!(
+            store.crop_embeddings(ids[0]).await.unwrap()[0].vector,
+            [0.6, 0.8]
+        );
+
+        assert!(
+            !store
+                .save_embedding(ids[0], "m", &[1.0, 0.0], false)
+                .await
+                .unwrap(),
+            "kept without replace"
+        );
+        assert_eq!(
+            store.crop_embeddings(ids[0]).await.unwrap()[0].vector,
+            [0.6, 0.8]
+        );
+        assert!(
+            store
+                .save_embedding(ids[0], "m", &[1.0, 0.0], true)
+                .await
+                .unwrap()
+        );
+        let embeddings = store.crop_embeddings(ids[0]).await.unwrap();
+        assert_eq!(
+            (embeddings.len(), embeddings[0].vector.clone()),
+            (1, vec![1.0, 0.0])
+        );
+
+        let bob = store
+            .create_user("bob", "password-b", Role::Instructor)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.get_crop(bob.scope(), ids[0]).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        assert!(matches!(
+            store.get_session_image(bob.scope(), first.id).await,
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn jobs_are_deduplicated_claimed_cancelled_and_requeued_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let (alice, c, _) = session(&store).await;
+        let (job, created) = store
+            .queue_job("process", "{\"session\":1}", c, alice.id, 3)
+            .await
+            .unwrap();
+        assert!(created);
+        let (same, created) = store
+            .queue_job("process", "{\"session\":1}", c, alice.id, 3)
+            .await
+            .unwrap();
+        assert!(!created && same.id == job.id);
+        let claimed = store.claim_job().await.unwrap().unwrap();
+        assert_eq!((claimed.id, claimed.status), (job.id, JobStatus::Running));
+        assert!(store.claim_job().await.unwrap().is_none());
+        assert_eq!(store.requeue_interrupted_jobs().await.unwrap(), 1);
+        assert_eq!(store.job_status(job.id).await.unwrap(), JobStatus::Queued);
+        store.claim_job().await.unwrap().unwrap();
+        store.job_progress(job.id, 2, 3, "[]").await.unwrap();
+        let cancelled = store.cancel_job(alice.scope(), job.id).await.unwrap();
+        assert_eq!(
+            (cancelled.status, cancelled.done),
+            (JobStatus::Cancelled, 2)
+        );
+        store
+            .finish_job(job.id, JobStatus::Succeeded, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.job_status(job.id).await.unwrap(),
+            JobStatus::Cancelled,
+            "a cancelled job stays cancelled"
+        );
+        assert!(matches!(
+            store.cancel_job(alice.scope(), job.id).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let bob = store
+            .create_user("bob", "password-b", Role::Instructor)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.get_job(bob.scope(), job.id).await,
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+}

@@ -1,0 +1,150 @@
+//! SQL for background jobs: create, claim, progress, finish, cancel, and recovery after a restart.
+
+use chrono::Utc;
+
+use crate::{JobRecord, JobStatus, Page, Paged, Result, Scope, Store, StoreError, UserId};
+
+const JOB_COLUMNS: &str = "j.id, j.kind, j.payload, j.status, j.done, j.total, j.error, j.errors, j.course_id, j.created_by, j.created_at, \
+     j.started_at, j.finished_at";
+
+impl Store {
+    /// Queues a job, unless one of the same kind and payload is already queued or running, in
+    /// which case that one is returned (`false`).
+    pub async fn queue_job(
+        &self,
+        kind: &str,
+        payload: &str,
+        course_id: i64,
+        created_by: UserId,
+        total: i64,
+    ) -> Result<(JobRecord, bool)> {
+        let mut tx = self.pool.begin().await?;
+        let existing = sqlx::query_as::<_, JobRecord>(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs j WHERE j.kind = $1 AND j.payload = $2 AND j.status IN ('queued', 'running')"
+        ))
+        .bind(kind)
+        .bind(payload)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(job) = existing {
+            return Ok((job, false));
+        }
+        let job = sqlx::query_as::<_, JobRecord>(&format!(
+            "INSERT INTO jobs (kind, payload, status, done, total, course_id, created_by, created_at)
+             VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6) RETURNING {}",
+            JOB_COLUMNS.replace("j.", "")
+        ))
+        .bind(kind)
+        .bind(payload)
+        .bind(total)
+        .bind(course_id)
+        .bind(created_by)
+        .bind(Utc::now())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((job, true))
+    }
+
+    /// Takes the oldest queued job and marks it running; `None` when there is none.
+    pub async fn claim_job(&self) -> Result<Option<JobRecord>> {
+        Ok(sqlx::query_as::<_, JobRecord>(&format!(
+            "UPDATE jobs SET status = 'running', started_at = $1
+             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1) AND status = 'queued'
+             RETURNING {}",
+            JOB_COLUMNS.replace("j.", "")
+        ))
+        .bind(Utc::now())
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn job_status(&self, id: i64) -> Result<JobStatus> {
+        sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound { entity: "Job", id })
+    }
+
+    /// Progress of a running job; `errors` is the JSON list of per-item errors so far.
+    pub async fn job_progress(&self, id: i64, done: i64, total: i64, errors: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET done = $1, total = $2, errors = $3 WHERE id = $4 AND status = 'running'")
+            .bind(done)
+            .bind(total)
+            .bind(errors)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a running job (a cancelled one stays cancelled).
+    pub async fn finish_job(&self, id: i64, status: JobStatus, error: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE jobs SET status = $1, error = $2, finished_at = $3 WHERE id = $4 AND status = 'running'")
+            .bind(status)
+            .bind(error)
+            .bind(Utc::now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Cancels a queued or running job; a finished one is a conflict.
+    pub async fn cancel_job(&self, scope: Scope, id: i64) -> Result<JobRecord> {
+        let job = self.get_job(scope, id).await?;
+        if job.status.is_finished() {
+            return Err(StoreError::Conflict(format!(
+                "job {id} has already finished"
+            )));
+        }
+        sqlx::query("UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE id = $2 AND status IN ('queued', 'running')")
+            .bind(Utc::now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        self.get_job(scope, id).await
+    }
+
+    pub async fn get_job(&self, scope: Scope, id: i64) -> Result<JobRecord> {
+        sqlx::query_as::<_, JobRecord>(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs j LEFT JOIN courses c ON c.id = j.course_id
+             WHERE j.id = $1 AND ($2 IS NULL OR c.owner_id = $2)"
+        ))
+        .bind(id)
+        .bind(scope.owner())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound { entity: "Job", id })
+    }
+
+    /// Jobs visible in `scope`, newest first.
+    pub async fn list_jobs(&self, scope: Scope, page: Page) -> Result<Paged<JobRecord>> {
+        let from = "FROM jobs j LEFT JOIN courses c ON c.id = j.course_id WHERE ($1 IS NULL OR c.owner_id = $1)";
+        let total = sqlx::query_scalar(&format!("SELECT COUNT(*) {from}"))
+            .bind(scope.owner())
+            .fetch_one(&self.pool)
+            .await?;
+        let items = sqlx::query_as::<_, JobRecord>(&format!(
+            "SELECT {JOB_COLUMNS} {from} ORDER BY j.id DESC LIMIT $2 OFFSET $3"
+        ))
+        .bind(scope.owner())
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Paged { total, items })
+    }
+
+    /// After a restart: jobs left running by the previous process are queued again (their work
+    /// is idempotent, so they resume where they stopped). Returns how many.
+    pub async fn requeue_interrupted_jobs(&self) -> Result<u64> {
+        Ok(
+            sqlx::query("UPDATE jobs SET status = 'queued' WHERE status = 'running'")
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+}

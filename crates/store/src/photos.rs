@@ -1,0 +1,384 @@
+//! SQL for session photos, the faces found in them, and their embeddings.
+
+use chrono::{DateTime, Utc};
+
+use crate::error::conflict_on_unique;
+use crate::{
+    CropFilter, EmbeddingRecord, FaceCrop, ImageInsert, NewCrop, NewImage, Page, Paged, Result,
+    Scope, SessionImage, Store, StoreError,
+};
+
+const IMAGE_COLUMNS: &str = "i.id, i.session_id, i.blob_key, i.sha256, i.original_name, i.width, i.height, i.status, i.error, i.created_at";
+const CROP_COLUMNS: &str = "f.id, f.image_id, f.reference_photo_id, f.bbox_x, f.bbox_y, f.bbox_w, f.bbox_h, f.landmarks, \
+     f.det_score, f.quality_size, f.quality_blur, f.crop_blob_key, f.student_id, f.assignment_source, f.confidence, \
+     f.cluster_id, f.not_a_student, f.created_at";
+/// Joins that tie a crop (of a session photo or of a reference photo) to its course as `c`.
+const CROP_COURSE: &str = "FROM face_crops f
+     LEFT JOIN session_images i ON i.id = f.image_id
+     LEFT JOIN sessions s ON s.id = i.session_id
+     LEFT JOIN reference_photos r ON r.id = f.reference_photo_id
+     LEFT JOIN students st ON st.id = r.student_id
+     JOIN courses c ON c.id = COALESCE(s.course_id, st.course_id)";
+
+#[derive(sqlx::FromRow)]
+struct CropRow {
+    id: i64,
+    image_id: Option<i64>,
+    reference_photo_id: Option<i64>,
+    bbox_x: f64,
+    bbox_y: f64,
+    bbox_w: f64,
+    bbox_h: f64,
+    landmarks: String,
+    det_score: f64,
+    quality_size: Option<f64>,
+    quality_blur: Option<f64>,
+    crop_blob_key: Option<String>,
+    student_id: Option<i64>,
+    assignment_source: Option<String>,
+    confidence: Option<f64>,
+    cluster_id: Option<i64>,
+    not_a_student: bool,
+    created_at: DateTime<Utc>,
+}
+
+impl From<CropRow> for FaceCrop {
+    fn from(r: CropRow) -> Self {
+        FaceCrop {
+            id: r.id,
+            image_id: r.image_id,
+            reference_photo_id: r.reference_photo_id,
+            bbox: [
+                r.bbox_x as f32,
+                r.bbox_y as f32,
+                r.bbox_w as f32,
+                r.bbox_h as f32,
+            ],
+            // Written by this module from `[[f32; 2]; 5]`; a corrupt value reads as zeros.
+            landmarks: serde_json::from_str(&r.landmarks).unwrap_or_default(),
+            score: r.det_score as f32,
+            quality_size: r.quality_size.map(|v| v as f32),
+            quality_blur: r.quality_blur.map(|v| v as f32),
+            crop_blob_key: r.crop_blob_key,
+            student_id: r.student_id,
+            assignment_source: r.assignment_source,
+            confidence: r.confidence.map(|v| v as f32),
+            cluster_id: r.cluster_id,
+            not_a_student: r.not_a_student,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct EmbeddingRow {
+    id: i64,
+    crop_id: i64,
+    model_name: String,
+    vector: Vec<u8>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<EmbeddingRow> for EmbeddingRecord {
+    fn from(r: EmbeddingRow) -> Self {
+        EmbeddingRecord {
+            id: r.id,
+            crop_id: r.crop_id,
+            model_name: r.model_name,
+            vector: r
+                .vector
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            created_at: r.created_at,
+        }
+    }
+}
+
+fn vector_bytes(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+impl Store {
+    /// Adds a photo to a session, or reports the photo with the same bytes already there.
+    pub async fn add_session_image(
+        &self,
+        scope: Scope,
+        session_id: i64,
+        image: &NewImage,
+    ) -> Result<ImageInsert> {
+        self.get_session(scope, session_id).await?;
+        if let Some(existing) = self.find_session_image(session_id, &image.sha256).await? {
+            return Ok(ImageInsert::Duplicate(existing));
+        }
+        let sql = format!(
+            "INSERT INTO session_images (session_id, blob_key, sha256, original_name, width, height, status, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7) RETURNING {}",
+            IMAGE_COLUMNS.replace("i.", "")
+        );
+        let inserted = sqlx::query_as::<_, SessionImage>(&sql)
+            .bind(session_id)
+            .bind(&image.blob_key)
+            .bind(&image.sha256)
+            .bind(&image.original_name)
+            .bind(image.width)
+            .bind(image.height)
+            .bind(Utc::now())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(conflict_on_unique(String::new));
+        match inserted {
+            Ok(image) => Ok(ImageInsert::Stored(image)),
+            // The same photo uploaded twice at once: the other request stored it.
+            Err(StoreError::Conflict(_)) => {
+                match self.find_session_image(session_id, &image.sha256).await? {
+                    Some(existing) => Ok(ImageInsert::Duplicate(existing)),
+                    None => Err(StoreError::Conflict(
+                        "the photo was stored and removed concurrently".into(),
+                    )),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn find_session_image(
+        &self,
+        session_id: i64,
+        sha256: &str,
+    ) -> Result<Option<SessionImage>> {
+        let sql = format!(
+            "SELECT {IMAGE_COLUMNS} FROM session_images i WHERE i.session_id = $1 AND i.sha256 = $2"
+        );
+        Ok(sqlx::query_as::<_, SessionImage>(&sql)
+            .bind(session_id)
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn get_session_image(&self, scope: Scope, id: i64) -> Result<SessionImage> {
+        let sql = format!(
+            "SELECT {IMAGE_COLUMNS} FROM session_images i JOIN sessions s ON s.id = i.session_id
+             JOIN courses c ON c.id = s.course_id WHERE i.id = $1 AND ($2 IS NULL OR c.owner_id = $2)"
+        );
+        sqlx::query_as::<_, SessionImage>(&sql)
+            .bind(id)
+            .bind(scope.owner())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound {
+                entity: "Image",
+                id,
+            })
+    }
+
+    /// A session's photos in upload order.
+    pub async fn list_session_images(
+        &self,
+        scope: Scope,
+        session_id: i64,
+    ) -> Result<Vec<SessionImage>> {
+        self.get_session(scope, session_id).await?;
+        let sql = format!(
+            "SELECT {IMAGE_COLUMNS} FROM session_images i WHERE i.session_id = $1 ORDER BY i.id"
+        );
+        Ok(sqlx::query_as::<_, SessionImage>(&sql)
+            .bind(session_id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Photos of a session that still need processing (never processed, or failed).
+    pub async fn unprocessed_images(&self, session_id: i64) -> Result<Vec<SessionImage>> {
+        let sql = format!(
+            "SELECT {IMAGE_COLUMNS} FROM session_images i WHERE i.session_id = $1 AND i.status <> 'processed' ORDER BY i.id"
+        );
+        Ok(sqlx::query_as::<_, SessionImage>(&sql)
+            .bind(session_id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Records the faces of a photo with their embeddings and marks it processed, all in one
+    /// transaction. A photo already processed is left as it is (no duplicate crops).
+    pub async fn record_image_faces(&self, image_id: i64, crops: &[NewCrop]) -> Result<Vec<i64>> {
+        let mut tx = self.pool.begin().await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM session_images WHERE id = $1")
+                .bind(image_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match status.as_deref() {
+            None => {
+                return Err(StoreError::NotFound {
+                    entity: "Image",
+                    id: image_id,
+                });
+            }
+            Some("processed") => return Ok(Vec::new()),
+            Some(_) => {}
+        }
+        let now = Utc::now();
+        let mut ids = Vec::with_capacity(crops.len());
+        for crop in crops {
+            let [x, y, w, h] = crop.bbox;
+            let landmarks = serde_json::to_string(&crop.landmarks).unwrap_or_else(|_| "[]".into());
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO face_crops (image_id, bbox_x, bbox_y, bbox_w, bbox_h, landmarks, det_score,
+                     quality_size, quality_blur, crop_blob_key, not_a_student, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, FALSE, $11) RETURNING id",
+            )
+            .bind(image_id)
+            .bind(x)
+            .bind(y)
+            .bind(w)
+            .bind(h)
+            .bind(landmarks)
+            .bind(crop.score)
+            .bind(crop.quality_size)
+            .bind(crop.quality_blur)
+            .bind(&crop.crop_blob_key)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            if let Some((model, vector)) = &crop.embedding {
+                sqlx::query(
+                    "INSERT INTO face_embeddings (crop_id, model_name, dimension, vector, created_at)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind(model)
+                .bind(vector.len() as i64)
+                .bind(vector_bytes(vector))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            ids.push(id);
+        }
+        sqlx::query("UPDATE session_images SET status = 'processed', error = NULL WHERE id = $1")
+            .bind(image_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Marks a photo as failed with the reason, unless it was processed meanwhile.
+    pub async fn mark_image_failed(&self, image_id: i64, error: &str) -> Result<()> {
+        sqlx::query("UPDATE session_images SET status = 'failed', error = $1 WHERE id = $2 AND status <> 'processed'")
+            .bind(error)
+            .bind(image_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get_crop(&self, scope: Scope, id: i64) -> Result<FaceCrop> {
+        let sql = format!(
+            "SELECT {CROP_COLUMNS} {CROP_COURSE} WHERE f.id = $1 AND ($2 IS NULL OR c.owner_id = $2)"
+        );
+        sqlx::query_as::<_, CropRow>(&sql)
+            .bind(id)
+            .bind(scope.owner())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(FaceCrop::from)
+            .ok_or(StoreError::NotFound {
+                entity: "Face crop",
+                id,
+            })
+    }
+
+    /// Crops visible in `scope` that match `filter`, by photo then position.
+    pub async fn list_crops(
+        &self,
+        scope: Scope,
+        filter: &CropFilter,
+        page: Page,
+    ) -> Result<Paged<FaceCrop>> {
+        let conditions = "($1 IS NULL OR c.owner_id = $1) AND ($2 IS NULL OR i.session_id = $2)
+             AND ($3 IS NULL OR f.image_id = $3) AND ($4 = FALSE OR (f.student_id IS NULL AND f.not_a_student = FALSE))
+             AND ($5 IS NULL OR f.quality_size >= $5)";
+        let total: i64 =
+            sqlx::query_scalar(&format!("SELECT COUNT(*) {CROP_COURSE} WHERE {conditions}"))
+                .bind(scope.owner())
+                .bind(filter.session)
+                .bind(filter.image)
+                .bind(filter.unassigned)
+                .bind(filter.min_size)
+                .fetch_one(&self.pool)
+                .await?;
+        let sql = format!(
+            "SELECT {CROP_COLUMNS} {CROP_COURSE} WHERE {conditions} ORDER BY f.image_id, f.id LIMIT $6 OFFSET $7"
+        );
+        let rows = sqlx::query_as::<_, CropRow>(&sql)
+            .bind(scope.owner())
+            .bind(filter.session)
+            .bind(filter.image)
+            .bind(filter.unassigned)
+            .bind(filter.min_size)
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(Paged {
+            total,
+            items: rows.into_iter().map(FaceCrop::from).collect(),
+        })
+    }
+
+    /// The course a crop belongs to (for its embedding model).
+    pub async fn course_of_crop(&self, crop_id: i64) -> Result<i64> {
+        let sql = format!("SELECT c.id {CROP_COURSE} WHERE f.id = $1");
+        sqlx::query_scalar(&sql)
+            .bind(crop_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound {
+                entity: "Face crop",
+                id: crop_id,
+            })
+    }
+
+    pub async fn crop_embeddings(&self, crop_id: i64) -> Result<Vec<EmbeddingRecord>> {
+        let rows = sqlx::query_as::<_, EmbeddingRow>(
+            "SELECT id, crop_id, model_name, vector, created_at FROM face_embeddings WHERE crop_id = $1 ORDER BY model_name",
+        )
+        .bind(crop_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(EmbeddingRecord::from).collect())
+    }
+
+    /// Stores a crop's embedding for a model: keeps an existing one unless `replace`. One row per
+    /// (crop, model) however many requests race; returns whether this call wrote it.
+    pub async fn save_embedding(
+        &self,
+        crop_id: i64,
+        model: &str,
+        vector: &[f32],
+        replace: bool,
+    ) -> Result<bool> {
+        let conflict = if replace {
+            "DO UPDATE SET dimension = excluded.dimension, vector = excluded.vector, created_at = excluded.created_at"
+        } else {
+            "DO NOTHING"
+        };
+        let sql = format!(
+            "INSERT INTO face_embeddings (crop_id, model_name, dimension, vector, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (crop_id, model_name) {conflict}"
+        );
+        let written = sqlx::query(&sql)
+            .bind(crop_id)
+            .bind(model)
+            .bind(vector.len() as i64)
+            .bind(vector_bytes(vector))
+            .bind(Utc::now())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(written > 0)
+    }
+}
