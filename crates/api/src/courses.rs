@@ -23,6 +23,8 @@ pub struct CourseDto {
     pub code: String,
     /// The owning instructor's user id.
     pub owner: i64,
+    /// The recognizer this course's faces are embedded with; `null` means the server's default.
+    pub embedding_model: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -33,6 +35,7 @@ impl From<Course> for CourseDto {
             name: c.name,
             code: c.code,
             owner: c.owner_id,
+            embedding_model: c.embedding_model,
             created_at: c.created_at,
         }
     }
@@ -47,6 +50,8 @@ pub struct CreateCourse {
     pub code: String,
     /// Admins only: create the course for this instructor (default: the caller).
     pub owner: Option<i64>,
+    /// Recognizer for this course (default: the server's, `mobilefacenet`).
+    pub embedding_model: Option<String>,
 }
 
 /// For PUT every field is required; for PATCH any subset.
@@ -54,6 +59,21 @@ pub struct CreateCourse {
 pub struct UpdateCourse {
     pub name: Option<String>,
     pub code: Option<String>,
+    /// `null` returns the course to the server's default recognizer.
+    #[serde(default, deserialize_with = "crate::extract::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub embedding_model: Option<Option<String>>,
+}
+
+/// A course's recognizer must be a known one (installed or not: processing says which is missing).
+fn check_model(state: &AppState, model: Option<String>) -> ApiResult<Option<String>> {
+    match model {
+        Some(model) => match state.check_recognizer("embedding_model", &model) {
+            Err(e) if e.error_type == crate::error::ErrorType::ValidationError => Err(e),
+            _ => Ok(Some(model)),
+        },
+        None => Ok(None),
+    }
 }
 
 const NAME_MAX: usize = 200;
@@ -100,7 +120,7 @@ async fn create_course(
     let fields = CourseFields {
         name: text("name", &body.name, NAME_MAX)?,
         code: text("code", &body.code, CODE_MAX)?,
-        embedding_model: None,
+        embedding_model: check_model(&state, body.embedding_model.clone())?,
     };
     let owner = match body.owner {
         None => actor.user.id,
@@ -176,7 +196,10 @@ async fn update(
             body.code.as_deref().unwrap_or(&current.code),
             CODE_MAX,
         )?,
-        embedding_model: current.embedding_model,
+        embedding_model: match body.embedding_model {
+            None => current.embedding_model,
+            Some(model) => check_model(&state, model)?,
+        },
     };
     Ok(Json(
         state

@@ -169,7 +169,7 @@ async fn embed(
     }))
 }
 
-fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
+pub(crate) fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
     let status = error.status();
     let error_type = if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
         ErrorType::PayloadTooLarge

@@ -5,11 +5,14 @@
 
 mod auth;
 mod courses;
+mod crops;
 mod embed;
 pub mod error;
 mod extract;
+pub mod jobs;
 pub mod metrics;
 mod pagination;
+mod photos;
 pub mod request_id;
 mod sessions;
 mod students;
@@ -32,7 +35,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use attendansee_pool::Pool;
 use attendansee_store::{BlobStore, Store};
 
-pub use error::{ApiError, ErrorType};
+pub use error::{ApiError, ApiResult, ErrorType};
+
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    attendansee_store::credentials::hex(bytes)
+}
 pub use users::{check_password, check_username};
 
 /// Server settings the API needs (the binary's configuration fills them in).
@@ -48,6 +56,9 @@ pub struct Settings {
     pub detector: String,
     /// The recognizers the workers load; the first is the default.
     pub recognizers: Vec<String>,
+    /// Every recognizer in the model catalog (a known name that the workers do not load is
+    /// "not installed", an unknown one a validation error).
+    pub catalog_recognizers: Vec<String>,
 }
 
 impl Default for Settings {
@@ -58,6 +69,9 @@ impl Default for Settings {
             upload_body_limit: 32 * 1024 * 1024,
             detector: "yunet".into(),
             recognizers: vec!["mobilefacenet".into()],
+            catalog_recognizers: ["mobilefacenet", "mobilefacenet-batch", "arcface", "facenet"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
@@ -72,6 +86,8 @@ pub struct AppState {
     /// The inference workers; `None` for a server without them (then face routes answer
     /// `ModelNotAvailable`).
     pub pool: Option<Pool>,
+    /// Wakes the job runner when a job is queued.
+    pub jobs_queued: Arc<tokio::sync::Notify>,
     openapi: Arc<OnceLock<String>>,
 }
 
@@ -83,6 +99,7 @@ impl AppState {
             settings: Arc::new(settings),
             metrics: Arc::default(),
             pool: None,
+            jobs_queued: Arc::default(),
             openapi: Arc::default(),
         }
     }
@@ -90,6 +107,65 @@ impl AppState {
     pub fn with_pool(mut self, pool: Pool) -> Self {
         self.pool = Some(pool);
         self
+    }
+
+    /// The worker pool, or `ModelNotAvailable` on a server without one.
+    pub fn pool(&self) -> ApiResult<&Pool> {
+        self.pool.as_ref().ok_or_else(|| {
+            ApiError::new(
+                ErrorType::ModelNotAvailable,
+                "this server runs no inference workers",
+            )
+        })
+    }
+
+    /// Checks a recognizer name: unknown → `ValidationError` listing the catalog; known but not
+    /// loaded by the workers → `ModelNotAvailable`.
+    pub fn check_recognizer(&self, field: &str, name: &str) -> ApiResult<()> {
+        let settings = &self.settings;
+        if !settings
+            .catalog_recognizers
+            .iter()
+            .chain(&settings.recognizers)
+            .any(|m| m == name)
+        {
+            let mut available = settings.catalog_recognizers.clone();
+            available.extend(
+                settings
+                    .recognizers
+                    .iter()
+                    .filter(|r| !settings.catalog_recognizers.contains(r))
+                    .cloned(),
+            );
+            return Err(ApiError::invalid_field(
+                field,
+                format!(
+                    "Unknown model '{name}'. Available models: {}",
+                    available.join(", ")
+                ),
+            )
+            .with_details(serde_json::json!({"field": field, "available_models": available})));
+        }
+        if !settings.recognizers.iter().any(|m| m == name) {
+            return Err(ApiError::new(
+                ErrorType::ModelNotAvailable,
+                format!(
+                    "Model '{name}' is not installed on this server (loaded: {}); install it with `attendansee models fetch {name}` \
+                     and start the server with `--recognizers`",
+                    settings.recognizers.join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The recognizer a course uses: its own setting, else the server's default.
+    pub fn course_model(&self, course: &attendansee_store::Course) -> String {
+        course
+            .embedding_model
+            .clone()
+            .or_else(|| self.settings.recognizers.first().cloned())
+            .unwrap_or_default()
     }
 }
 
@@ -125,6 +201,9 @@ pub fn router(state: AppState) -> Router {
         .merge(courses::routes())
         .merge(students::routes())
         .merge(sessions::routes())
+        .merge(crops::routes())
+        .merge(jobs::routes())
+        .merge(photos::routes().layer(DefaultBodyLimit::max(state.settings.upload_body_limit)))
         // Uploads get their own, larger body limit (the innermost limit wins).
         .merge(embed::routes().layer(DefaultBodyLimit::max(state.settings.upload_body_limit)))
         .routes(routes!(system::schema))

@@ -9,7 +9,8 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 
-use attendansee_store::Role;
+use attendansee_store::{ImageInsert, NewCrop, NewImage, Role, Scope};
+use axum::body::Bytes;
 use common::{TestApp, app};
 
 const PUBLIC: [(&str, &str); 3] = [
@@ -46,6 +47,9 @@ struct World {
     session: i64,
     alice_token_id: i64,
     bob_id: i64,
+    image: i64,
+    crop: i64,
+    job: i64,
 }
 
 async fn world() -> World {
@@ -100,7 +104,50 @@ async fn world() -> World {
             json!({"course": course, "title": "W1", "held_at": "2026-09-01T09:00:00Z"}),
         )
         .await;
+    // A processed photo with one face (crop image and embedding), and a queued job: made through
+    // the store, since this socket-free app has no workers.
+    let new_image = NewImage {
+        blob_key: "images/t".into(),
+        sha256: "ab".repeat(32),
+        original_name: None,
+        width: 8,
+        height: 8,
+    };
+    t.blobs
+        .put("images/t", Bytes::from_static(b"\x89PNG fake"))
+        .await
+        .unwrap();
+    let ImageInsert::Stored(image) = t
+        .store
+        .add_session_image(Scope::All, session, &new_image)
+        .await
+        .unwrap()
+    else {
+        panic!("fresh photo")
+    };
+    t.blobs
+        .put("crops/t.jpg", Bytes::from_static(b"\xff\xd8\xff fake"))
+        .await
+        .unwrap();
+    let crop = NewCrop {
+        bbox: [1.0, 1.0, 4.0, 4.0],
+        landmarks: [[2.0, 2.0]; 5],
+        score: 0.9,
+        quality_size: 4.0,
+        quality_blur: Some(1.0),
+        crop_blob_key: Some("crops/t.jpg".into()),
+        embedding: Some(("mobilefacenet".into(), vec![0.6, 0.8])),
+    };
+    let crop = t.store.record_image_faces(image.id, &[crop]).await.unwrap()[0];
+    let (job, _) = t
+        .store
+        .queue_job("process_session", "{}", course, alice_user.id, 1)
+        .await
+        .unwrap();
     World {
+        image: image.id,
+        crop,
+        job: job.id,
         t,
         admin,
         alice,
@@ -116,9 +163,50 @@ async fn world() -> World {
     }
 }
 
+/// A multipart upload request with one small file in field `images`.
+fn upload(path: &str, token: &str) -> Request<Body> {
+    let boundary = "b0undary";
+    let form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"images\"; filename=\"x.png\"\r\n\r\nxx\r\n--{boundary}--\r\n"
+    );
+    Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(Body::from(form))
+        .unwrap()
+}
+
 impl World {
+    /// The request a client would send: multipart for photo uploads, JSON otherwise.
+    async fn send_as(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> common::Response {
+        if method == Method::POST && path.ends_with("/images/") {
+            self.t.send(upload(path, token)).await
+        } else {
+            self.t.call(method, path, Some(token), body).await
+        }
+    }
+
     fn concrete(&self, path: &str) -> String {
-        let id = if path.contains("/courses/") {
+        let id = if path.starts_with("/api/attendance/sessions/") {
+            self.session
+        } else if path.contains("/images/") {
+            self.image
+        } else if path.contains("/face-crops/") {
+            self.crop
+        } else if path.contains("/jobs/") {
+            self.job
+        } else if path.contains("/courses/") {
             self.course
         } else if path.contains("/students/") {
             self.student
@@ -209,21 +297,11 @@ async fn another_instructors_objects_answer_404_exactly_like_missing_ones() {
     for (method, path) in owned {
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let body = Some(bodies(path));
-        let foreign =
-            w.t.call(
-                method.clone(),
-                &w.concrete(path),
-                Some(&w.bob),
-                body.clone(),
-            )
+        let foreign = w
+            .send_as(method.clone(), &w.concrete(path), &w.bob, body.clone())
             .await;
-        let missing =
-            w.t.call(
-                method.clone(),
-                &path.replace("{id}", "99999"),
-                Some(&w.bob),
-                body,
-            )
+        let missing = w
+            .send_as(method.clone(), &path.replace("{id}", "99999"), &w.bob, body)
             .await;
         foreign.assert_error(StatusCode::NOT_FOUND, "NotFound");
         missing.assert_error(StatusCode::NOT_FOUND, "NotFound");
@@ -231,6 +309,9 @@ async fn another_instructors_objects_answer_404_exactly_like_missing_ones() {
             m.replace(&w.course.to_string(), "N")
                 .replace(&w.student.to_string(), "N")
                 .replace(&w.session.to_string(), "N")
+                .replace(&w.image.to_string(), "N")
+                .replace(&w.crop.to_string(), "N")
+                .replace(&w.job.to_string(), "N")
                 .replace("99999", "N")
         };
         assert_eq!(
@@ -280,8 +361,84 @@ fn success_cases(
     user_id: i64,
 ) -> Vec<(Method, String, Option<Value>, StatusCode)> {
     let (c, s, ss) = (w.course, w.student, w.session);
+    let (image, crop) = (w.image, w.crop);
     let ok = StatusCode::OK;
+    let unavailable = StatusCode::SERVICE_UNAVAILABLE; // this socket-free app runs no workers
+    let model = json!({"model_name": "mobilefacenet"});
     vec![
+        (
+            Method::GET,
+            format!("/api/attendance/sessions/{ss}/images/"),
+            None,
+            ok,
+        ),
+        (
+            Method::POST,
+            format!("/api/attendance/sessions/{ss}/images/"),
+            None,
+            ok,
+        ),
+        (
+            Method::POST,
+            format!("/api/attendance/sessions/{ss}/process/"),
+            None,
+            unavailable,
+        ),
+        (
+            Method::GET,
+            format!("/api/attendance/sessions/{ss}/face-crops/"),
+            None,
+            ok,
+        ),
+        (
+            Method::GET,
+            format!("/api/attendance/images/{image}/"),
+            None,
+            ok,
+        ),
+        (
+            Method::GET,
+            format!("/api/attendance/images/{image}/file/"),
+            None,
+            ok,
+        ),
+        (
+            Method::GET,
+            format!("/api/attendance/face-crops/{crop}/"),
+            None,
+            ok,
+        ),
+        (
+            Method::GET,
+            format!("/api/attendance/face-crops/{crop}/image/"),
+            None,
+            ok,
+        ),
+        (
+            Method::GET,
+            format!("/api/attendance/face-crops/{crop}/embeddings/"),
+            None,
+            ok,
+        ),
+        (
+            Method::POST,
+            format!("/api/attendance/face-crops/{crop}/generate-embedding/"),
+            Some(model.clone()),
+            ok,
+        ),
+        (
+            Method::POST,
+            "/api/attendance/face-crops/generate-embeddings-batch/".into(),
+            Some(json!({"face_crop_ids": [crop], "model_name": "mobilefacenet"})),
+            ok,
+        ),
+        (Method::GET, "/api/attendance/jobs/".into(), None, ok),
+        (
+            Method::GET,
+            format!("/api/attendance/jobs/{}/", w.job),
+            None,
+            ok,
+        ),
         (Method::GET, "/api/schema/".into(), None, ok),
         (Method::GET, "/api/auth/me/".into(), None, ok),
         (Method::GET, "/api/auth/tokens/".into(), None, ok),
@@ -381,7 +538,7 @@ async fn owner_and_admin_succeed_on_every_route_and_every_route_is_exercised() {
                 .unwrap();
         for (method, path, body, expected) in success_cases(&w, spare, w.bob_id) {
             let admin_only = path.starts_with("/api/auth/users/");
-            let response = w.t.call(method.clone(), &path, Some(&token), body).await;
+            let response = w.send_as(method.clone(), &path, &token, body).await;
             if admin_only && who == "owner" {
                 response.assert_error(StatusCode::FORBIDDEN, "Forbidden");
             } else {
@@ -393,6 +550,43 @@ async fn owner_and_admin_succeed_on_every_route_and_every_route_is_exercised() {
             }
             exercised.insert((method.to_string(), template(&path)));
         }
+        // Cancelling, on a job made for the purpose (a cancelled job cannot be cancelled again).
+        let course = w.course;
+        let (job, _) =
+            w.t.store
+                .queue_job(
+                    "process_session",
+                    &format!("{{\"for\": \"{who}\"}}"),
+                    course,
+                    1,
+                    1,
+                )
+                .await
+                .unwrap();
+        let cancelled =
+            w.t.call(
+                Method::POST,
+                &format!("/api/attendance/jobs/{}/cancel/", job.id),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (cancelled.status, cancelled.body["status"].as_str()),
+            (StatusCode::OK, Some("cancelled")),
+            "{}",
+            cancelled.body
+        );
+        let again =
+            w.t.call(
+                Method::POST,
+                &format!("/api/attendance/jobs/{}/cancel/", job.id),
+                Some(&token),
+                None,
+            )
+            .await;
+        again.assert_error(StatusCode::CONFLICT, "Conflict");
+        exercised.insert(("POST".into(), "/api/attendance/jobs/{id}/cancel/".into()));
         // Creations and deletions, on objects made for the purpose.
         let c =
             w.t.create(

@@ -31,8 +31,21 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
         upload_body_limit: config.max_upload_mb * 1024 * 1024,
         detector: config.detector.clone(),
         recognizers: config.recognizers.clone(),
+        catalog_recognizers: common
+            .catalog
+            .iter()
+            .filter(|spec| spec.kind == attendansee_faces::ModelKind::Recognizer)
+            .map(|spec| spec.name.clone())
+            .collect(),
         ..Settings::default()
     };
+    let requeued = store.requeue_interrupted_jobs().await?;
+    if requeued > 0 {
+        tracing::info!(
+            jobs = requeued,
+            "resuming jobs interrupted by the last stop"
+        );
+    }
     // Bind first: a port in use should fail before any worker is started.
     let listener = TcpListener::bind(config.bind)
         .await
@@ -45,7 +58,9 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
         recognizers = ?config.recognizers,
         "worker pool starting"
     );
-    let app = router(AppState::new(store.clone(), blobs, settings).with_pool(pool.clone()));
+    let state = AppState::new(store.clone(), blobs, settings).with_pool(pool.clone());
+    let job_runner = tokio::spawn(attendansee_api::jobs::run_jobs(state.clone()));
+    let app = router(state);
     let addr = listener.local_addr()?;
     tracing::info!(data_dir = %common.data_dir.display(), "listening on http://{addr}");
 
@@ -64,6 +79,8 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
             tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}; stopping anyway");
         }
     }
+    // The runner stops between photos; a photo it was processing is picked up again next start.
+    job_runner.abort();
     pool.shutdown(Duration::from_secs(10)).await;
     store.close().await;
     tracing::info!(lock = %lock.path().display(), "stopped");

@@ -311,6 +311,16 @@ impl Store {
             })
     }
 
+    /// Sets a session's processing status (not scoped: the job runner's bookkeeping).
+    pub async fn set_session_status(&self, id: i64, status: crate::SessionStatus) -> Result<()> {
+        sqlx::query("UPDATE sessions SET status = $1 WHERE id = $2")
+            .bind(status)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn delete_session(&self, scope: Scope, id: i64) -> Result<()> {
         self.delete_in_course("sessions", "Session", scope, id)
             .await

@@ -142,7 +142,8 @@ impl Store {
         }
     }
 
-    async fn find_session_image(
+    /// The photo of this session with these bytes, if any (the caller has checked the scope).
+    pub async fn find_session_image(
         &self,
         session_id: i64,
         sha256: &str,

@@ -14,6 +14,7 @@ use attendansee_store::{BlobStore, Role, Store, User};
 
 pub struct TestApp {
     pub store: Store,
+    pub blobs: BlobStore,
     pub router: Router,
     _dir: tempfile::TempDir,
 }
@@ -41,9 +42,14 @@ pub async fn app() -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db.sqlite3")).await.unwrap();
     let blobs = BlobStore::local(&dir.path().join("blobs")).unwrap();
-    let router = router(AppState::new(store.clone(), blobs, Settings::default()));
+    let router = router(AppState::new(
+        store.clone(),
+        blobs.clone(),
+        Settings::default(),
+    ));
     TestApp {
         store,
+        blobs,
         router,
         _dir: dir,
     }

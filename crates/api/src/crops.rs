@@ -1,0 +1,442 @@
+//! Face crops: listing with filters, one crop, its image and embeddings, and the two routes kept
+//! compatible with the service this one replaces (`generate-embedding` and its batch form).
+
+use axum::extract::{OriginalUri, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use attendansee_pool::protocol::{Job, Output};
+use attendansee_store::{CropFilter, EmbeddingRecord, FaceCrop};
+
+use crate::AppState;
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{PageParams, PagedResponse};
+
+/// A face as drawn on its photo.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FaceDto {
+    pub id: i64,
+    /// x, y, width, height in the photo's pixels.
+    pub bbox: [f32; 4],
+    pub landmarks: [[f32; 2]; 5],
+    pub score: f32,
+}
+
+pub fn face_dto(c: &FaceCrop) -> FaceDto {
+    FaceDto {
+        id: c.id,
+        bbox: c.bbox,
+        landmarks: c.landmarks,
+        score: c.score,
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QualityDto {
+    /// Face size in pixels (the smaller side of the box).
+    pub size: Option<f32>,
+    /// Sharpness of the aligned crop (variance of its Laplacian; low means blurred).
+    pub blur: Option<f32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CropDto {
+    pub id: i64,
+    /// The session photo it was found in.
+    pub image: Option<i64>,
+    pub bbox: [f32; 4],
+    pub landmarks: [[f32; 2]; 5],
+    pub score: f32,
+    pub quality: QualityDto,
+    /// The student it is assigned to, if any.
+    pub student: Option<i64>,
+    /// `manual`, `auto` or `cluster`.
+    pub assignment_source: Option<String>,
+    pub confidence: Option<f32>,
+    pub not_a_student: bool,
+    pub created_at: DateTime<Utc>,
+    /// Models it has embeddings for (in the single-crop view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embeddings: Option<Vec<EmbeddingDto>>,
+}
+
+impl From<FaceCrop> for CropDto {
+    fn from(c: FaceCrop) -> Self {
+        Self {
+            id: c.id,
+            image: c.image_id,
+            bbox: c.bbox,
+            landmarks: c.landmarks,
+            score: c.score,
+            quality: QualityDto {
+                size: c.quality_size,
+                blur: c.quality_blur,
+            },
+            student: c.student_id,
+            assignment_source: c.assignment_source,
+            confidence: c.confidence,
+            not_a_student: c.not_a_student,
+            created_at: c.created_at,
+            embeddings: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmbeddingDto {
+    pub model_name: String,
+    pub dimension: usize,
+    pub created_at: DateTime<Utc>,
+    /// The L2-normalised vector, when asked for with `?vectors=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
+}
+
+fn embedding_dto(e: EmbeddingRecord, with_vector: bool) -> EmbeddingDto {
+    EmbeddingDto {
+        model_name: e.model_name,
+        dimension: e.vector.len(),
+        created_at: e.created_at,
+        vector: with_vector.then_some(e.vector),
+    }
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CropQuery {
+    /// Only faces assigned to nobody (and not marked "not a student").
+    #[serde(default)]
+    pub unassigned: bool,
+    /// Only faces of this photo.
+    pub image: Option<i64>,
+    /// Only faces at least this many pixels in size.
+    pub min_size: Option<f32>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VectorsQuery {
+    /// Include the vectors themselves.
+    #[serde(default)]
+    pub vectors: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct GenerateEmbedding {
+    /// Recognizer (default: the course's model).
+    #[schema(example = "mobilefacenet")]
+    pub model_name: Option<String>,
+    /// Recompute even if an embedding for this model exists.
+    #[serde(default)]
+    pub force_regenerate: bool,
+}
+
+/// The answer of the single-crop compatibility route, exactly as the old service gave it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmbeddingResult {
+    /// `success`, or `exists` when an embedding was kept (no `force_regenerate`).
+    pub status: &'static str,
+    pub crop_id: i64,
+    pub embedding_model: String,
+    pub embedding_dimension: usize,
+    pub message: &'static str,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct GenerateEmbeddingsBatch {
+    /// 1 to 500 crop ids.
+    pub face_crop_ids: Vec<i64>,
+    pub model_name: Option<String>,
+    #[serde(default)]
+    pub force_regenerate: bool,
+}
+
+/// One crop's outcome in a batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchItem {
+    pub crop_id: i64,
+    /// `success`, `exists` or `error`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding_dimension: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<ErrorType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResult {
+    /// `success` when no crop failed, `partial` when some did, `error` when all did.
+    pub status: &'static str,
+    pub model_name: String,
+    pub total: usize,
+    pub success_count: usize,
+    pub failed_count: usize,
+    /// Crops that already had an embedding and were kept.
+    pub skipped_count: usize,
+    pub results: Vec<BatchItem>,
+}
+
+const MAX_BATCH: usize = 500;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(session_crops))
+        .routes(routes!(get_crop))
+        .routes(routes!(crop_image))
+        .routes(routes!(crop_embeddings))
+        .routes(routes!(generate_embedding))
+        .routes(routes!(generate_embeddings_batch))
+}
+
+/// The faces found in a session's photos.
+#[utoipa::path(get, path = "/api/attendance/sessions/{id}/face-crops/", tag = "faces",
+    params(("id" = i64, Path), PageParams, CropQuery),
+    responses((status = 200, body = PagedResponse<CropDto>), (status = 404, body = ErrorBody)))]
+async fn session_crops(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(session_id): Path<i64>,
+    OriginalUri(uri): OriginalUri,
+    Query(params): Query<PageParams>,
+    Query(query): Query<CropQuery>,
+) -> ApiResult<Json<PagedResponse<CropDto>>> {
+    state.store.get_session(actor.scope(), session_id).await?;
+    let page = params.page()?;
+    let filter = CropFilter {
+        session: Some(session_id),
+        image: query.image,
+        unassigned: query.unassigned,
+        min_size: query.min_size,
+    };
+    let crops = state.store.list_crops(actor.scope(), &filter, page).await?;
+    Ok(Json(PagedResponse::new(&uri, page, crops, CropDto::from)))
+}
+
+/// One face crop, with the models it has embeddings for.
+#[utoipa::path(get, path = "/api/attendance/face-crops/{id}/", tag = "faces", params(("id" = i64, Path)),
+    responses((status = 200, body = CropDto), (status = 404, body = ErrorBody)))]
+async fn get_crop(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<CropDto>> {
+    let crop = state.store.get_crop(actor.scope(), id).await?;
+    let embeddings = state
+        .store
+        .crop_embeddings(id)
+        .await?
+        .into_iter()
+        .map(|e| embedding_dto(e, false))
+        .collect();
+    Ok(Json(CropDto {
+        embeddings: Some(embeddings),
+        ..crop.into()
+    }))
+}
+
+/// The aligned face as a JPEG.
+#[utoipa::path(get, path = "/api/attendance/face-crops/{id}/image/", tag = "faces", params(("id" = i64, Path)),
+    responses((status = 200, content_type = "image/jpeg", body = Vec<u8>), (status = 404, body = ErrorBody)))]
+async fn crop_image(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+) -> ApiResult<Response> {
+    let crop = state.store.get_crop(actor.scope(), id).await?;
+    let key = crop
+        .crop_blob_key
+        .ok_or_else(|| ApiError::not_found(format!("Face crop {id} has no stored image")))?;
+    let bytes = state.blobs.get(&key).await?;
+    Ok(([(header::CONTENT_TYPE, "image/jpeg")], bytes).into_response())
+}
+
+/// A crop's embeddings (metadata; the vectors with `?vectors=true`).
+#[utoipa::path(get, path = "/api/attendance/face-crops/{id}/embeddings/", tag = "faces",
+    params(("id" = i64, Path), VectorsQuery),
+    responses((status = 200, body = Vec<EmbeddingDto>), (status = 404, body = ErrorBody)))]
+async fn crop_embeddings(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+    Query(query): Query<VectorsQuery>,
+) -> ApiResult<Json<Vec<EmbeddingDto>>> {
+    state.store.get_crop(actor.scope(), id).await?;
+    let embeddings = state.store.crop_embeddings(id).await?;
+    Ok(Json(
+        embeddings
+            .into_iter()
+            .map(|e| embedding_dto(e, query.vectors))
+            .collect(),
+    ))
+}
+
+/// Generate (or keep) one crop's embedding — compatible with the old service.
+#[utoipa::path(post, path = "/api/attendance/face-crops/{id}/generate-embedding/", tag = "faces",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = EmbeddingResult), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn generate_embedding(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+    Json(body): Json<GenerateEmbedding>,
+) -> ApiResult<Json<EmbeddingResult>> {
+    let crop = state.store.get_crop(actor.scope(), id).await?;
+    let model = match body.model_name {
+        Some(model) => model,
+        None => course_model_of(&state, &actor, crop.id).await?,
+    };
+    state.check_recognizer("model_name", &model)?;
+    let (status, dimension) = embed_crop(&state, &crop, &model, body.force_regenerate).await?;
+    let message = if status == "exists" {
+        "Embedding already exists"
+    } else {
+        "Embedding generated successfully"
+    };
+    Ok(Json(EmbeddingResult {
+        status,
+        crop_id: crop.id,
+        embedding_model: model,
+        embedding_dimension: dimension,
+        message,
+    }))
+}
+
+/// Generate (or keep) embeddings for several crops — compatible with the old service.
+#[utoipa::path(post, path = "/api/attendance/face-crops/generate-embeddings-batch/", tag = "faces",
+    responses((status = 200, body = BatchResult), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn generate_embeddings_batch(
+    State(state): State<AppState>,
+    actor: Actor,
+    Json(body): Json<GenerateEmbeddingsBatch>,
+) -> ApiResult<Json<BatchResult>> {
+    if body.face_crop_ids.is_empty() || body.face_crop_ids.len() > MAX_BATCH {
+        return Err(ApiError::invalid_field(
+            "face_crop_ids",
+            format!("face_crop_ids must hold 1 to {MAX_BATCH} ids"),
+        ));
+    }
+    let model = match body.model_name {
+        Some(model) => model,
+        None => course_model_of(&state, &actor, body.face_crop_ids[0])
+            .await
+            .unwrap_or_else(|_| state.settings.recognizers[0].clone()),
+    };
+    state.check_recognizer("model_name", &model)?;
+    let mut results = Vec::with_capacity(body.face_crop_ids.len());
+    for &crop_id in &body.face_crop_ids {
+        let outcome = match state.store.get_crop(actor.scope(), crop_id).await {
+            Ok(crop) => embed_crop(&state, &crop, &model, body.force_regenerate).await,
+            Err(e) => Err(e.into()),
+        };
+        results.push(match outcome {
+            Ok((status, dimension)) => BatchItem {
+                crop_id,
+                status,
+                embedding_dimension: Some(dimension),
+                error_type: None,
+                error: None,
+            },
+            Err(e) => BatchItem {
+                crop_id,
+                status: "error",
+                embedding_dimension: None,
+                error_type: Some(e.error_type),
+                error: Some(e.message),
+            },
+        });
+    }
+    let count = |status: &str| results.iter().filter(|r| r.status == status).count();
+    let (success_count, skipped_count, failed_count) =
+        (count("success"), count("exists"), count("error"));
+    let status = match failed_count {
+        0 => "success",
+        n if n == results.len() => "error",
+        _ => "partial",
+    };
+    Ok(Json(BatchResult {
+        status,
+        model_name: model,
+        total: results.len(),
+        success_count,
+        failed_count,
+        skipped_count,
+        results,
+    }))
+}
+
+async fn course_model_of(state: &AppState, actor: &Actor, crop_id: i64) -> ApiResult<String> {
+    let course_id = state.store.course_of_crop(crop_id).await?;
+    let course = state.store.get_course(actor.scope(), course_id).await?;
+    Ok(state.course_model(&course))
+}
+
+/// Embeds one stored crop with `model` in a worker, unless it has an embedding for it and
+/// `force` is off. Returns `("success" | "exists", dimension)`.
+async fn embed_crop(
+    state: &AppState,
+    crop: &FaceCrop,
+    model: &str,
+    force: bool,
+) -> ApiResult<(&'static str, usize)> {
+    if !force
+        && let Some(existing) = state
+            .store
+            .crop_embeddings(crop.id)
+            .await?
+            .into_iter()
+            .find(|e| e.model_name == model)
+    {
+        return Ok(("exists", existing.vector.len()));
+    }
+    let key = crop.crop_blob_key.as_ref().ok_or_else(|| {
+        ApiError::validation(format!(
+            "Face crop {} has no stored image to embed",
+            crop.id
+        ))
+    })?;
+    let bytes = state.blobs.get(key).await?;
+    let (output, _) = state
+        .pool()?
+        .submit(Job::EmbedCrops {
+            crops: vec![bytes.to_vec()],
+            model: model.to_owned(),
+        })
+        .await?;
+    let Output::Embeddings { mut embeddings } = output else {
+        return Err(ApiError::internal(
+            "worker answered an embed job with another kind of output",
+        ));
+    };
+    let vector = embeddings
+        .pop()
+        .ok_or_else(|| ApiError::internal("worker returned no embedding"))?;
+    if !state
+        .store
+        .save_embedding(crop.id, model, &vector, force)
+        .await?
+    {
+        // A concurrent request stored it first: one embedding per crop and model, theirs.
+        let kept = state
+            .store
+            .crop_embeddings(crop.id)
+            .await?
+            .into_iter()
+            .find(|e| e.model_name == model);
+        return Ok(("success", kept.map_or(vector.len(), |e| e.vector.len())));
+    }
+    Ok(("success", vector.len()))
+}
+
+/// Blob key of a face crop image.
+pub fn crop_blob_key(image_id: i64, index: usize) -> String {
+    format!("crops/{image_id}/{index}.jpg")
+}

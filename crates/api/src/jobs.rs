@@ -1,0 +1,302 @@
+//! Background jobs: processing a session's photos is one. Routes to follow and cancel them, and
+//! the runner that executes them (one at a time; each photo is itself a job for the worker pool).
+
+use std::time::Duration;
+
+use axum::extract::{OriginalUri, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use attendansee_pool::protocol::{Job, Output};
+use attendansee_store::{JobRecord, JobStatus, NewCrop, SessionImage, SessionStatus};
+
+use crate::AppState;
+use crate::auth::Actor;
+use crate::crops::crop_blob_key;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{PageParams, PagedResponse};
+
+pub const PROCESS_SESSION: &str = "process_session";
+
+/// What a `process_session` job works on.
+#[derive(Debug, Serialize, Deserialize)]
+struct ProcessPayload {
+    session: i64,
+    model: String,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatusDto {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+/// One item that failed inside a job (e.g. a photo), with why.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobItemError {
+    /// The photo's id.
+    pub image: i64,
+    pub file: Option<String>,
+    pub error_type: String,
+    pub error: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobDto {
+    pub id: i64,
+    pub kind: String,
+    pub status: JobStatusDto,
+    /// Items done so far, of `total`.
+    pub done: i64,
+    pub total: i64,
+    /// Items that failed (the job still goes on with the others).
+    pub errors: Vec<JobItemError>,
+    /// Why the whole job failed, if it did.
+    pub error: Option<String>,
+    /// The session it processes.
+    pub session: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<JobRecord> for JobDto {
+    fn from(j: JobRecord) -> Self {
+        Self {
+            id: j.id,
+            kind: j.kind,
+            status: match j.status {
+                JobStatus::Queued => JobStatusDto::Queued,
+                JobStatus::Running => JobStatusDto::Running,
+                JobStatus::Succeeded => JobStatusDto::Succeeded,
+                JobStatus::Failed => JobStatusDto::Failed,
+                JobStatus::Cancelled => JobStatusDto::Cancelled,
+            },
+            done: j.done,
+            total: j.total,
+            errors: serde_json::from_str(&j.errors).unwrap_or_default(),
+            error: j.error,
+            session: serde_json::from_str::<ProcessPayload>(&j.payload)
+                .ok()
+                .map(|p| p.session),
+            created_at: j.created_at,
+            started_at: j.started_at,
+            finished_at: j.finished_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobEnvelope {
+    pub job: JobDto,
+}
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(process_session))
+        .routes(routes!(list_jobs))
+        .routes(routes!(get_job))
+        .routes(routes!(cancel_job))
+}
+
+/// Detect, crop and embed the faces of every photo of the session not yet processed (or failed
+/// before). Answers at once with the job; follow it at `/api/attendance/jobs/{id}/`. A job
+/// already queued or running for the session is returned instead of a second one.
+#[utoipa::path(post, path = "/api/attendance/sessions/{id}/process/", tag = "jobs", params(("id" = i64, Path)),
+    responses((status = 202, body = JobEnvelope), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn process_session(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+) -> ApiResult<(StatusCode, Json<JobEnvelope>)> {
+    let session = state.store.get_session(actor.scope(), id).await?;
+    let course = state
+        .store
+        .get_course(actor.scope(), session.course_id)
+        .await?;
+    let model = state.course_model(&course);
+    state.check_recognizer("model_name", &model)?;
+    state.pool()?;
+    let pending = state.store.unprocessed_images(id).await?.len() as i64;
+    let payload = serde_json::to_string(&ProcessPayload { session: id, model })
+        .map_err(ApiError::internal)?;
+    let (job, _) = state
+        .store
+        .queue_job(PROCESS_SESSION, &payload, course.id, actor.user.id, pending)
+        .await?;
+    state.jobs_queued.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(JobEnvelope { job: job.into() })))
+}
+
+/// The caller's jobs, newest first.
+#[utoipa::path(get, path = "/api/attendance/jobs/", tag = "jobs", params(PageParams),
+    responses((status = 200, body = PagedResponse<JobDto>)))]
+async fn list_jobs(
+    State(state): State<AppState>,
+    actor: Actor,
+    OriginalUri(uri): OriginalUri,
+    Query(params): Query<PageParams>,
+) -> ApiResult<Json<PagedResponse<JobDto>>> {
+    let page = params.page()?;
+    let jobs = state.store.list_jobs(actor.scope(), page).await?;
+    Ok(Json(PagedResponse::new(&uri, page, jobs, JobDto::from)))
+}
+
+/// A job's status, progress and per-item errors.
+#[utoipa::path(get, path = "/api/attendance/jobs/{id}/", tag = "jobs", params(("id" = i64, Path)),
+    responses((status = 200, body = JobDto), (status = 404, body = ErrorBody)))]
+async fn get_job(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<JobDto>> {
+    Ok(Json(state.store.get_job(actor.scope(), id).await?.into()))
+}
+
+/// Cancel a queued or running job; photos already processed stay processed.
+#[utoipa::path(post, path = "/api/attendance/jobs/{id}/cancel/", tag = "jobs", params(("id" = i64, Path)),
+    responses((status = 200, body = JobDto), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn cancel_job(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<JobDto>> {
+    Ok(Json(
+        state.store.cancel_job(actor.scope(), id).await?.into(),
+    ))
+}
+
+/// Runs queued jobs one after the other, for the life of the server. Jobs left running by a
+/// previous process were queued again at start (see `Store::requeue_interrupted_jobs`).
+pub async fn run_jobs(state: AppState) {
+    loop {
+        match state.store.claim_job().await {
+            Ok(Some(job)) => {
+                let id = job.id;
+                tracing::info!(job = id, kind = %job.kind, "job started");
+                let result = match job.kind.as_str() {
+                    PROCESS_SESSION => process(&state, &job).await,
+                    other => Err(format!("unknown job kind '{other}'")),
+                };
+                let (status, error) = match result {
+                    Ok(()) => (JobStatus::Succeeded, None),
+                    Err(error) => (JobStatus::Failed, Some(error)),
+                };
+                if let Err(e) = state.store.finish_job(id, status, error.as_deref()).await {
+                    tracing::error!(job = id, error = %e, "cannot record the end of a job");
+                }
+                tracing::info!(
+                    job = id,
+                    ?status,
+                    error = error.as_deref().unwrap_or(""),
+                    "job finished"
+                );
+            }
+            Ok(None) => {
+                // Woken when a job is queued; the timeout also catches jobs queued by another process.
+                let _ = tokio::time::timeout(Duration::from_secs(2), state.jobs_queued.notified())
+                    .await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot claim a job; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
+/// Processes every photo of the session still to do, each in a worker; a photo that fails is
+/// recorded with its error and the others go on.
+async fn process(state: &AppState, job: &JobRecord) -> Result<(), String> {
+    let payload: ProcessPayload =
+        serde_json::from_str(&job.payload).map_err(|e| format!("bad payload: {e}"))?;
+    let store = &state.store;
+    let images = store
+        .unprocessed_images(payload.session)
+        .await
+        .map_err(|e| e.to_string())?;
+    let total = images.len() as i64;
+    let _ = store
+        .set_session_status(payload.session, SessionStatus::Processing)
+        .await;
+    let mut errors: Vec<JobItemError> = Vec::new();
+    for (done, image) in images.iter().enumerate() {
+        if store.job_status(job.id).await.map_err(|e| e.to_string())? == JobStatus::Cancelled {
+            tracing::info!(job = job.id, "job cancelled");
+            let _ = store
+                .set_session_status(payload.session, SessionStatus::Open)
+                .await;
+            return Ok(());
+        }
+        if let Err(e) = process_image(state, image, &payload.model).await {
+            let error = format!("{:?}: {}", e.error_type, e.message);
+            let _ = store.mark_image_failed(image.id, &error).await;
+            errors.push(JobItemError {
+                image: image.id,
+                file: image.original_name.clone(),
+                error_type: format!("{:?}", e.error_type),
+                error: e.message,
+            });
+        }
+        let errors_json = serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into());
+        store
+            .job_progress(job.id, done as i64 + 1, total, &errors_json)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let status = if errors.is_empty() {
+        SessionStatus::Processed
+    } else {
+        SessionStatus::Failed
+    };
+    let _ = store.set_session_status(payload.session, status).await;
+    Ok(())
+}
+
+/// One photo: detect, align and embed in a worker; store each face's crop, then record them all
+/// (with their embeddings) in one transaction.
+async fn process_image(state: &AppState, image: &SessionImage, model: &str) -> ApiResult<()> {
+    let bytes = state.blobs.get(&image.blob_key).await?;
+    let job = Job::DetectAndEmbed {
+        image: bytes.to_vec(),
+        detector: state.settings.detector.clone(),
+        model: model.to_owned(),
+        return_crops: true,
+    };
+    let (output, _) = state.pool()?.submit(job).await?;
+    let Output::Faces { faces, .. } = output else {
+        return Err(ApiError::internal(
+            "worker answered a detect-and-embed job with another kind of output",
+        ));
+    };
+    let mut crops = Vec::with_capacity(faces.len());
+    for (index, face) in faces.into_iter().enumerate() {
+        let key = match face.crop_jpeg {
+            Some(jpeg) => {
+                let key = crop_blob_key(image.id, index);
+                state.blobs.put(&key, jpeg.into()).await?;
+                Some(key)
+            }
+            None => None,
+        };
+        crops.push(NewCrop {
+            bbox: face.bbox,
+            landmarks: face.landmarks,
+            score: face.score,
+            quality_size: face.bbox[2].min(face.bbox[3]),
+            quality_blur: face.blur,
+            crop_blob_key: key,
+            embedding: face.embedding.map(|v| (model.to_owned(), v)),
+        });
+    }
+    state.store.record_image_faces(image.id, &crops).await?;
+    Ok(())
+}
