@@ -365,39 +365,42 @@ fn jpeg(image: &RgbImage) -> Option<Vec<u8>> {
 }
 
 /// Test-only faults, compiled in only with the `fault-injection` feature (never in a release
-/// build). A job whose image bytes contain `ATTENDANSEE-FAULT:<kind>`, or the Nth job of every
+/// build). A job whose image bytes contain `ATTENDANSEE-FAULT:<kind>` (or, for detection jobs
+/// only, `ATTENDANSEE-FAULT-ON-DETECT:<kind>`), or the Nth job of every
 /// worker when `ATTENDANSEE_FAULT=<kind>@<N>`, makes this worker abort, segfault, hang, exit 1,
 /// write a garbage frame, or allocate memory without bound.
 #[cfg(feature = "fault-injection")]
 mod fault {
     use super::*;
 
+    /// In any job carrying the image.
     const MARKER: &[u8] = b"ATTENDANSEE-FAULT:";
+    /// Only in detection jobs, so that the image passes upload validation first.
+    const DETECT_MARKER: &[u8] = b"ATTENDANSEE-FAULT-ON-DETECT:";
+
+    /// The fault kind written after `marker` in `image`, if the marker is there.
+    fn marked(image: &[u8], marker: &[u8]) -> Option<String> {
+        let at = image.windows(marker.len()).position(|w| w == marker)?;
+        let rest = &image[at + marker.len()..];
+        let end = rest
+            .iter()
+            .position(|b| !b.is_ascii_alphanumeric())
+            .unwrap_or(rest.len());
+        Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+    }
 
     pub fn maybe_inject(served: u64, job: &Job, out: &mut impl Write) {
         let from_env = std::env::var("ATTENDANSEE_FAULT").ok().and_then(|v| {
             let (kind, n) = v.split_once('@')?;
             (n.parse::<u64>().ok()? == served).then(|| kind.to_owned())
         });
-        let image: &[u8] = match job {
-            Job::Validate { image }
-            | Job::Detect { image, .. }
-            | Job::DetectAndEmbed { image, .. } => image,
-            _ => &[],
+        let from_image = match job {
+            Job::Validate { image } => marked(image, MARKER),
+            Job::Detect { image, .. } | Job::DetectAndEmbed { image, .. } => {
+                marked(image, MARKER).or_else(|| marked(image, DETECT_MARKER))
+            }
+            _ => None,
         };
-        let from_image = image
-            .windows(MARKER.len())
-            .position(|w| w == MARKER)
-            .map(|at| {
-                let rest = &image[at + MARKER.len()..];
-                String::from_utf8_lossy(
-                    &rest[..rest
-                        .iter()
-                        .position(|b| !b.is_ascii_alphanumeric())
-                        .unwrap_or(rest.len())],
-                )
-                .into_owned()
-            });
         if let Some(kind) = from_env.or(from_image) {
             log!("injecting fault '{kind}' (test build)");
             match kind.as_str() {

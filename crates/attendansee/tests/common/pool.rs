@@ -64,22 +64,50 @@ impl PoolServer {
     pub fn start(extra: &[&str], env: &[(&str, &str)]) -> PoolServer {
         let dir = tempfile::tempdir().unwrap();
         let config = tiny_setup(dir.path());
+        let models = dir.path().join("models");
+        let global = [
+            "--config".into(),
+            config.into_os_string(),
+            "--model-dir".into(),
+            models.into_os_string(),
+        ];
+        Self::launch(
+            dir,
+            &global,
+            &["--detector", "tiny-yunet", "--recognizers", "tiny"],
+            extra,
+            env,
+        )
+    }
+
+    /// Starts `serve` with the real models of `../shared/models` (yunet, mobilefacenet).
+    pub fn start_real(shared_models: &Path, extra: &[&str]) -> PoolServer {
+        let dir = tempfile::tempdir().unwrap();
+        let global = ["--model-dir".into(), shared_models.as_os_str().to_owned()];
+        Self::launch(
+            dir,
+            &global,
+            &["--detector", "yunet", "--recognizers", "mobilefacenet"],
+            extra,
+            &[],
+        )
+    }
+
+    fn launch(
+        dir: tempfile::TempDir,
+        global: &[std::ffi::OsString],
+        models: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> PoolServer {
         let data = dir.path().join("data");
         let (ok, out) = create_user(&data, "admin", "password123", true);
         assert!(ok, "{out}");
         let mut command = super::attendansee(&data);
         command
-            .args(["--config", config.to_str().unwrap(), "--model-dir"])
-            .arg(dir.path().join("models"))
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--detector",
-                "tiny-yunet",
-                "--recognizers",
-                "tiny",
-            ])
+            .args(global)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(models)
             .args(extra);
         if std::env::var_os("ORT_DYLIB_PATH").is_none() {
             command.env(
@@ -99,6 +127,92 @@ impl PoolServer {
         };
         pool.wait_for_workers(None);
         pool
+    }
+
+    /// The data directory of this server.
+    pub fn data_dir(&self) -> PathBuf {
+        self._dir.path().join("data")
+    }
+
+    /// A JSON request with the admin token.
+    pub fn call(&self, method: &str, path: &str, body: Option<&serde_json::Value>) -> Reply {
+        let headers = vec![("Authorization".to_owned(), format!("Bearer {}", self.token))];
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        request(
+            &self.server.addr,
+            method,
+            path,
+            &headers,
+            "application/json",
+            body.as_bytes(),
+        )
+    }
+
+    /// Uploads `files` (name, bytes) to a session in one multipart request.
+    pub fn upload(&self, session: i64, files: &[(&str, &[u8])]) -> Reply {
+        let boundary = "attendansee-upload-boundary";
+        let mut body = Vec::new();
+        for (name, bytes) in files {
+            body.extend_from_slice(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"images\"; filename=\"{name}\"\r\n\r\n").as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let headers = vec![("Authorization".to_owned(), format!("Bearer {}", self.token))];
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        request(
+            &self.server.addr,
+            "POST",
+            &format!("/api/attendance/sessions/{session}/images/"),
+            &headers,
+            &content_type,
+            &body,
+        )
+    }
+
+    /// A new course and session; returns the session id.
+    pub fn session(&self) -> i64 {
+        let course = self.call(
+            "POST",
+            "/api/attendance/courses/",
+            Some(&serde_json::json!({"name": "Class", "code": "C1"})),
+        );
+        assert_eq!(course.status, 201, "{}", course.body);
+        let body = serde_json::json!({"course": course.json()["id"], "title": "Lecture", "held_at": "2026-11-25T09:00:00Z"});
+        let session = self.call("POST", "/api/attendance/sessions/", Some(&body));
+        assert_eq!(session.status, 201, "{}", session.body);
+        session.json()["id"].as_i64().unwrap()
+    }
+
+    /// Starts processing a session and waits for the job to end; returns the finished job.
+    pub fn process(&self, session: i64) -> serde_json::Value {
+        let started = self.call(
+            "POST",
+            &format!("/api/attendance/sessions/{session}/process/"),
+            None,
+        );
+        assert_eq!(started.status, 202, "{}", started.body);
+        let id = started.json()["job"]["id"].as_i64().unwrap();
+        self.wait_for_job(id)
+    }
+
+    pub fn wait_for_job(&self, id: i64) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let job = self.get(&format!("/api/attendance/jobs/{id}/")).json();
+            if ["succeeded", "failed", "cancelled"].contains(&job["status"].as_str().unwrap_or(""))
+            {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {id} did not finish: {job}\n{}",
+                self.server.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// `POST /api/attendance/embed/` with these image bytes.
