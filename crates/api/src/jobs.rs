@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use attendansee_pool::protocol::{Job, Output};
+use attendansee_pool::protocol::{Job, Output, Timings};
 use attendansee_store::{JobRecord, JobStatus, NewCrop, SessionImage, SessionStatus};
 
 use crate::AppState;
@@ -63,6 +63,8 @@ pub struct JobDto {
     pub error: Option<String>,
     /// The session it processes.
     pub session: Option<i64>,
+    /// Photos and faces done, and the time the workers spent per stage.
+    pub stats: JobStats,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -87,6 +89,7 @@ impl From<JobRecord> for JobDto {
             session: serde_json::from_str::<ProcessPayload>(&j.payload)
                 .ok()
                 .map(|p| p.session),
+            stats: serde_json::from_str(&j.stats).unwrap_or_default(),
             created_at: j.created_at,
             started_at: j.started_at,
             finished_at: j.finished_at,
@@ -213,8 +216,30 @@ pub async fn run_jobs(state: AppState) {
     }
 }
 
-/// Processes every photo of the session still to do, each in a worker; a photo that fails is
-/// recorded with its error and the others go on.
+/// Where a processing job's time went, summed over its photos (worker-side timings).
+#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobStats {
+    pub photos: u64,
+    pub faces: u64,
+    pub decode_ms: f64,
+    pub detect_ms: f64,
+    pub align_ms: f64,
+    pub embed_ms: f64,
+}
+
+impl JobStats {
+    fn add(&mut self, faces: usize, t: &Timings) {
+        self.photos += 1;
+        self.faces += faces as u64;
+        self.decode_ms += f64::from(t.decode_ms);
+        self.detect_ms += f64::from(t.detect_ms);
+        self.align_ms += f64::from(t.align_ms);
+        self.embed_ms += f64::from(t.embed_ms);
+    }
+}
+
+/// Processes every photo of the session still to do, as many at once as there are workers; a
+/// photo that fails is recorded with its error and the others go on.
 async fn process(state: &AppState, job: &JobRecord) -> Result<(), String> {
     let payload: ProcessPayload =
         serde_json::from_str(&job.payload).map_err(|e| format!("bad payload: {e}"))?;
@@ -224,46 +249,68 @@ async fn process(state: &AppState, job: &JobRecord) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let total = images.len() as i64;
+    let parallel = state.pool.as_ref().map_or(1, |p| p.status().workers.max(1));
     let _ = store
         .set_session_status(payload.session, SessionStatus::Processing)
         .await;
-    let mut errors: Vec<JobItemError> = Vec::new();
-    for (done, image) in images.iter().enumerate() {
-        if store.job_status(job.id).await.map_err(|e| e.to_string())? == JobStatus::Cancelled {
-            tracing::info!(job = job.id, "job cancelled");
-            let _ = store
-                .set_session_status(payload.session, SessionStatus::Open)
-                .await;
-            return Ok(());
-        }
-        if let Err(e) = process_image(state, image, &payload.model).await {
-            let error = format!("{:?}: {}", e.error_type, e.message);
-            let _ = store.mark_image_failed(image.id, &error).await;
-            errors.push(JobItemError {
-                image: image.id,
-                file: image.original_name.clone(),
-                error_type: format!("{:?}", e.error_type),
-                error: e.message,
+    let (mut errors, mut stats, mut done) = (Vec::<JobItemError>::new(), JobStats::default(), 0i64);
+    let mut pending = images.into_iter();
+    let mut running = tokio::task::JoinSet::new();
+    let mut cancelled = false;
+    loop {
+        while running.len() < parallel && !cancelled {
+            let Some(image) = pending.next() else { break };
+            if store.job_status(job.id).await.map_err(|e| e.to_string())? == JobStatus::Cancelled {
+                cancelled = true;
+                break;
+            }
+            let (state, model) = (state.clone(), payload.model.clone());
+            running.spawn(async move {
+                let result = process_image(&state, &image, &model).await;
+                (image, result)
             });
         }
+        let Some(finished) = running.join_next().await else {
+            break;
+        };
+        let (image, result) = finished.map_err(|e| format!("photo task failed: {e}"))?;
+        match result {
+            Ok((faces, timings)) => stats.add(faces, &timings),
+            Err(e) => {
+                let error = format!("{:?}: {}", e.error_type, e.message);
+                let _ = store.mark_image_failed(image.id, &error).await;
+                errors.push(JobItemError {
+                    image: image.id,
+                    file: image.original_name.clone(),
+                    error_type: format!("{:?}", e.error_type),
+                    error: e.message,
+                });
+            }
+        }
+        done += 1;
         let errors_json = serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into());
+        let stats_json = serde_json::to_string(&stats).unwrap_or_else(|_| "{}".into());
         store
-            .job_progress(job.id, done as i64 + 1, total, &errors_json)
+            .job_progress(job.id, done, total, &errors_json, &stats_json)
             .await
             .map_err(|e| e.to_string())?;
     }
-    let status = if errors.is_empty() {
-        SessionStatus::Processed
-    } else {
-        SessionStatus::Failed
+    let status = match (cancelled, errors.is_empty()) {
+        (true, _) => SessionStatus::Open,
+        (false, true) => SessionStatus::Processed,
+        (false, false) => SessionStatus::Failed,
     };
     let _ = store.set_session_status(payload.session, status).await;
     Ok(())
 }
 
 /// One photo: detect, align and embed in a worker; store each face's crop, then record them all
-/// (with their embeddings) in one transaction.
-async fn process_image(state: &AppState, image: &SessionImage, model: &str) -> ApiResult<()> {
+/// (with their embeddings) in one transaction. Returns the number of faces and the timings.
+async fn process_image(
+    state: &AppState,
+    image: &SessionImage,
+    model: &str,
+) -> ApiResult<(usize, Timings)> {
     let bytes = state.blobs.get(&image.blob_key).await?;
     let job = Job::DetectAndEmbed {
         image: bytes.to_vec(),
@@ -271,7 +318,7 @@ async fn process_image(state: &AppState, image: &SessionImage, model: &str) -> A
         model: model.to_owned(),
         return_crops: true,
     };
-    let (output, _) = state.pool()?.submit(job).await?;
+    let (output, timings) = state.pool()?.submit(job).await?;
     let Output::Faces { faces, .. } = output else {
         return Err(ApiError::internal(
             "worker answered a detect-and-embed job with another kind of output",
@@ -297,6 +344,7 @@ async fn process_image(state: &AppState, image: &SessionImage, model: &str) -> A
             embedding: face.embedding.map(|v| (model.to_owned(), v)),
         });
     }
+    let count = crops.len();
     state.store.record_image_faces(image.id, &crops).await?;
-    Ok(())
+    Ok((count, timings))
 }

@@ -128,7 +128,7 @@ impl Store {
         course_id: i64,
         fields: &StudentFields,
     ) -> Result<Student> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         require_course(&mut tx, scope, course_id).await?;
         let sql = format!(
             "INSERT INTO students (course_id, name, external_id, created_at)
@@ -227,7 +227,7 @@ impl Store {
         course_id: i64,
         fields: &SessionFields,
     ) -> Result<ClassSession> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         require_course(&mut tx, scope, course_id).await?;
         let sql = format!(
             "INSERT INTO sessions (course_id, title, held_at, status, created_at)

@@ -4,7 +4,7 @@ use chrono::Utc;
 
 use crate::{JobRecord, JobStatus, Page, Paged, Result, Scope, Store, StoreError, UserId};
 
-const JOB_COLUMNS: &str = "j.id, j.kind, j.payload, j.status, j.done, j.total, j.error, j.errors, j.course_id, j.created_by, j.created_at, \
+const JOB_COLUMNS: &str = "j.id, j.kind, j.payload, j.status, j.done, j.total, j.error, j.errors, j.stats, j.course_id, j.created_by, j.created_at, \
      j.started_at, j.finished_at";
 
 impl Store {
@@ -18,7 +18,7 @@ impl Store {
         created_by: UserId,
         total: i64,
     ) -> Result<(JobRecord, bool)> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let existing = sqlx::query_as::<_, JobRecord>(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs j WHERE j.kind = $1 AND j.payload = $2 AND j.status IN ('queued', 'running')"
         ))
@@ -67,12 +67,21 @@ impl Store {
             .ok_or(StoreError::NotFound { entity: "Job", id })
     }
 
-    /// Progress of a running job; `errors` is the JSON list of per-item errors so far.
-    pub async fn job_progress(&self, id: i64, done: i64, total: i64, errors: &str) -> Result<()> {
-        sqlx::query("UPDATE jobs SET done = $1, total = $2, errors = $3 WHERE id = $4 AND status = 'running'")
+    /// Progress of a running job; `errors` is the JSON list of per-item errors so far and
+    /// `stats` the JSON object of timings.
+    pub async fn job_progress(
+        &self,
+        id: i64,
+        done: i64,
+        total: i64,
+        errors: &str,
+        stats: &str,
+    ) -> Result<()> {
+        sqlx::query("UPDATE jobs SET done = $1, total = $2, errors = $3, stats = $4 WHERE id = $5 AND status = 'running'")
             .bind(done)
             .bind(total)
             .bind(errors)
+            .bind(stats)
             .bind(id)
             .execute(&self.pool)
             .await?;

@@ -65,6 +65,13 @@ impl Store {
         Ok(Self { pool })
     }
 
+    /// A transaction for writing. `BEGIN IMMEDIATE` takes SQLite's write lock at the start, so
+    /// concurrent writers queue behind the busy timeout; a deferred transaction that read first
+    /// would instead fail at once ("database is locked") when it tried to write.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// Cheap liveness probe for the health endpoint.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

@@ -293,6 +293,8 @@ pub struct JobRecord {
     pub error: Option<String>,
     /// JSON list of per-item errors.
     pub errors: String,
+    /// JSON object of timings and counts.
+    pub stats: String,
     pub course_id: Option<i64>,
     pub created_by: Option<UserId>,
     pub created_at: DateTime<Utc>,

@@ -204,7 +204,7 @@ impl Store {
     /// Records the faces of a photo with their embeddings and marks it processed, all in one
     /// transaction. A photo already processed is left as it is (no duplicate crops).
     pub async fn record_image_faces(&self, image_id: i64, crops: &[NewCrop]) -> Result<Vec<i64>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let status: Option<String> =
             sqlx::query_scalar("SELECT status FROM session_images WHERE id = $1")
                 .bind(image_id)

@@ -84,7 +84,7 @@ impl Store {
             Some(password) => Some(hash_blocking(password).await?),
             None => None,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let current =
             sqlx::query_as::<_, User>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
                 .bind(id)

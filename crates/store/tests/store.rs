@@ -413,7 +413,7 @@ mod photos_and_jobs {
         assert_eq!(store.requeue_interrupted_jobs().await.unwrap(), 1);
         assert_eq!(store.job_status(job.id).await.unwrap(), JobStatus::Queued);
         store.claim_job().await.unwrap().unwrap();
-        store.job_progress(job.id, 2, 3, "[]").await.unwrap();
+        store.job_progress(job.id, 2, 3, "[]", "{}").await.unwrap();
         let cancelled = store.cancel_job(alice.scope(), job.id).await.unwrap();
         assert_eq!(
             (cancelled.status, cancelled.done),
@@ -440,5 +440,88 @@ mod photos_and_jobs {
             store.get_job(bob.scope(), job.id).await,
             Err(StoreError::NotFound { .. })
         ));
+    }
+}
+
+mod concurrency {
+    use super::*;
+    use attendansee_store::{ImageInsert, NewCrop, NewImage, SessionFields};
+
+    /// Write transactions that read first must not fail with SQLITE_BUSY when they race
+    /// (found when session photos began to be processed concurrently).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_write_transactions_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let alice = store
+            .create_user("alice", "password-a", Role::Instructor)
+            .await
+            .unwrap();
+        let c = store.create_course(alice.id, &course("C")).await.unwrap();
+        let s = store
+            .create_session(
+                alice.scope(),
+                c.id,
+                &SessionFields {
+                    title: "W".into(),
+                    held_at: chrono::Utc::now(),
+                },
+            )
+            .await
+            .unwrap();
+        let mut images = Vec::new();
+        for i in 0..24 {
+            let new = NewImage {
+                blob_key: format!("k{i}"),
+                sha256: format!("{i:064}"),
+                original_name: None,
+                width: 1,
+                height: 1,
+            };
+            let ImageInsert::Stored(image) = store
+                .add_session_image(alice.scope(), s.id, &new)
+                .await
+                .unwrap()
+            else {
+                panic!()
+            };
+            images.push(image.id);
+        }
+        let crop = NewCrop {
+            bbox: [0.0; 4],
+            landmarks: [[0.0; 2]; 5],
+            score: 1.0,
+            quality_size: 1.0,
+            quality_blur: None,
+            crop_blob_key: None,
+            embedding: Some(("m".into(), vec![1.0])),
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, image) in images.into_iter().enumerate() {
+            let (store, crop) = (store.clone(), crop.clone());
+            let scope = alice.scope();
+            let course = c.id;
+            tasks.spawn(async move {
+                store
+                    .record_image_faces(image, &[crop.clone(), crop])
+                    .await
+                    .map(drop)?;
+                let student = StudentFields {
+                    name: format!("S{i}"),
+                    external_id: Some(format!("{i}")),
+                };
+                store
+                    .create_student(scope, course, &student)
+                    .await
+                    .map(drop)?;
+                store
+                    .queue_job("k", &format!("{i}"), course, 1, 1)
+                    .await
+                    .map(drop)
+            });
+        }
+        while let Some(result) = tasks.join_next().await {
+            result.unwrap().unwrap();
+        }
     }
 }
