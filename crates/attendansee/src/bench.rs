@@ -130,7 +130,7 @@ pub fn run(common: &Common, args: &BenchArgs) -> Result<()> {
     );
     if let (false, Some(recognizer)) = (args.engine_only, pipeline.recognizer.as_mut()) {
         println!();
-        crate::bench_pool::run(common, recognizer, &crop_files, args.requests)?;
+        crate::bench_pool::run(common, recognizer, &crop_files, args.requests, &args.faces)?;
     }
     Ok(())
 }

@@ -97,6 +97,9 @@ pub struct BenchArgs {
     /// Interleaved measurement rounds.
     #[arg(long, default_value_t = 5)]
     pub rounds: usize,
+    /// The labelled photos of ../shared (for the session benchmark).
+    #[arg(long, default_value = "../shared/faces", value_name = "DIR")]
+    pub faces: PathBuf,
     /// Embeddings sent through a real server's HTTP API for the memory measurement.
     #[arg(long, default_value_t = 10_000)]
     pub requests: usize,

@@ -420,6 +420,7 @@ fn bench_runs_and_reports_the_end_to_end_ratio() {
     let dir = tempfile::tempdir().unwrap();
     let models = shared.join("models");
     let images = shared.join("faces/face_recognition_examples");
+    let faces = shared.join("faces");
     let out = run(
         &dir.path().join("data"),
         &[
@@ -434,6 +435,8 @@ fn bench_runs_and_reports_the_end_to_end_ratio() {
             "1",
             "--requests",
             "120",
+            "--faces",
+            faces.to_str().unwrap(),
         ],
     );
     let text = String::from_utf8_lossy(&out.stdout);
@@ -447,6 +450,8 @@ fn bench_runs_and_reports_the_end_to_end_ratio() {
         "old design, a fresh process per embedding",
         "ratio pool (1 worker) / in-process engine",
         "server resident memory after 100 embeddings",
+        "session of 20 photos",
+        "share of wall time outside model inference",
         "model only, batch 1",
         "model only, batch 16",
         "end to end",
