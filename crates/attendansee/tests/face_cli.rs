@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::shared;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -14,18 +16,6 @@ fn root() -> PathBuf {
         .join("../..")
         .canonicalize()
         .unwrap()
-}
-
-fn shared(test: &str) -> Option<PathBuf> {
-    let shared = root().join("../shared");
-    if shared.join("models").is_dir() {
-        return Some(shared.canonicalize().unwrap());
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: ../shared/models is not present"
-    );
-    None
 }
 
 /// The binary with a private data directory (models in `<data>/models`).

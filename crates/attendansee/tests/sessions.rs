@@ -3,26 +3,15 @@
 
 mod common;
 
+use common::shared;
+
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use common::pool::{PoolServer, png};
-
-fn shared(test: &str) -> Option<PathBuf> {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-    if shared.join("models").is_dir() {
-        return Some(shared.canonicalize().unwrap());
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: ../shared/models is not present"
-    );
-    None
-}
 
 /// Faces expected per photo of face_recognition_examples: the identities its labels name, except
 /// test_obama_and_biden.jpg, which shows a third person (a girl, lower right) the label leaves out.

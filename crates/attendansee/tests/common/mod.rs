@@ -12,6 +12,20 @@ use std::time::{Duration, Instant};
 
 pub mod pool;
 
+/// `../shared` when its models are there; otherwise says plainly (past the test harness's output
+/// capture) that the calling test is skipped.
+pub fn shared(test: &str) -> Option<std::path::PathBuf> {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+    if shared.join("models").is_dir() {
+        return Some(shared.canonicalize().unwrap());
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: ../shared/models is not present"
+    );
+    None
+}
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_attendansee");
 
 pub fn attendansee(data_dir: &Path) -> Command {
