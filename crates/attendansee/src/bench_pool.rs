@@ -85,21 +85,11 @@ fn rate(count: usize, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(1e-9)
 }
 
-fn worker_args(common: &Common) -> Vec<std::ffi::OsString> {
-    let mut args: Vec<std::ffi::OsString> =
-        vec!["--model-dir".into(), common.model_dir.clone().into()];
-    if let Some(lib) = &common.ort_lib {
-        args.extend(["--ort-lib".into(), lib.into()]);
-    }
-    args.extend(["worker".into(), "--recognizer".into(), MODEL.into()]);
-    args
-}
-
 /// Embeds every crop as its own job through a pool of `workers`, keeping every worker busy.
 async fn through_pool(common: &Common, workers: usize, crops: &[Vec<u8>]) -> Result<f64> {
     let pool = Pool::start(PoolConfig {
         program: std::env::current_exe()?,
-        args: worker_args(common),
+        args: common.worker_args(None, &[MODEL.to_owned()]),
         workers,
         queue: crops.len(),
         job_timeout: Duration::from_secs(60),
@@ -136,7 +126,7 @@ async fn through_pool(common: &Common, workers: usize, crops: &[Vec<u8>]) -> Res
 /// The old design: start a process, load the model, embed one crop, exit.
 fn fresh_process_embedding(common: &Common, crop: &[u8]) -> Result<()> {
     let mut child = Command::new(std::env::current_exe()?)
-        .args(worker_args(common))
+        .args(common.worker_args(None, &[MODEL.to_owned()]))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -150,6 +150,32 @@ impl Common {
         self.data_dir.join("blobs")
     }
 
+    /// The arguments that start this binary as `attendansee worker` with these settings (config
+    /// file, data and model directories, ONNX Runtime), loading `detector` and `recognizers`.
+    pub fn worker_args(
+        &self,
+        detector: Option<&str>,
+        recognizers: &[String],
+    ) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(file) = &self.config_file {
+            args.extend(["--config".into(), file.into()]);
+        }
+        args.extend(["--data-dir".into(), self.data_dir.clone().into()]);
+        args.extend(["--model-dir".into(), self.model_dir.clone().into()]);
+        if let Some(lib) = &self.ort_lib {
+            args.extend(["--ort-lib".into(), lib.into()]);
+        }
+        args.push("worker".into());
+        if let Some(detector) = detector {
+            args.extend(["--detector".into(), detector.into()]);
+        }
+        for recognizer in recognizers {
+            args.extend(["--recognizer".into(), recognizer.into()]);
+        }
+        args
+    }
+
     pub fn models(&self) -> attendansee_faces::models::ModelDir {
         attendansee_faces::models::ModelDir::new(&self.model_dir, self.catalog.clone())
     }
@@ -296,6 +322,45 @@ mod tests {
         let tiny = common.catalog.iter().find(|s| s.name == "tiny").unwrap();
         assert_eq!(tiny.dimension, Some(8));
         assert!(common.catalog.iter().any(|s| s.name == "mobilefacenet"));
+    }
+
+    #[test]
+    fn workers_are_started_with_the_config_file_and_directories_in_effect() {
+        let mut f = file("");
+        f.path = Some("/etc/a.toml".into());
+        let flags = GlobalArgs {
+            data_dir: Some("/srv/d".into()),
+            ort_lib: Some("/lib/ort.so".into()),
+            ..Default::default()
+        };
+        let common = Common::resolve(&flags, &f);
+        let args: Vec<String> = common
+            .worker_args(Some("yunet"), &["a".into(), "b".into()])
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "--config",
+                "/etc/a.toml",
+                "--data-dir",
+                "/srv/d",
+                "--model-dir",
+                "/srv/d/models",
+                "--ort-lib",
+                "/lib/ort.so",
+                "worker",
+                "--detector",
+                "yunet",
+                "--recognizer",
+                "a",
+                "--recognizer",
+                "b"
+            ]
+        );
+        let bare = common.worker_args(None, &[]);
+        assert_eq!(bare.last().unwrap(), "worker");
     }
 
     #[test]

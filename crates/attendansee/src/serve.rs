@@ -1,7 +1,6 @@
 //! `attendansee serve`: takes the data directory, opens the store, listens, and shuts down
 //! gracefully on SIGTERM or SIGINT.
 
-use std::ffi::OsString;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -87,28 +86,14 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
     Ok(())
 }
 
-/// Workers are this same binary, started as `attendansee worker` with the server's model
-/// settings, so that they resolve the same catalog, model directory and ONNX Runtime.
+/// Workers are this same binary, started as `attendansee worker` with the server's settings
+/// (`Common::worker_args`), so that they resolve the same catalog, model directory and ONNX Runtime.
 fn pool_config(common: &Common, config: &ServeConfig) -> Result<PoolConfig> {
     let program =
         std::env::current_exe().context("cannot find the attendansee binary to start workers")?;
-    let mut args: Vec<OsString> = Vec::new();
-    if let Some(file) = &common.config_file {
-        args.extend(["--config".into(), file.into()]);
-    }
-    args.extend(["--data-dir".into(), common.data_dir.clone().into()]);
-    args.extend(["--model-dir".into(), common.model_dir.clone().into()]);
-    if let Some(lib) = &common.ort_lib {
-        args.extend(["--ort-lib".into(), lib.into()]);
-    }
-    args.push("worker".into());
-    args.extend(["--detector".into(), config.detector.clone().into()]);
-    for recognizer in &config.recognizers {
-        args.extend(["--recognizer".into(), recognizer.into()]);
-    }
     Ok(PoolConfig {
         program,
-        args,
+        args: common.worker_args(Some(&config.detector), &config.recognizers),
         workers: config.workers,
         queue: config.queue,
         job_timeout: Duration::from_secs(config.job_timeout),
