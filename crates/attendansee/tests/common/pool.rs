@@ -136,7 +136,7 @@ impl PoolServer {
 
     /// A JSON request with the admin token.
     pub fn call(&self, method: &str, path: &str, body: Option<&serde_json::Value>) -> Reply {
-        let headers = vec![("Authorization".to_owned(), format!("Bearer {}", self.token))];
+        let headers = self.auth();
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         request(
             &self.server.addr,
@@ -160,7 +160,7 @@ impl PoolServer {
             body.extend_from_slice(b"\r\n");
         }
         body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-        let headers = vec![("Authorization".to_owned(), format!("Bearer {}", self.token))];
+        let headers = self.auth();
         let content_type = format!("multipart/form-data; boundary={boundary}");
         request(
             &self.server.addr,
@@ -215,37 +215,36 @@ impl PoolServer {
         }
     }
 
+    /// The admin's `Authorization` header.
+    fn auth(&self) -> Vec<(String, String)> {
+        vec![("Authorization".to_owned(), format!("Bearer {}", self.token))]
+    }
+
     /// `POST /api/attendance/embed/` with these image bytes.
     pub fn embed(&self, image: &[u8], fields: &[(&str, &str)]) -> Reply {
-        let (content_type, body) = multipart(image, fields);
-        let headers = vec![("Authorization".to_owned(), format!("Bearer {}", self.token))];
-        request(
-            &self.server.addr,
-            "POST",
-            "/api/attendance/embed/",
-            &headers,
-            &content_type,
-            &body,
-        )
+        self.try_embed_with(image, fields)
+            .unwrap_or_else(|e| panic!("POST /api/attendance/embed/: {e}"))
     }
 
     /// Like [`PoolServer::embed`], but `None` when the connection fails (server stopping).
     pub fn try_embed(&self, image: &[u8]) -> Option<Reply> {
-        let (content_type, body) = multipart(image, &[]);
-        let headers = vec![("Authorization".to_owned(), format!("Bearer {}", self.token))];
+        self.try_embed_with(image, &[]).ok()
+    }
+
+    fn try_embed_with(&self, image: &[u8], fields: &[(&str, &str)]) -> std::io::Result<Reply> {
+        let (content_type, body) = multipart(image, fields);
         super::try_request(
             &self.server.addr,
             "POST",
             "/api/attendance/embed/",
-            &headers,
+            &self.auth(),
             &content_type,
             &body,
         )
-        .ok()
     }
 
     pub fn get(&self, path: &str) -> Reply {
-        let headers = vec![("Authorization".to_owned(), format!("Bearer {}", self.token))];
+        let headers = self.auth();
         request(&self.server.addr, "GET", path, &headers, "", b"")
     }
 
