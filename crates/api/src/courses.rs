@@ -25,6 +25,10 @@ pub struct CourseDto {
     pub owner: i64,
     /// The recognizer this course's faces are embedded with; `null` means the server's default.
     pub embedding_model: Option<String>,
+    /// This course's match threshold (cosine similarity); `null` means the model's calibrated one.
+    pub match_threshold: Option<f32>,
+    /// This course's margin over the runner-up; `null` means the model's.
+    pub match_margin: Option<f32>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -36,6 +40,8 @@ impl From<Course> for CourseDto {
             code: c.code,
             owner: c.owner_id,
             embedding_model: c.embedding_model,
+            match_threshold: c.match_threshold,
+            match_margin: c.match_margin,
             created_at: c.created_at,
         }
     }
@@ -52,6 +58,10 @@ pub struct CreateCourse {
     pub owner: Option<i64>,
     /// Recognizer for this course (default: the server's, `mobilefacenet`).
     pub embedding_model: Option<String>,
+    /// Override of the model's calibrated match threshold (0 < t < 1); see docs/calibration.md.
+    pub match_threshold: Option<f32>,
+    /// Override of the model's margin over the runner-up (0 ≤ m < 1).
+    pub match_margin: Option<f32>,
 }
 
 /// For PUT every field is required; for PATCH any subset.
@@ -63,7 +73,37 @@ pub struct UpdateCourse {
     #[serde(default, deserialize_with = "crate::extract::nullable")]
     #[schema(value_type = Option<String>)]
     pub embedding_model: Option<Option<String>>,
+    /// `null` returns to the model's calibrated threshold.
+    #[serde(default, deserialize_with = "crate::extract::nullable")]
+    #[schema(value_type = Option<f32>)]
+    pub match_threshold: Option<Option<f32>>,
+    /// `null` returns to the model's margin.
+    #[serde(default, deserialize_with = "crate::extract::nullable")]
+    #[schema(value_type = Option<f32>)]
+    pub match_margin: Option<Option<f32>>,
 }
+
+/// A similarity setting must lie in `range` (thresholds far outside it would match everyone or
+/// nobody).
+fn check_similarity(
+    field: &str,
+    value: Option<f32>,
+    range: std::ops::Range<f32>,
+) -> ApiResult<Option<f32>> {
+    match value {
+        Some(v) if !range.contains(&v) => Err(ApiError::invalid_field(
+            field,
+            format!(
+                "{field} must be at least {} and below {}",
+                range.start, range.end
+            ),
+        )),
+        other => Ok(other),
+    }
+}
+
+const THRESHOLD_RANGE: std::ops::Range<f32> = 0.05..1.0;
+const MARGIN_RANGE: std::ops::Range<f32> = 0.0..1.0;
 
 /// A course's recognizer must be a known one (installed or not: processing says which is missing).
 fn check_model(state: &AppState, model: Option<String>) -> ApiResult<Option<String>> {
@@ -121,6 +161,12 @@ async fn create_course(
         name: text("name", &body.name, NAME_MAX)?,
         code: text("code", &body.code, CODE_MAX)?,
         embedding_model: check_model(&state, body.embedding_model.clone())?,
+        match_threshold: check_similarity(
+            "match_threshold",
+            body.match_threshold,
+            THRESHOLD_RANGE,
+        )?,
+        match_margin: check_similarity("match_margin", body.match_margin, MARGIN_RANGE)?,
     };
     let owner = match body.owner {
         None => actor.user.id,
@@ -199,6 +245,14 @@ async fn update(
         embedding_model: match body.embedding_model {
             None => current.embedding_model,
             Some(model) => check_model(&state, model)?,
+        },
+        match_threshold: match body.match_threshold {
+            None => current.match_threshold,
+            Some(v) => check_similarity("match_threshold", v, THRESHOLD_RANGE)?,
+        },
+        match_margin: match body.match_margin {
+            None => current.match_margin,
+            Some(v) => check_similarity("match_margin", v, MARGIN_RANGE)?,
         },
     };
     Ok(Json(

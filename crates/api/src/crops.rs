@@ -60,6 +60,10 @@ pub struct CropDto {
     pub assignment_source: Option<String>,
     pub confidence: Option<f32>,
     pub not_a_student: bool,
+    /// The cluster of unknown faces it is in.
+    pub cluster: Option<i64>,
+    /// The last automatic decision about it, with the candidates that explain it.
+    pub decision: Option<DecisionDto>,
     pub created_at: DateTime<Utc>,
     /// Models it has embeddings for (in the single-crop view).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,10 +86,45 @@ impl From<FaceCrop> for CropDto {
             assignment_source: c.assignment_source,
             confidence: c.confidence,
             not_a_student: c.not_a_student,
+            cluster: c.cluster_id,
+            decision: c.decision.map(|d| DecisionDto {
+                model: d.model,
+                reason: d.reason,
+                best: d.best.map(CandidateDto::from),
+                runner_up: d.runner_up.map(CandidateDto::from),
+            }),
             created_at: c.created_at,
             embeddings: None,
         }
     }
+}
+
+/// A student a face was compared with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CandidateDto {
+    pub student: i64,
+    /// Cosine similarity to the student's nearest known face.
+    pub similarity: f32,
+}
+
+impl From<(i64, f32)> for CandidateDto {
+    fn from((student, similarity): (i64, f32)) -> Self {
+        Self {
+            student,
+            similarity,
+        }
+    }
+}
+
+/// Why automatic assignment did what it did: `matched` (best ≥ threshold and ahead of the
+/// runner-up by the margin), `below_threshold`, `ambiguous` (runner-up too close), `conflict`
+/// (its best student went to a likelier face of the same photo) or `no_students`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DecisionDto {
+    pub model: String,
+    pub reason: String,
+    pub best: Option<CandidateDto>,
+    pub runner_up: Option<CandidateDto>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

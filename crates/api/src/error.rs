@@ -36,6 +36,8 @@ pub enum ErrorType {
     UnsupportedImage,
     /// An image in which a face was required has none (422).
     NoFaceDetected,
+    /// An image that must show one person shows several faces of similar size (422).
+    MultipleFaces,
     /// The requested model is known but its weights are not installed (503).
     ModelNotAvailable,
     /// A model's output dimension differs from its catalog entry (500).
@@ -61,7 +63,9 @@ impl ErrorType {
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::UnsupportedImage | Self::NoFaceDetected => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UnsupportedImage | Self::NoFaceDetected | Self::MultipleFaces => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::ModelNotAvailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::DimensionMismatch | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::WorkerCrashed => StatusCode::BAD_GATEWAY,
@@ -170,6 +174,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound { .. } => Self::not_found(error.to_string()),
             StoreError::Conflict(message) => Self::new(ErrorType::Conflict, message),
+            StoreError::Invalid(message) => Self::new(ErrorType::ValidationError, message),
             other => Self::internal(other),
         }
     }

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use attendansee_pool::protocol::{Job, Output, Timings};
-use attendansee_store::{JobRecord, JobStatus, NewCrop, SessionImage, SessionStatus};
+use attendansee_store::{JobRecord, JobStatus, NewCrop, Scope, SessionImage, SessionStatus};
 
 use crate::AppState;
 use crate::auth::Actor;
@@ -19,6 +19,7 @@ use crate::crops::crop_blob_key;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{PageParams, PagedResponse};
+use crate::recognition::{AssignSummary, ClusterSummary, assign_session, cluster_course};
 
 pub const PROCESS_SESSION: &str = "process_session";
 
@@ -225,6 +226,12 @@ pub struct JobStats {
     pub detect_ms: f64,
     pub align_ms: f64,
     pub embed_ms: f64,
+    /// What automatic assignment decided once the photos were done.
+    #[serde(default)]
+    pub assignment: Option<AssignSummary>,
+    /// The course's clusters of unknown faces afterwards.
+    #[serde(default)]
+    pub clustering: Option<ClusterSummary>,
 }
 
 impl JobStats {
@@ -290,6 +297,34 @@ async fn process(state: &AppState, job: &JobRecord) -> Result<(), String> {
         done += 1;
         let errors_json = serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into());
         let stats_json = serde_json::to_string(&stats).unwrap_or_else(|_| "{}".into());
+        store
+            .job_progress(job.id, done, total, &errors_json, &stats_json)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    if !cancelled {
+        // Recognition runs over the whole session, so faces of photos processed earlier are
+        // matched against students enrolled since.
+        let session = store
+            .get_session(Scope::All, payload.session)
+            .await
+            .map_err(|e| e.to_string())?;
+        let course = store
+            .get_course(Scope::All, session.course_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        stats.assignment = Some(
+            assign_session(state, &course, payload.session)
+                .await
+                .map_err(|e| format!("assignment failed: {}", e.message))?,
+        );
+        stats.clustering = Some(
+            cluster_course(state, &course, false)
+                .await
+                .map_err(|e| format!("clustering failed: {}", e.message))?,
+        );
+        let stats_json = serde_json::to_string(&stats).unwrap_or_else(|_| "{}".into());
+        let errors_json = serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into());
         store
             .job_progress(job.id, done, total, &errors_json, &stats_json)
             .await

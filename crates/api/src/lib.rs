@@ -3,16 +3,21 @@
 //!
 //! [`router`] builds the whole application; tests call it without a socket.
 
+mod attendance;
 mod auth;
+mod clusters;
+mod corrections;
 mod courses;
 mod crops;
 mod embed;
+mod enrollment;
 pub mod error;
 mod extract;
 pub mod jobs;
 pub mod metrics;
 mod pagination;
 mod photos;
+pub mod recognition;
 pub mod request_id;
 mod sessions;
 mod students;
@@ -59,6 +64,8 @@ pub struct Settings {
     /// Every recognizer in the model catalog (a known name that the workers do not load is
     /// "not installed", an unknown one a validation error).
     pub catalog_recognizers: Vec<String>,
+    /// Each recognizer's calibrated matching (threshold, margin, suggestions), from the catalog.
+    pub matching: recognition::MatchingTable,
 }
 
 impl Default for Settings {
@@ -72,6 +79,10 @@ impl Default for Settings {
             catalog_recognizers: ["mobilefacenet", "mobilefacenet-batch", "arcface", "facenet"]
                 .map(String::from)
                 .to_vec(),
+            matching: ["mobilefacenet", "mobilefacenet-batch"]
+                .map(|m| (m.to_owned(), recognition::Matching::FALLBACK))
+                .into_iter()
+                .collect(),
         }
     }
 }
@@ -202,6 +213,10 @@ pub fn router(state: AppState) -> Router {
         .merge(students::routes())
         .merge(sessions::routes())
         .merge(crops::routes())
+        .merge(corrections::routes())
+        .merge(clusters::routes())
+        .merge(attendance::routes())
+        .merge(enrollment::routes().layer(DefaultBodyLimit::max(state.settings.upload_body_limit)))
         .merge(jobs::routes())
         .merge(photos::routes().layer(DefaultBodyLimit::max(state.settings.upload_body_limit)))
         // Uploads get their own, larger body limit (the innermost limit wins).

@@ -117,16 +117,7 @@ async fn upload_images(
 ) -> ApiResult<Json<UploadResponse>> {
     state.store.get_session(actor.scope(), session_id).await?;
     let mut results = Vec::new();
-    while let Some(field) = form
-        .next_field()
-        .await
-        .map_err(crate::embed::multipart_error)?
-    {
-        if field.name() != Some("images") {
-            continue;
-        }
-        let file = field.file_name().map(str::to_owned);
-        let bytes = field.bytes().await.map_err(crate::embed::multipart_error)?;
+    for (file, bytes) in image_fields(&mut form).await? {
         let result = match store_one(&state, &actor, session_id, file.clone(), &bytes).await {
             Ok(result) => result,
             Err(e) => UploadResult {
@@ -139,12 +130,6 @@ async fn upload_images(
         };
         results.push(result);
     }
-    if results.is_empty() {
-        return Err(ApiError::invalid_field(
-            "images",
-            "send the photos as multipart fields named `images`",
-        ));
-    }
     let count = |status: &str| results.iter().filter(|r| r.status == status).count();
     Ok(Json(UploadResponse {
         stored: count("stored"),
@@ -152,6 +137,32 @@ async fn upload_images(
         failed: count("error"),
         results,
     }))
+}
+
+/// The files of the form's `images` fields (at least one), with their names.
+pub async fn image_fields(
+    form: &mut Multipart,
+) -> ApiResult<Vec<(Option<String>, axum::body::Bytes)>> {
+    let mut files = Vec::new();
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(crate::embed::multipart_error)?
+    {
+        if field.name() != Some("images") {
+            continue;
+        }
+        let file = field.file_name().map(str::to_owned);
+        let bytes = field.bytes().await.map_err(crate::embed::multipart_error)?;
+        files.push((file, bytes));
+    }
+    if files.is_empty() {
+        return Err(ApiError::invalid_field(
+            "images",
+            "send the photos as multipart fields named `images`",
+        ));
+    }
+    Ok(files)
 }
 
 /// Validates one file in a worker, stores its bytes, then records it; nothing is recorded

@@ -62,8 +62,8 @@ pub struct CourseFilter {
     pub course: Option<i64>,
 }
 
-const NAME_MAX: usize = 200;
-const EXTERNAL_ID_MAX: usize = 64;
+pub const NAME_MAX: usize = 200;
+pub const EXTERNAL_ID_MAX: usize = 64;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

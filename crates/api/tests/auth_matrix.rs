@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 
-use attendansee_store::{ImageInsert, NewCrop, NewImage, Role, Scope};
+use attendansee_store::{ImageInsert, NewCrop, NewImage, NewReference, Role, Scope};
 use axum::body::Bytes;
 use common::{TestApp, app};
 
@@ -50,6 +50,89 @@ struct World {
     image: i64,
     crop: i64,
     job: i64,
+    reference: i64,
+    cluster: i64,
+}
+
+/// A face vector orthogonal to the reference face: never matched to the student.
+const STRANGER: [f32; 2] = [0.8, -0.6];
+
+fn face(vector: [f32; 2]) -> NewCrop {
+    NewCrop {
+        bbox: [1.0, 1.0, 4.0, 4.0],
+        landmarks: [[2.0, 2.0]; 5],
+        score: 0.9,
+        quality_size: 4.0,
+        quality_blur: Some(1.0),
+        crop_blob_key: Some("crops/t.jpg".into()),
+        embedding: Some(("mobilefacenet".into(), vector.to_vec())),
+    }
+}
+
+/// A processed photo of the session with these faces; returns their crop ids.
+async fn photo_with_faces(t: &TestApp, session: i64, faces: &[NewCrop]) -> Vec<i64> {
+    let sha256 = attendansee_store::credentials::hex(&rand_bytes());
+    let new_image = NewImage {
+        blob_key: "images/t".into(),
+        sha256,
+        original_name: None,
+        width: 8,
+        height: 8,
+    };
+    let ImageInsert::Stored(image) = t
+        .store
+        .add_session_image(Scope::All, session, &new_image)
+        .await
+        .unwrap()
+    else {
+        panic!("fresh photo")
+    };
+    t.store.record_image_faces(image.id, faces).await.unwrap()
+}
+
+fn rand_bytes() -> [u8; 32] {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    bytes
+}
+
+/// A reference photo of the student whose face has this vector.
+async fn reference_of(t: &TestApp, student: i64, vector: [f32; 2]) -> i64 {
+    let sha256 = attendansee_store::credentials::hex(&rand_bytes());
+    // Its own blob keys: removing the reference deletes them.
+    let reference = NewReference {
+        blob_key: format!("references/{sha256}"),
+        width: 8,
+        height: 8,
+        crop: NewCrop {
+            crop_blob_key: Some(format!("references/{sha256}.jpg")),
+            ..face(vector)
+        },
+        sha256,
+    };
+    t.store
+        .add_reference_photo(Scope::All, student, &reference)
+        .await
+        .unwrap()
+        .id
+}
+
+/// Two single-face clusters of unknown faces; returns their ids.
+async fn two_clusters(t: &TestApp, course: i64, session: i64) -> (i64, i64) {
+    let faces = photo_with_faces(t, session, &[face(STRANGER), face(STRANGER)]).await;
+    let ids = t
+        .store
+        .add_to_clusters(
+            course,
+            "mobilefacenet",
+            &[],
+            &[vec![faces[0]], vec![faces[1]]],
+        )
+        .await
+        .unwrap();
+    (ids[0], ids[1])
 }
 
 async fn world() -> World {
@@ -129,22 +212,29 @@ async fn world() -> World {
         .put("crops/t.jpg", Bytes::from_static(b"\xff\xd8\xff fake"))
         .await
         .unwrap();
-    let crop = NewCrop {
-        bbox: [1.0, 1.0, 4.0, 4.0],
-        landmarks: [[2.0, 2.0]; 5],
-        score: 0.9,
-        quality_size: 4.0,
-        quality_blur: Some(1.0),
-        crop_blob_key: Some("crops/t.jpg".into()),
-        embedding: Some(("mobilefacenet".into(), vec![0.6, 0.8])),
-    };
-    let crop = t.store.record_image_faces(image.id, &[crop]).await.unwrap()[0];
+    let crop = t
+        .store
+        .record_image_faces(image.id, &[face([0.6, 0.8])])
+        .await
+        .unwrap()[0];
+    // The student's reference face matches `crop`; a locked cluster of two strangers survives
+    // re-clustering and re-assignment.
+    let reference = reference_of(&t, student, [0.6, 0.8]).await;
+    let (a, b) = two_clusters(&t, course, session).await;
+    let cluster = t
+        .store
+        .merge_clusters(Scope::All, &[a, b])
+        .await
+        .unwrap()
+        .id;
     let (job, _) = t
         .store
         .queue_job("process_session", "{}", course, alice_user.id, 1)
         .await
         .unwrap();
     World {
+        reference,
+        cluster,
         image: image.id,
         crop,
         job: job.id,
@@ -190,7 +280,8 @@ impl World {
         token: &str,
         body: Option<Value>,
     ) -> common::Response {
-        if method == Method::POST && path.ends_with("/images/") {
+        if method == Method::POST && (path.ends_with("/images/") || path.ends_with("/references/"))
+        {
             self.t.send(upload(path, token)).await
         } else {
             self.t.call(method, path, Some(token), body).await
@@ -210,6 +301,10 @@ impl World {
             self.course
         } else if path.contains("/students/") {
             self.student
+        } else if path.contains("/clusters/") {
+            self.cluster
+        } else if path.contains("/references/") {
+            self.reference
         } else if path.contains("/sessions/") {
             self.session
         } else if path.contains("/tokens/") {
@@ -218,6 +313,7 @@ impl World {
             self.bob_id
         };
         path.replace("{id}", &id.to_string())
+            .replace("{student}", &self.student.to_string())
     }
 }
 
@@ -280,7 +376,13 @@ async fn every_protected_route_answers_401_to_missing_malformed_expired_revoked_
 async fn another_instructors_objects_answer_404_exactly_like_missing_ones() {
     let w = world().await;
     let bodies = |path: &str| -> Value {
-        if path.contains("courses") {
+        if path.ends_with("/assign/") {
+            json!({"student_id": null})
+        } else if path.contains("/attendance/{student}/") {
+            json!({"status": null})
+        } else if path.ends_with("/name/") {
+            json!({"student_id": 1})
+        } else if path.contains("courses") {
             json!({"name": "Stolen", "code": "X1"})
         } else if path.contains("students") {
             json!({"name": "Stolen", "external_id": null})
@@ -301,7 +403,14 @@ async fn another_instructors_objects_answer_404_exactly_like_missing_ones() {
             .send_as(method.clone(), &w.concrete(path), &w.bob, body.clone())
             .await;
         let missing = w
-            .send_as(method.clone(), &path.replace("{id}", "99999"), &w.bob, body)
+            .send_as(
+                method.clone(),
+                &path
+                    .replace("{id}", "99999")
+                    .replace("{student}", &w.student.to_string()),
+                &w.bob,
+                body,
+            )
             .await;
         foreign.assert_error(StatusCode::NOT_FOUND, "NotFound");
         missing.assert_error(StatusCode::NOT_FOUND, "NotFound");
@@ -312,6 +421,8 @@ async fn another_instructors_objects_answer_404_exactly_like_missing_ones() {
                 .replace(&w.image.to_string(), "N")
                 .replace(&w.crop.to_string(), "N")
                 .replace(&w.job.to_string(), "N")
+                .replace(&w.reference.to_string(), "N")
+                .replace(&w.cluster.to_string(), "N")
                 .replace("99999", "N")
         };
         assert_eq!(
@@ -430,6 +541,96 @@ fn success_cases(
             Method::POST,
             "/api/attendance/face-crops/generate-embeddings-batch/".into(),
             Some(json!({"face_crop_ids": [crop], "model_name": "mobilefacenet"})),
+            ok,
+        ),
+        (
+            Method::POST,
+            format!("/api/attendance/students/{s}/references/"),
+            None,
+            ok,
+        ),
+        (
+            Method::GET,
+            format!("/api/attendance/students/{s}/references/"),
+            None,
+            ok,
+        ),
+        (
+            Method::POST,
+            format!("/api/attendance/sessions/{ss}/assign/"),
+            None,
+            ok,
+        ),
+        (
+            Method::POST,
+            format!("/api/attendance/face-crops/{crop}/assign/"),
+            Some(json!({"student_id": s})),
+            ok,
+        ),
+        (
+            Method::GET,
+            format!("/api/attendance/face-crops/{crop}/similar/"),
+            None,
+            ok,
+        ),
+        (
+            Method::POST,
+            format!("/api/attendance/face-crops/{crop}/not-a-student/"),
+            None,
+            ok,
+        ),
+        (
+            Method::POST,
+            format!("/api/attendance/face-crops/{crop}/reset/"),
+            None,
+            ok,
+        ),
+        (
+            Method::GET,
+            format!("/api/attendance/courses/{c}/clusters/"),
+            None,
+            ok,
+        ),
+        (
+            Method::POST,
+            format!("/api/attendance/courses/{c}/clusters/recluster/"),
+            None,
+            ok,
+        ),
+        (
+            Method::GET,
+            format!("/api/attendance/clusters/{}/", w.cluster),
+            None,
+            ok,
+        ),
+        (
+            Method::GET,
+            format!("/api/attendance/sessions/{ss}/attendance/"),
+            None,
+            ok,
+        ),
+        (
+            Method::PUT,
+            format!("/api/attendance/sessions/{ss}/attendance/{s}/"),
+            Some(json!({"status": "absent"})),
+            ok,
+        ),
+        (
+            Method::GET,
+            format!("/api/attendance/sessions/{ss}/attendance/csv/"),
+            None,
+            ok,
+        ),
+        (
+            Method::GET,
+            format!("/api/attendance/courses/{c}/attendance/"),
+            None,
+            ok,
+        ),
+        (
+            Method::GET,
+            format!("/api/attendance/courses/{c}/attendance/csv/"),
+            None,
             ok,
         ),
         (Method::GET, "/api/attendance/jobs/".into(), None, ok),
@@ -632,6 +833,38 @@ async fn owner_and_admin_succeed_on_every_route_and_every_route_is_exercised() {
         ] {
             exercised.insert(("POST".into(), path.into()));
         }
+        // Reference photos and clusters, made for the purpose: removed, merged, named.
+        let reference = reference_of(&w.t, w.student, STRANGER).await;
+        let path = format!("/api/attendance/references/{reference}/");
+        let response = w.t.call(Method::DELETE, &path, Some(&token), None).await;
+        assert_eq!(
+            response.status,
+            StatusCode::NO_CONTENT,
+            "{who} DELETE {path}"
+        );
+        exercised.insert(("DELETE".into(), template(&path)));
+        let (a, b) = two_clusters(&w.t, w.course, w.session).await;
+        let merged =
+            w.t.post(
+                "/api/attendance/clusters/merge/",
+                &token,
+                json!({"cluster_ids": [a, b]}),
+            )
+            .await;
+        assert_eq!(merged.status, StatusCode::OK, "{who}: {}", merged.body);
+        assert_eq!(merged.body["members"].as_array().unwrap().len(), 2);
+        exercised.insert(("POST".into(), "/api/attendance/clusters/merge/".into()));
+        let path = format!("/api/attendance/clusters/{a}/name/");
+        let named =
+            w.t.post(&path, &token, json!({"new_student": {"name": "Grace"}}))
+                .await;
+        assert_eq!(
+            (named.status, named.body["assigned"].as_i64()),
+            (StatusCode::OK, Some(2)),
+            "{who}: {}",
+            named.body
+        );
+        exercised.insert(("POST".into(), template(&path)));
         if who == "admin" {
             let created =
                 w.t.post(
@@ -706,13 +939,15 @@ async fn owner_and_admin_succeed_on_every_route_and_every_route_is_exercised() {
 
 /// `/api/x/12/` → `/api/x/{id}/`.
 fn template(path: &str) -> String {
-    path.split('/')
-        .map(|seg| {
-            if seg.parse::<i64>().is_ok() {
-                "{id}"
-            } else {
-                seg
-            }
+    let segments: Vec<&str> = path.split('/').collect();
+    segments
+        .iter()
+        .enumerate()
+        .map(|(i, seg)| match seg.parse::<i64>() {
+            // `/sessions/{id}/attendance/{student}/`: the second id is a student.
+            Ok(_) if i > 0 && segments[i - 1] == "attendance" => "{student}",
+            Ok(_) => "{id}",
+            Err(_) => seg,
         })
         .collect::<Vec<_>>()
         .join("/")

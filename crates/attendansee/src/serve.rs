@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use attendansee_api::recognition::Matching;
 use attendansee_api::{AppState, Settings, router};
 use attendansee_pool::{Pool, PoolConfig};
 use attendansee_store::{BlobStore, DataDirLock, Store};
@@ -35,6 +36,22 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
             .iter()
             .filter(|spec| spec.kind == attendansee_faces::ModelKind::Recognizer)
             .map(|spec| spec.name.clone())
+            .collect(),
+        matching: common
+            .catalog
+            .iter()
+            .filter_map(|spec| {
+                let threshold = spec.match_threshold?;
+                let fallback = Matching::FALLBACK;
+                Some((
+                    spec.name.clone(),
+                    Matching {
+                        threshold,
+                        margin: spec.match_margin.unwrap_or(fallback.margin),
+                        suggest: spec.suggest_threshold.unwrap_or(fallback.suggest),
+                    },
+                ))
+            })
             .collect(),
         ..Settings::default()
     };

@@ -56,10 +56,28 @@ pub struct ModelSpec {
     /// Recognizers: length of the embedding.
     #[serde(default)]
     pub dimension: Option<usize>,
+    /// Recognizers: the cosine similarity from which a face is assigned to a student
+    /// automatically (calibrated: docs/calibration.md).
+    #[serde(default)]
+    pub match_threshold: Option<f32>,
+    /// Recognizers: how far the best student must lead the runner-up to be assigned.
+    #[serde(default)]
+    pub match_margin: Option<f32>,
+    /// Recognizers: the similarity from which a face below the threshold is shown as a
+    /// suggestion only (never assigned automatically).
+    #[serde(default)]
+    pub suggest_threshold: Option<f32>,
     /// Licence and origin, shown by `models list`.
     #[serde(default)]
     pub notes: String,
 }
+
+/// MobileFaceNet's matching, calibrated with `tools/calibrate.py` on ../shared/faces (157 faces,
+/// 446 genuine and 2192 impostor pairs): the highest impostor pair is 0.491, so 0.50 accepts none
+/// of them and rejects 3.6% of genuine pairs; 99% of impostor pairs are below 0.30. ArcFace's and
+/// FaceNet's numbers are not calibrated here (no weights on this machine): they are the values
+/// commonly used with those models, set conservatively — calibrate before relying on them.
+const MOBILEFACENET_MATCHING: Matching = Matching(0.50, 0.05, 0.30);
 
 /// The ArcFace 5-point template for 112×112 crops (InsightFace `arcface_dst`).
 pub const ARCFACE_TEMPLATE_112: [Point; 5] = [
@@ -116,9 +134,15 @@ fn detector(name: &str, file: &str, family: DetectorFamily, score: f32, nms: f32
         nms_threshold: Some(nms),
         template: None,
         dimension: None,
+        match_threshold: None,
+        match_margin: None,
+        suggest_threshold: None,
         notes: String::new(),
     }
 }
+
+/// Where a recognizer's automatic assignment starts: (threshold, margin, suggestions from).
+struct Matching(f32, f32, f32);
 
 fn recognizer(
     name: &str,
@@ -126,6 +150,7 @@ fn recognizer(
     size: u32,
     normalization: Normalization,
     dimension: usize,
+    Matching(threshold, margin, suggest): Matching,
 ) -> ModelSpec {
     ModelSpec {
         name: name.into(),
@@ -141,6 +166,9 @@ fn recognizer(
         nms_threshold: None,
         template: Some(scaled_template(size)),
         dimension: Some(dimension),
+        match_threshold: Some(threshold),
+        match_margin: Some(margin),
+        suggest_threshold: Some(suggest),
         notes: String::new(),
     }
 }
@@ -200,7 +228,14 @@ pub fn builtin() -> Vec<ModelSpec> {
             "SCRFD-0.5GF from InsightFace buffalo_s.zip; non-commercial research only",
         ),
         with(
-            recognizer("mobilefacenet", "MobileFaceNet.onnx", 112, IMAGENET, 128),
+            recognizer(
+                "mobilefacenet",
+                "MobileFaceNet.onnx",
+                112,
+                IMAGENET,
+                128,
+                MOBILEFACENET_MATCHING,
+            ),
             Some("https://github.com/foamliu/MobileFaceNet/raw/master/weights/MobileFaceNet.onnx"),
             Some("b7120c095d60094f28a4a54ba6a8bf51b297a6273fb40ef6350dfec1f63d9507"),
             "foamliu/MobileFaceNet, Apache-2.0, LFW 99.48% (published); fixed batch 1",
@@ -212,19 +247,34 @@ pub fn builtin() -> Vec<ModelSpec> {
                 112,
                 IMAGENET,
                 128,
+                MOBILEFACENET_MATCHING,
             ),
             None,
             Some("4bc1ac98f9d75932bea11c09720a91af0866401c817ec2b1dd7b87f3b952b95a"),
             "mobilefacenet with a dynamic batch axis; same outputs",
         ),
         with(
-            recognizer("arcface", "w600k_r50.onnx", 112, unit, 512),
+            recognizer(
+                "arcface",
+                "w600k_r50.onnx",
+                112,
+                unit,
+                512,
+                Matching(0.40, 0.05, 0.25),
+            ),
             None,
             Some("4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc619e43"),
             "ArcFace R50 from InsightFace buffalo_l.zip; non-commercial research only",
         ),
         with(
-            recognizer("facenet", "facenet.onnx", 160, facenet, 128),
+            recognizer(
+                "facenet",
+                "facenet.onnx",
+                160,
+                facenet,
+                128,
+                Matching(0.60, 0.05, 0.45),
+            ),
             None,
             None,
             "FaceNet InceptionResnetV1 (facenet-pytorch, VGGFace2) exported to ONNX by the user",

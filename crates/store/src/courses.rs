@@ -12,7 +12,8 @@ use crate::{
 };
 
 // Unqualified, for RETURNING (SQLite does not allow table aliases there) and one-table queries.
-const COURSE_COLUMNS: &str = "id, owner_id, name, code, embedding_model, created_at";
+const COURSE_COLUMNS: &str =
+    "id, owner_id, name, code, embedding_model, match_threshold, match_margin, created_at";
 const STUDENT_COLUMNS: &str = "id, course_id, name, external_id, created_at";
 const STUDENT_COLUMNS_S: &str = "s.id, s.course_id, s.name, s.external_id, s.created_at";
 const SESSION_COLUMNS: &str = "id, course_id, title, held_at, status, created_at";
@@ -32,14 +33,16 @@ fn external_id_taken(external_id: &Option<String>) -> String {
 impl Store {
     pub async fn create_course(&self, owner: UserId, fields: &CourseFields) -> Result<Course> {
         let sql = format!(
-            "INSERT INTO courses (owner_id, name, code, embedding_model, created_at)
-             VALUES ($1, $2, $3, $4, $5) RETURNING {COURSE_COLUMNS}"
+            "INSERT INTO courses (owner_id, name, code, embedding_model, match_threshold, match_margin, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COURSE_COLUMNS}"
         );
         sqlx::query_as::<_, Course>(&sql)
             .bind(owner)
             .bind(&fields.name)
             .bind(&fields.code)
             .bind(&fields.embedding_model)
+            .bind(fields.match_threshold)
+            .bind(fields.match_margin)
             .bind(Utc::now())
             .fetch_one(&self.pool)
             .await
@@ -86,13 +89,15 @@ impl Store {
         fields: &CourseFields,
     ) -> Result<Course> {
         let sql = format!(
-            "UPDATE courses SET name = $1, code = $2, embedding_model = $3
-             WHERE id = $4 AND ($5 IS NULL OR owner_id = $5) RETURNING {COURSE_COLUMNS}"
+            "UPDATE courses SET name = $1, code = $2, embedding_model = $3, match_threshold = $4, match_margin = $5
+             WHERE id = $6 AND ($7 IS NULL OR owner_id = $7) RETURNING {COURSE_COLUMNS}"
         );
         sqlx::query_as::<_, Course>(&sql)
             .bind(&fields.name)
             .bind(&fields.code)
             .bind(&fields.embedding_model)
+            .bind(fields.match_threshold)
+            .bind(fields.match_margin)
             .bind(id)
             .bind(scope.owner())
             .fetch_optional(&self.pool)

@@ -8,6 +8,10 @@ pub enum StoreError {
     #[error("{0}")]
     Conflict(String),
 
+    /// The request names things that exist but do not fit together (a student of another course).
+    #[error("{0}")]
+    Invalid(String),
+
     #[error(
         "data directory {dir} is already in use by another attendansee server (pid {pid}); \
          stop it or choose another --data-dir"

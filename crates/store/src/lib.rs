@@ -1,7 +1,9 @@
 //! All persistence of AttendanSee: the SQL store (the only place with SQL), the blob store for
 //! images and crops, credential hashing, and the lock that keeps one server per data directory.
 
+mod attendance;
 mod blobs;
+mod clusters;
 mod courses;
 pub mod credentials;
 mod data_dir;
@@ -9,12 +11,18 @@ mod error;
 mod jobs;
 mod models;
 mod photos;
+mod recognition;
 mod users;
 
+pub use attendance::{AttendanceStatus, Evidence, SessionFacts};
 pub use blobs::BlobStore;
+pub use clusters::{ClusterInputs, ClusterRecord};
 pub use data_dir::{DB_FILE_NAME, DataDirLock};
 pub use error::StoreError;
 pub use models::*;
+pub use recognition::{
+    AutoDecision, Correction, CropToEmbed, LabelledVector, NewReference, ReferencePhoto,
+};
 
 use std::path::Path;
 use std::str::FromStr;

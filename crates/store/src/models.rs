@@ -113,6 +113,10 @@ pub struct Course {
     pub name: String,
     pub code: String,
     pub embedding_model: Option<String>,
+    /// Overrides the model's calibrated match threshold for this course.
+    pub match_threshold: Option<f32>,
+    /// Overrides the model's margin over the runner-up for this course.
+    pub match_margin: Option<f32>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -122,6 +126,8 @@ pub struct CourseFields {
     pub name: String,
     pub code: String,
     pub embedding_model: Option<String>,
+    pub match_threshold: Option<f32>,
+    pub match_margin: Option<f32>,
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -227,7 +233,19 @@ pub struct FaceCrop {
     pub confidence: Option<f32>,
     pub cluster_id: Option<i64>,
     pub not_a_student: bool,
+    /// The last automatic decision about this crop, if one was made.
+    pub decision: Option<MatchDecision>,
     pub created_at: DateTime<Utc>,
+}
+
+/// Why the automatic assignment did what it did to a crop (kept whatever it decided).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatchDecision {
+    pub model: String,
+    /// `matched`, `no_students`, `below_threshold`, `ambiguous` or `conflict`.
+    pub reason: String,
+    pub best: Option<(i64, f32)>,
+    pub runner_up: Option<(i64, f32)>,
 }
 
 /// A face to record for a photo, with its embedding.

@@ -4,14 +4,15 @@ use chrono::{DateTime, Utc};
 
 use crate::error::conflict_on_unique;
 use crate::{
-    CropFilter, EmbeddingRecord, FaceCrop, ImageInsert, NewCrop, NewImage, Page, Paged, Result,
-    Scope, SessionImage, Store, StoreError,
+    CropFilter, EmbeddingRecord, FaceCrop, ImageInsert, MatchDecision, NewCrop, NewImage, Page,
+    Paged, Result, Scope, SessionImage, Store, StoreError,
 };
 
 const IMAGE_COLUMNS: &str = "i.id, i.session_id, i.blob_key, i.sha256, i.original_name, i.width, i.height, i.status, i.error, i.created_at";
 const CROP_COLUMNS: &str = "f.id, f.image_id, f.reference_photo_id, f.bbox_x, f.bbox_y, f.bbox_w, f.bbox_h, f.landmarks, \
      f.det_score, f.quality_size, f.quality_blur, f.crop_blob_key, f.student_id, f.assignment_source, f.confidence, \
-     f.cluster_id, f.not_a_student, f.created_at";
+     f.cluster_id, f.not_a_student, f.match_model, f.match_reason, f.best_student_id, f.best_similarity, \
+     f.runner_up_student_id, f.runner_up_similarity, f.created_at";
 /// Joins that tie a crop (of a session photo or of a reference photo) to its course as `c`.
 const CROP_COURSE: &str = "FROM face_crops f
      LEFT JOIN session_images i ON i.id = f.image_id
@@ -39,6 +40,12 @@ struct CropRow {
     confidence: Option<f64>,
     cluster_id: Option<i64>,
     not_a_student: bool,
+    match_model: Option<String>,
+    match_reason: Option<String>,
+    best_student_id: Option<i64>,
+    best_similarity: Option<f64>,
+    runner_up_student_id: Option<i64>,
+    runner_up_similarity: Option<f64>,
     created_at: DateTime<Utc>,
 }
 
@@ -65,9 +72,22 @@ impl From<CropRow> for FaceCrop {
             confidence: r.confidence.map(|v| v as f32),
             cluster_id: r.cluster_id,
             not_a_student: r.not_a_student,
+            decision: match (r.match_model, r.match_reason) {
+                (Some(model), Some(reason)) => Some(MatchDecision {
+                    model,
+                    reason,
+                    best: pair(r.best_student_id, r.best_similarity),
+                    runner_up: pair(r.runner_up_student_id, r.runner_up_similarity),
+                }),
+                _ => None,
+            },
             created_at: r.created_at,
         }
     }
+}
+
+fn pair(student: Option<i64>, similarity: Option<f64>) -> Option<(i64, f32)> {
+    Some((student?, similarity? as f32))
 }
 
 #[derive(sqlx::FromRow)]
@@ -85,17 +105,21 @@ impl From<EmbeddingRow> for EmbeddingRecord {
             id: r.id,
             crop_id: r.crop_id,
             model_name: r.model_name,
-            vector: r
-                .vector
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
+            vector: vector_from_bytes(&r.vector),
             created_at: r.created_at,
         }
     }
 }
 
-fn vector_bytes(vector: &[f32]) -> Vec<u8> {
+/// A stored vector: little-endian f32s (a trailing partial value is ignored).
+pub(crate) fn vector_from_bytes(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+pub(crate) fn vector_bytes(vector: &[f32]) -> Vec<u8> {
     vector.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
@@ -223,39 +247,7 @@ impl Store {
         let now = Utc::now();
         let mut ids = Vec::with_capacity(crops.len());
         for crop in crops {
-            let [x, y, w, h] = crop.bbox;
-            let landmarks = serde_json::to_string(&crop.landmarks).unwrap_or_else(|_| "[]".into());
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO face_crops (image_id, bbox_x, bbox_y, bbox_w, bbox_h, landmarks, det_score,
-                     quality_size, quality_blur, crop_blob_key, not_a_student, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, FALSE, $11) RETURNING id",
-            )
-            .bind(image_id)
-            .bind(x)
-            .bind(y)
-            .bind(w)
-            .bind(h)
-            .bind(landmarks)
-            .bind(crop.score)
-            .bind(crop.quality_size)
-            .bind(crop.quality_blur)
-            .bind(&crop.crop_blob_key)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-            if let Some((model, vector)) = &crop.embedding {
-                sqlx::query(
-                    "INSERT INTO face_embeddings (crop_id, model_name, dimension, vector, created_at)
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(id)
-                .bind(model)
-                .bind(vector.len() as i64)
-                .bind(vector_bytes(vector))
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
+            let id = insert_crop(&mut tx, CropOwner::Image(image_id), crop, now).await?;
             ids.push(id);
         }
         sqlx::query("UPDATE session_images SET status = 'processed', error = NULL WHERE id = $1")
@@ -382,4 +374,59 @@ impl Store {
             .rows_affected();
         Ok(written > 0)
     }
+}
+
+/// What a crop was found in.
+#[derive(Clone, Copy)]
+pub(crate) enum CropOwner {
+    Image(i64),
+    Reference(i64),
+}
+
+/// Inserts one crop and its embedding (if any) inside the caller's transaction.
+pub(crate) async fn insert_crop(
+    tx: &mut sqlx::SqliteConnection,
+    owner: CropOwner,
+    crop: &NewCrop,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    let (image_id, reference_id) = match owner {
+        CropOwner::Image(id) => (Some(id), None),
+        CropOwner::Reference(id) => (None, Some(id)),
+    };
+    let [x, y, w, h] = crop.bbox;
+    let landmarks = serde_json::to_string(&crop.landmarks).unwrap_or_else(|_| "[]".into());
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO face_crops (image_id, reference_photo_id, bbox_x, bbox_y, bbox_w, bbox_h, landmarks, det_score,
+             quality_size, quality_blur, crop_blob_key, not_a_student, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, FALSE, $12) RETURNING id",
+    )
+    .bind(image_id)
+    .bind(reference_id)
+    .bind(x)
+    .bind(y)
+    .bind(w)
+    .bind(h)
+    .bind(landmarks)
+    .bind(crop.score)
+    .bind(crop.quality_size)
+    .bind(crop.quality_blur)
+    .bind(&crop.crop_blob_key)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    if let Some((model, vector)) = &crop.embedding {
+        sqlx::query(
+            "INSERT INTO face_embeddings (crop_id, model_name, dimension, vector, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(model)
+        .bind(vector.len() as i64)
+        .bind(vector_bytes(vector))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(id)
 }

@@ -12,6 +12,8 @@ fn course(code: &str) -> CourseFields {
         name: format!("Course {code}"),
         code: code.into(),
         embedding_model: None,
+        match_threshold: None,
+        match_margin: None,
     }
 }
 

@@ -150,6 +150,14 @@ impl PoolServer {
 
     /// Uploads `files` (name, bytes) to a session in one multipart request.
     pub fn upload(&self, session: i64, files: &[(&str, &[u8])]) -> Reply {
+        self.upload_to(
+            &format!("/api/attendance/sessions/{session}/images/"),
+            files,
+        )
+    }
+
+    /// POSTs `files` (name, bytes) as repeated `images` fields of one multipart request.
+    pub fn upload_to(&self, path: &str, files: &[(&str, &[u8])]) -> Reply {
         let boundary = "attendansee-upload-boundary";
         let mut body = Vec::new();
         for (name, bytes) in files {
@@ -165,7 +173,7 @@ impl PoolServer {
         request(
             &self.server.addr,
             "POST",
-            &format!("/api/attendance/sessions/{session}/images/"),
+            path,
             &headers,
             &content_type,
             &body,
@@ -174,13 +182,24 @@ impl PoolServer {
 
     /// A new course and session; returns the session id.
     pub fn session(&self) -> i64 {
+        let course = self.course("C1");
+        self.session_in(course, "Lecture")
+    }
+
+    /// A new course with this code; returns its id.
+    pub fn course(&self, code: &str) -> i64 {
         let course = self.call(
             "POST",
             "/api/attendance/courses/",
-            Some(&serde_json::json!({"name": "Class", "code": "C1"})),
+            Some(&serde_json::json!({"name": "Class", "code": code})),
         );
         assert_eq!(course.status, 201, "{}", course.body);
-        let body = serde_json::json!({"course": course.json()["id"], "title": "Lecture", "held_at": "2026-11-25T09:00:00Z"});
+        course.json()["id"].as_i64().unwrap()
+    }
+
+    /// A new session of `course`; returns its id.
+    pub fn session_in(&self, course: i64, title: &str) -> i64 {
+        let body = serde_json::json!({"course": course, "title": title, "held_at": "2026-11-25T09:00:00Z"});
         let session = self.call("POST", "/api/attendance/sessions/", Some(&body));
         assert_eq!(session.status, 201, "{}", session.body);
         session.json()["id"].as_i64().unwrap()

@@ -73,6 +73,9 @@ pub fn tiny_spec(name: &str, file: &str, dimension: usize) -> ModelSpec {
         nms_threshold: None,
         template: Some(ARCFACE_TEMPLATE_112),
         dimension: Some(dimension),
+        match_threshold: None,
+        match_margin: None,
+        suggest_threshold: None,
         notes: String::new(),
     }
 }

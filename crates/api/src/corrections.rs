@@ -1,0 +1,200 @@
+//! Assignment of faces to students: re-running the automatic assignment, the corrections a
+//! person makes (which always win over it), and the faces most similar to one face.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use attendansee_recognition::VectorIndex;
+use attendansee_store::Correction;
+
+use crate::AppState;
+use crate::auth::Actor;
+use crate::crops::CropDto;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Json, Path, Query, nullable};
+use crate::recognition::{AssignSummary, ClusterSummary, assign_session, cluster_course, index_of};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(assign_session_route))
+        .routes(routes!(assign_crop))
+        .routes(routes!(not_a_student))
+        .routes(routes!(reset_crop))
+        .routes(routes!(similar_crops))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssignResponse {
+    pub assignment: AssignSummary,
+    pub clustering: ClusterSummary,
+}
+
+/// Match the session's faces against the course's students again (e.g. after enrolling), then
+/// add the faces still unknown to the course's clusters. Manual decisions are kept.
+#[utoipa::path(post, path = "/api/attendance/sessions/{id}/assign/", tag = "recognition",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = AssignResponse), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn assign_session_route(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<AssignResponse>> {
+    let session = state.store.get_session(actor.scope(), id).await?;
+    let course = state
+        .store
+        .get_course(actor.scope(), session.course_id)
+        .await?;
+    let assignment = assign_session(&state, &course, id).await?;
+    let clustering = cluster_course(&state, &course, false).await?;
+    Ok(Json(AssignResponse {
+        assignment,
+        clustering,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignCrop {
+    /// The student this face is; `null` for "nobody enrolled" (it stays an unknown face).
+    #[serde(deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub student_id: Option<Option<i64>>,
+}
+
+/// Assign a face to a student by hand (or to nobody, with `null`). Wins over automatic
+/// assignment until reset.
+#[utoipa::path(post, path = "/api/attendance/face-crops/{id}/assign/", tag = "recognition",
+    params(("id" = i64, Path)), request_body = AssignCrop,
+    responses((status = 200, body = CropDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn assign_crop(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+    Json(body): Json<AssignCrop>,
+) -> ApiResult<Json<CropDto>> {
+    let correction = match body.student_id {
+        None => {
+            return Err(ApiError::invalid_field(
+                "student_id",
+                "student_id is required (null for nobody)",
+            ));
+        }
+        Some(Some(student)) => Correction::Assign(student),
+        Some(None) => Correction::Unassign,
+    };
+    let crop = state
+        .store
+        .correct_crop(actor.scope(), id, correction)
+        .await?;
+    Ok(Json(crop.into()))
+}
+
+/// Mark a face as "not a student" (a visitor, a poster): it is never assigned, clustered or
+/// suggested again, and does not make attendance "unknown".
+#[utoipa::path(post, path = "/api/attendance/face-crops/{id}/not-a-student/", tag = "recognition",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = CropDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn not_a_student(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<CropDto>> {
+    let crop = state
+        .store
+        .correct_crop(actor.scope(), id, Correction::NotAStudent)
+        .await?;
+    Ok(Json(crop.into()))
+}
+
+/// Forget the manual decision about a face and let the automatic assignment decide again
+/// (it runs at once for the face's session).
+#[utoipa::path(post, path = "/api/attendance/face-crops/{id}/reset/", tag = "recognition",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = CropDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn reset_crop(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<CropDto>> {
+    let crop = state
+        .store
+        .correct_crop(actor.scope(), id, Correction::Automatic)
+        .await?;
+    if let Some(image) = crop.image_id {
+        let image = state.store.get_session_image(actor.scope(), image).await?;
+        let session = state
+            .store
+            .get_session(actor.scope(), image.session_id)
+            .await?;
+        let course = state
+            .store
+            .get_course(actor.scope(), session.course_id)
+            .await?;
+        assign_session(&state, &course, session.id).await?;
+    }
+    Ok(Json(state.store.get_crop(actor.scope(), id).await?.into()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SimilarQuery {
+    /// How many faces to return (1–100, default 10).
+    pub k: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SimilarFace {
+    pub crop: CropDto,
+    pub similarity: f32,
+}
+
+/// The faces of the same course most similar to this one (cosine similarity of the course
+/// model's embeddings), most similar first.
+#[utoipa::path(get, path = "/api/attendance/face-crops/{id}/similar/", tag = "recognition",
+    params(("id" = i64, Path), SimilarQuery),
+    responses((status = 200, body = Vec<SimilarFace>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn similar_crops(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+    Query(query): Query<SimilarQuery>,
+) -> ApiResult<Json<Vec<SimilarFace>>> {
+    let k = query.k.unwrap_or(10);
+    if !(1..=100).contains(&k) {
+        return Err(ApiError::invalid_field("k", "k must be between 1 and 100"));
+    }
+    let crop = state.store.get_crop(actor.scope(), id).await?;
+    let course_id = state.store.course_of_crop(id).await?;
+    let course = state.store.get_course(actor.scope(), course_id).await?;
+    let (model, _) = state.course_matching(&course);
+    let Some(query_vector) = state
+        .store
+        .crop_embeddings(crop.id)
+        .await?
+        .into_iter()
+        .find(|e| e.model_name == model)
+    else {
+        return Err(ApiError::validation(format!(
+            "Face crop {id} has no '{model}' embedding yet; generate it first"
+        )));
+    };
+    let vectors = state.store.course_vectors(course_id, &model).await?;
+    let index = index_of(&vectors)?;
+    let neighbours: Vec<_> = index
+        .nearest(&query_vector.vector, k + 1)
+        .into_iter()
+        .filter(|n| n.id != id)
+        .take(k)
+        .collect();
+    let mut out = Vec::with_capacity(neighbours.len());
+    for n in neighbours {
+        let crop = state.store.get_crop(actor.scope(), n.id).await?;
+        out.push(SimilarFace {
+            crop: crop.into(),
+            similarity: n.similarity,
+        });
+    }
+    Ok(Json(out))
+}

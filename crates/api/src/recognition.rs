@@ -1,0 +1,327 @@
+//! Recognition as the server runs it: gathers a course's vectors from the store, runs the pure
+//! algorithms of `attendansee-recognition` (assignment, clustering) and writes their decisions
+//! back. Used by the processing job and by the routes that re-run a step on request.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use attendansee_pool::protocol::{Job, Output};
+use attendansee_recognition::{
+    BruteForceIndex, ClusterParams, Decision, Reason, Thresholds, VectorIndex, assign_photo,
+    dbscan, incremental,
+};
+use attendansee_store::{AutoDecision, Course, LabelledVector};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+/// How a recognizer's faces are matched: assigned from `threshold` with `margin` over the
+/// runner-up; shown as a suggestion only from `suggest`. Clusters link faces at least as similar
+/// as `threshold` (the same number, so one number explains both).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Matching {
+    pub threshold: f32,
+    pub margin: f32,
+    pub suggest: f32,
+}
+
+impl Matching {
+    /// For a model the catalog has no calibration for: MobileFaceNet's numbers.
+    pub const FALLBACK: Matching = Matching {
+        threshold: 0.50,
+        margin: 0.05,
+        suggest: 0.30,
+    };
+
+    pub fn thresholds(self) -> Thresholds {
+        Thresholds {
+            similarity: self.threshold,
+            margin: self.margin,
+        }
+    }
+
+    pub fn cluster_params(self) -> ClusterParams {
+        ClusterParams {
+            max_distance: 1.0 - self.threshold,
+            min_cluster_size: MIN_CLUSTER_SIZE,
+        }
+    }
+}
+
+/// A group needs two faces: one face alone is just an unknown face.
+pub const MIN_CLUSTER_SIZE: usize = 2;
+
+/// Crops sent to a worker per embedding job.
+const EMBED_BATCH: usize = 16;
+
+impl AppState {
+    /// The model a course uses and how its faces are matched: the course's overrides, else the
+    /// model's calibrated values, else [`Matching::FALLBACK`].
+    pub fn course_matching(&self, course: &Course) -> (String, Matching) {
+        let model = self.course_model(course);
+        let base = self
+            .settings
+            .matching
+            .get(&model)
+            .copied()
+            .unwrap_or(Matching::FALLBACK);
+        let matching = Matching {
+            threshold: course.match_threshold.unwrap_or(base.threshold),
+            margin: course.match_margin.unwrap_or(base.margin),
+            suggest: base
+                .suggest
+                .min(course.match_threshold.unwrap_or(base.threshold)),
+        };
+        (model, matching)
+    }
+}
+
+/// The default matching of each model, from the catalog.
+pub type MatchingTable = BTreeMap<String, Matching>;
+
+/// What an assignment run decided, counted by outcome.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AssignSummary {
+    /// Faces the run looked at (those without a manual decision).
+    pub faces: usize,
+    pub matched: usize,
+    pub below_threshold: usize,
+    pub ambiguous: usize,
+    pub conflict: usize,
+    pub no_students: usize,
+}
+
+impl AssignSummary {
+    fn count(&mut self, reason: Reason) {
+        self.faces += 1;
+        match reason {
+            Reason::Matched => self.matched += 1,
+            Reason::BelowThreshold => self.below_threshold += 1,
+            Reason::Ambiguous => self.ambiguous += 1,
+            Reason::Conflict => self.conflict += 1,
+            Reason::NoStudents => self.no_students += 1,
+        }
+    }
+}
+
+/// What a clustering run left behind.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClusterSummary {
+    /// Clusters of the course after the run.
+    pub clusters: usize,
+    /// Unknown faces in a cluster, and in none.
+    pub clustered_faces: usize,
+    pub unclustered_faces: usize,
+}
+
+/// Embeds the stored crops that have no `model` embedding yet: the course's reference faces and,
+/// if given, one session's faces (needed after a course changes model).
+pub async fn embed_missing(
+    state: &AppState,
+    course_id: i64,
+    session: Option<i64>,
+    model: &str,
+) -> ApiResult<usize> {
+    let missing = state
+        .store
+        .crops_to_embed(course_id, session, model)
+        .await?;
+    for chunk in missing.chunks(EMBED_BATCH) {
+        let mut crops = Vec::with_capacity(chunk.len());
+        for crop in chunk {
+            crops.push(state.blobs.get(&crop.crop_blob_key).await?.to_vec());
+        }
+        let (output, _) = state
+            .pool()?
+            .submit(Job::EmbedCrops {
+                crops,
+                model: model.to_owned(),
+            })
+            .await?;
+        let Output::Embeddings { embeddings } = output else {
+            return Err(ApiError::internal(
+                "worker answered an embed job with another kind of output",
+            ));
+        };
+        for (crop, vector) in chunk.iter().zip(embeddings) {
+            state
+                .store
+                .save_embedding(crop.crop_id, model, &vector, false)
+                .await?;
+        }
+    }
+    Ok(missing.len())
+}
+
+/// An index over labelled vectors (all of one model, so of one dimension).
+pub fn index_of(vectors: &[LabelledVector]) -> ApiResult<BruteForceIndex> {
+    let dimension = vectors.first().map_or(0, |v| v.vector.len());
+    let mut index = BruteForceIndex::new(dimension);
+    for v in vectors {
+        index
+            .push(v.crop_id, v.label, &v.vector)
+            .map_err(ApiError::internal)?;
+    }
+    Ok(index)
+}
+
+/// Assigns the session's faces that have no manual decision to the course's students: per
+/// photo, optimally, above the threshold and with the margin. Every decision is stored with its
+/// best and runner-up candidates so it can be explained.
+pub async fn assign_session(
+    state: &AppState,
+    course: &Course,
+    session_id: i64,
+) -> ApiResult<AssignSummary> {
+    let (model, matching) = state.course_matching(course);
+    embed_missing(state, course.id, Some(session_id), &model).await?;
+    let gallery = index_of(&state.store.course_gallery(course.id, &model).await?)?;
+    let crops = state.store.assignable_crops(session_id, &model).await?;
+    let thresholds = matching.thresholds();
+    let decisions = tokio::task::spawn_blocking(move || {
+        let mut decisions: Vec<Decision> = Vec::with_capacity(crops.len());
+        for photo in crops.chunk_by(|a, b| a.label == b.label) {
+            let faces: Vec<(i64, &[f32])> = photo
+                .iter()
+                .map(|c| (c.crop_id, c.vector.as_slice()))
+                .collect();
+            decisions.extend(assign_photo(&faces, &gallery, thresholds));
+        }
+        decisions
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let mut summary = AssignSummary::default();
+    let records: Vec<AutoDecision> = decisions
+        .iter()
+        .map(|d| {
+            summary.count(d.reason);
+            AutoDecision {
+                crop_id: d.crop,
+                student_id: d.student,
+                reason: reason_name(d.reason).to_owned(),
+                best: d.best.map(|c| (c.student, c.similarity)),
+                runner_up: d.runner_up.map(|c| (c.student, c.similarity)),
+            }
+        })
+        .collect();
+    state.store.save_auto_decisions(&model, &records).await?;
+    Ok(summary)
+}
+
+/// The stored name of a reason (as serialised).
+pub fn reason_name(reason: Reason) -> &'static str {
+    match reason {
+        Reason::Matched => "matched",
+        Reason::NoStudents => "no_students",
+        Reason::BelowThreshold => "below_threshold",
+        Reason::Ambiguous => "ambiguous",
+        Reason::Conflict => "conflict",
+    }
+}
+
+/// Clusters the course's unknown faces. Incremental (`full == false`): new unknown faces join
+/// the nearest existing cluster or form new ones; a full run rebuilds every cluster nobody
+/// edited. Then each cluster's suggested student is recomputed.
+pub async fn cluster_course(
+    state: &AppState,
+    course: &Course,
+    full: bool,
+) -> ApiResult<ClusterSummary> {
+    let (model, matching) = state.course_matching(course);
+    let inputs = state.store.cluster_inputs(course.id, &model).await?;
+    let params = matching.cluster_params();
+    if full {
+        // Locked clusters (edited by hand) keep their members; the rest is clustered afresh.
+        let free: Vec<LabelledVector> = inputs
+            .clustered
+            .iter()
+            .filter(|v| !inputs.locked.contains(&v.label))
+            .chain(&inputs.unclustered)
+            .cloned()
+            .collect();
+        let index = index_of(&free)?;
+        let groups =
+            tokio::task::spawn_blocking(move || groups_of(&index, &dbscan(&index, params)))
+                .await
+                .map_err(ApiError::internal)?;
+        state
+            .store
+            .replace_clusters(course.id, &model, &groups)
+            .await?;
+    } else if !inputs.unclustered.is_empty() {
+        let clustered = index_of(&inputs.clustered)?;
+        let unclustered = index_of(&inputs.unclustered)?;
+        let step =
+            tokio::task::spawn_blocking(move || incremental(&clustered, &unclustered, params))
+                .await
+                .map_err(ApiError::internal)?;
+        state
+            .store
+            .add_to_clusters(course.id, &model, &step.joins, &step.new_clusters)
+            .await?;
+    }
+    suggest_students(state, course, &model, matching).await
+}
+
+/// Point ids grouped by the cluster number `dbscan` gave them (noise left out).
+fn groups_of(index: &BruteForceIndex, clusters: &[Option<usize>]) -> Vec<Vec<i64>> {
+    let mut groups: Vec<Vec<i64>> = Vec::new();
+    for (&id, cluster) in index.ids().iter().zip(clusters) {
+        if let Some(k) = *cluster {
+            if groups.len() <= k {
+                groups.resize(k + 1, Vec::new());
+            }
+            groups[k].push(id);
+        }
+    }
+    groups
+}
+
+/// Each cluster's suggestion: the student nearest to the cluster's average face, when at least
+/// the model's suggestion similarity. A suggestion is never applied without a person.
+async fn suggest_students(
+    state: &AppState,
+    course: &Course,
+    model: &str,
+    matching: Matching,
+) -> ApiResult<ClusterSummary> {
+    let inputs = state.store.cluster_inputs(course.id, model).await?;
+    let gallery = index_of(&state.store.course_gallery(course.id, model).await?)?;
+    let mut sums: BTreeMap<i64, Vec<f32>> = BTreeMap::new();
+    for member in &inputs.clustered {
+        let sum = sums
+            .entry(member.label)
+            .or_insert_with(|| vec![0.0; member.vector.len()]);
+        for (s, v) in sum.iter_mut().zip(&member.vector) {
+            *s += v;
+        }
+    }
+    let suggestions: Vec<(i64, Option<(i64, f32)>)> = sums
+        .iter()
+        .map(|(&cluster, sum)| {
+            let norm = sum
+                .iter()
+                .map(|v| v * v)
+                .sum::<f32>()
+                .sqrt()
+                .max(f32::EPSILON);
+            let centroid: Vec<f32> = sum.iter().map(|v| v / norm).collect();
+            let best = gallery
+                .best_labels(&centroid, 1)
+                .into_iter()
+                .next()
+                .filter(|c| c.similarity >= matching.suggest)
+                .map(|c| (c.student, c.similarity));
+            (cluster, best)
+        })
+        .collect();
+    state.store.set_cluster_suggestions(&suggestions).await?;
+    Ok(ClusterSummary {
+        clusters: sums.len(),
+        clustered_faces: inputs.clustered.len(),
+        unclustered_faces: inputs.unclustered.len(),
+    })
+}

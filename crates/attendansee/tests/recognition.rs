@@ -1,0 +1,500 @@
+//! Recognition and attendance through the real server, its workers and the real models:
+//! enrollment, automatic assignment, clustering, corrections that survive re-runs, attendance
+//! and its CSV — on the labelled photos of ../shared/faces.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use attendansee_recognition::bcubed;
+use common::pool::{PoolServer, png};
+use common::shared;
+
+fn read(folder: &Path, name: &str) -> Vec<u8> {
+    std::fs::read(folder.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn student(p: &PoolServer, course: i64, name: &str) -> i64 {
+    let reply = p.call(
+        "POST",
+        "/api/attendance/students/",
+        Some(&json!({"course": course, "name": name})),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.json()["id"].as_i64().unwrap()
+}
+
+/// Enrolls `files` of `folder` as the student's reference photos; all must be accepted.
+fn enroll(p: &PoolServer, student: i64, folder: &Path, files: &[&str]) {
+    let bytes: Vec<Vec<u8>> = files.iter().map(|f| read(folder, f)).collect();
+    let parts: Vec<(&str, &[u8])> = files
+        .iter()
+        .zip(&bytes)
+        .map(|(f, b)| (*f, b.as_slice()))
+        .collect();
+    let reply = p.upload_to(
+        &format!("/api/attendance/students/{student}/references/"),
+        &parts,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["failed"], 0, "{}", reply.body);
+}
+
+/// Uploads files of `folder` to a session; returns image id → file name (of the first upload,
+/// when a folder holds byte-identical copies).
+fn upload(p: &PoolServer, session: i64, folder: &Path, files: &[&str]) -> BTreeMap<i64, String> {
+    let mut images = BTreeMap::new();
+    for chunk in files.chunks(16) {
+        let bytes: Vec<Vec<u8>> = chunk.iter().map(|f| read(folder, f)).collect();
+        let parts: Vec<(&str, &[u8])> = chunk
+            .iter()
+            .zip(&bytes)
+            .map(|(f, b)| (*f, b.as_slice()))
+            .collect();
+        let reply = p.upload(session, &parts);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        for result in reply.json()["results"].as_array().unwrap() {
+            assert!(
+                ["stored", "duplicate"].contains(&result["status"].as_str().unwrap()),
+                "{result}"
+            );
+            images
+                .entry(result["image"]["id"].as_i64().unwrap())
+                .or_insert_with(|| result["file"].as_str().unwrap().to_owned());
+        }
+    }
+    images
+}
+
+fn crops(p: &PoolServer, session: i64) -> Vec<Value> {
+    p.get(&format!(
+        "/api/attendance/sessions/{session}/face-crops/?page_size=500"
+    ))
+    .json()["results"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn present(p: &PoolServer, session: i64) -> BTreeSet<String> {
+    let attendance = p
+        .get(&format!("/api/attendance/sessions/{session}/attendance/"))
+        .json();
+    attendance["students"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "present")
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn names(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn a_small_class_is_recognised_in_its_group_photos_and_corrections_survive_reruns() {
+    let Some(shared) =
+        shared("a_small_class_is_recognised_in_its_group_photos_and_corrections_survive_reruns")
+    else {
+        return;
+    };
+    let folder = shared.join("faces/face_recognition_examples");
+    let p = PoolServer::start_real(&shared.join("models"), &["--workers", "2"]);
+    let course = p.course("FRE");
+    let class: [(&str, &[&str]); 5] = [
+        ("Barack Obama", &["obama.jpg", "train_obama_obama2.jpg"]),
+        ("Joe Biden", &["biden.jpg", "train_biden_biden2.jpg"]),
+        (
+            "Kit Harington",
+            &[
+                "train_kit_harington_john1.jpeg",
+                "train_kit_harington_john2.jpeg",
+            ],
+        ),
+        (
+            "Rose Leslie",
+            &["train_rose_leslie_img1.jpg", "train_rose_leslie_img2.jpg"],
+        ),
+        (
+            "Alex Lacamoire",
+            &[
+                "train_alex_lacamoire_img1.jpg",
+                "examples__alex-lacamoire.png",
+            ],
+        ),
+    ];
+    let mut ids = BTreeMap::new();
+    for (name, photos) in class {
+        let id = student(&p, course, name);
+        enroll(&p, id, &folder, photos);
+        ids.insert(name, id);
+    }
+
+    // Enrollment refuses, each with its own error, a group photo and a photo without a face.
+    let group = read(&folder, "examples__two_people.jpg");
+    let blank = png(200);
+    let reply = p.upload_to(
+        &format!("/api/attendance/students/{}/references/", ids["Joe Biden"]),
+        &[("group.jpg", &group), ("blank.png", &blank)],
+    );
+    let body = reply.json();
+    assert_eq!(body["failed"], 2, "{body}");
+    assert_eq!(body["results"][0]["error_type"], "MultipleFaces", "{body}");
+    assert_eq!(body["results"][1]["error_type"], "NoFaceDetected", "{body}");
+    let refs = p
+        .get(&format!(
+            "/api/attendance/students/{}/references/",
+            ids["Joe Biden"]
+        ))
+        .json();
+    assert_eq!(refs.as_array().unwrap().len(), 2, "{refs}");
+
+    // One session per group photo: exactly the labelled people are present.
+    let photos = [
+        (
+            "examples__two_people.jpg",
+            names(&["Barack Obama", "Joe Biden"]),
+        ),
+        (
+            "test_obama_and_biden.jpg",
+            names(&["Barack Obama", "Joe Biden"]),
+        ),
+        (
+            "test_kit_with_rose.jpg",
+            names(&["Kit Harington", "Rose Leslie"]),
+        ),
+    ];
+    let mut sessions = Vec::new();
+    for (photo, expected) in &photos {
+        let session = p.session_in(course, photo);
+        upload(&p, session, &folder, &[photo]);
+        let job = p.process(session);
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert_eq!(&present(&p, session), expected, "{photo}");
+        sessions.push(session);
+    }
+
+    // Every automatic match explains itself: similarity, threshold passed, runner-up behind.
+    let first = crops(&p, sessions[0]);
+    for crop in &first {
+        let decision = &crop["decision"];
+        assert_eq!(decision["reason"], "matched", "{crop}");
+        let best = decision["best"]["similarity"].as_f64().unwrap();
+        let runner_up = decision["runner_up"]["similarity"].as_f64().unwrap();
+        assert!(best >= 0.5 && best - runner_up >= 0.05, "{crop}");
+        assert_eq!(crop["assignment_source"], "auto");
+    }
+
+    // The third person of test_obama_and_biden.jpg is nobody enrolled: until someone says so,
+    // the others are "unknown", not "absent".
+    let second = crops(&p, sessions[1]);
+    let stranger = second
+        .iter()
+        .find(|c| c["student"].is_null())
+        .expect("an unassigned face")
+        .clone();
+    let attendance = p
+        .get(&format!(
+            "/api/attendance/sessions/{}/attendance/",
+            sessions[1]
+        ))
+        .json();
+    assert_eq!(attendance["unresolved_faces"], 1, "{attendance}");
+    assert_eq!(attendance["unknown"], 3, "{attendance}");
+
+    // Corrections: the stranger is assigned by hand to a student enrolled without references;
+    // Obama's face in the first session is marked "not a student" — automatic assignment would
+    // match it again if it could.
+    let girl = student(&p, course, "Girl in the corner");
+    let stranger_id = stranger["id"].as_i64().unwrap();
+    let reply = p.call(
+        "POST",
+        &format!("/api/attendance/face-crops/{stranger_id}/assign/"),
+        Some(&json!({"student_id": girl})),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["assignment_source"], "manual");
+    let obama_face = first
+        .iter()
+        .find(|c| c["student"] == ids["Barack Obama"])
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let reply = p.call(
+        "POST",
+        &format!("/api/attendance/face-crops/{obama_face}/not-a-student/"),
+        None,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    // Re-processing, re-assigning and re-clustering keep both decisions.
+    for session in &sessions {
+        assert_eq!(p.process(*session)["status"], "succeeded");
+        let reply = p.call(
+            "POST",
+            &format!("/api/attendance/sessions/{session}/assign/"),
+            None,
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let reply = p.call(
+        "POST",
+        &format!("/api/attendance/courses/{course}/clusters/recluster/"),
+        None,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let crop = p
+        .get(&format!("/api/attendance/face-crops/{stranger_id}/"))
+        .json();
+    assert_eq!(crop["student"], girl, "{crop}");
+    assert_eq!(crop["assignment_source"], "manual", "{crop}");
+    assert_eq!(
+        present(&p, sessions[1]),
+        names(&["Barack Obama", "Joe Biden", "Girl in the corner"])
+    );
+    let obama = p
+        .get(&format!("/api/attendance/face-crops/{obama_face}/"))
+        .json();
+    assert_eq!(obama["not_a_student"], true, "{obama}");
+    assert!(
+        obama["student"].is_null() && obama["cluster"].is_null() && obama["decision"].is_null(),
+        "{obama}"
+    );
+    assert_eq!(present(&p, sessions[0]), names(&["Joe Biden"]));
+    let unassigned = p
+        .get(&format!(
+            "/api/attendance/sessions/{}/face-crops/?unassigned=true",
+            sessions[0]
+        ))
+        .json();
+    assert_eq!(unassigned["count"], 0, "{unassigned}");
+    let clusters = p
+        .get(&format!("/api/attendance/courses/{course}/clusters/"))
+        .json();
+    assert_eq!(clusters, json!([]), "{clusters}");
+    // Every face resolved: those not seen are absent now.
+    let attendance = p
+        .get(&format!(
+            "/api/attendance/sessions/{}/attendance/",
+            sessions[1]
+        ))
+        .json();
+    assert_eq!(
+        (
+            attendance["present"].as_u64(),
+            attendance["absent"].as_u64()
+        ),
+        (Some(3), Some(3)),
+        "{attendance}"
+    );
+
+    // A manual override of attendance wins, and both CSVs carry the rows.
+    let reply = p.call(
+        "PUT",
+        &format!(
+            "/api/attendance/sessions/{}/attendance/{}/",
+            sessions[2], ids["Alex Lacamoire"]
+        ),
+        Some(&json!({"status": "present"})),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let csv = p.get(&format!(
+        "/api/attendance/sessions/{}/attendance/csv/",
+        sessions[2]
+    ));
+    assert_eq!(csv.status, 200);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    let rows: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(
+        rows[0],
+        "student_id,external_id,name,status,source,evidence_crops"
+    );
+    assert_eq!(rows.len(), 7, "{}", csv.body);
+    assert!(
+        rows.iter()
+            .any(|r| r.contains(",Alex Lacamoire,present,manual,")),
+        "{}",
+        csv.body
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.contains(",Rose Leslie,present,auto,")),
+        "{}",
+        csv.body
+    );
+    let matrix = p.get(&format!("/api/attendance/courses/{course}/attendance/csv/"));
+    let rows: Vec<&str> = matrix.body.lines().collect();
+    assert_eq!(rows.len(), 7, "{}", matrix.body);
+    assert!(
+        rows.iter()
+            .any(|r| r.ends_with(",Joe Biden,present,present,absent,2")
+                && matrix
+                    .body
+                    .contains(",Girl in the corner,absent,present,absent,1")),
+        "{}",
+        matrix.body
+    );
+}
+
+#[test]
+fn faceapi_bbt_people_enrolled_from_one_crop_each_are_recognised_in_the_others() {
+    let Some(shared) =
+        shared("faceapi_bbt_people_enrolled_from_one_crop_each_are_recognised_in_the_others")
+    else {
+        return;
+    };
+    let folder = shared.join("faces/faceapi_bbt");
+    let p = PoolServer::start_real(&shared.join("models"), &["--workers", "2"]);
+    let course = p.course("BBT");
+    let people = [
+        "amy",
+        "bernadette",
+        "howard",
+        "leonard",
+        "penny",
+        "raj",
+        "sheldon",
+        "stuart",
+    ];
+    let mut ids = BTreeMap::new();
+    for person in people {
+        let id = student(&p, course, person);
+        enroll(&p, id, &folder, &[&format!("{person}_{person}1.png")]);
+        ids.insert(id, person);
+    }
+    let session = p.session_in(course, "bbt");
+    let files: Vec<String> = people
+        .iter()
+        .flat_map(|person| (2..=5).map(move |i| format!("{person}_{person}{i}.png")))
+        .collect();
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let images = upload(&p, session, &folder, &files);
+    assert_eq!(p.process(session)["status"], "succeeded");
+    let (mut right, mut wrong, mut unassigned) = (0, 0, Vec::new());
+    for crop in crops(&p, session) {
+        let file = &images[&crop["image"].as_i64().unwrap()];
+        match crop["student"].as_i64() {
+            Some(id) if file.starts_with(&format!("{}_", ids[&id])) => right += 1,
+            Some(id) => {
+                wrong += 1;
+                eprintln!("WRONG: {file} assigned to {}: {crop}", ids[&id]);
+            }
+            None => unassigned.push(format!(
+                "{file} ({} {:.3})",
+                crop["decision"]["reason"], crop["decision"]["best"]["similarity"]
+            )),
+        }
+    }
+    let accuracy = f64::from(right) / files.len() as f64;
+    eprintln!(
+        "faceapi_bbt: {right}/{} correct ({:.1}%), {wrong} wrong, unassigned: {unassigned:?}",
+        files.len(),
+        100.0 * accuracy
+    );
+    // Conservative by design: a wrong assignment is a failure; an unsure face is left for a person.
+    assert_eq!(wrong, 0);
+    assert!(accuracy >= 0.8, "accuracy {accuracy}");
+}
+
+#[test]
+fn dlib_johns_cluster_into_their_five_people_with_nobody_enrolled() {
+    let Some(shared) = shared("dlib_johns_cluster_into_their_five_people_with_nobody_enrolled")
+    else {
+        return;
+    };
+    let folder = shared.join("faces/dlib_johns");
+    let p = PoolServer::start_real(&shared.join("models"), &["--workers", "2"]);
+    let course = p.course("JOHNS");
+    let session = p.session_in(course, "johns");
+    let mut files: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.ends_with(".jpg").then_some(name)
+        })
+        .collect();
+    files.sort();
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let images = upload(&p, session, &folder, &files);
+    let job = p.process(session);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(
+        job["stats"]["assignment"]["no_students"],
+        images.len(),
+        "{job}"
+    );
+
+    let score = |p: &PoolServer| {
+        let clusters = p
+            .get(&format!("/api/attendance/courses/{course}/clusters/"))
+            .json();
+        let mut cluster_of = BTreeMap::new();
+        for (k, cluster) in clusters.as_array().unwrap().iter().enumerate() {
+            for member in cluster["members"].as_array().unwrap() {
+                cluster_of.insert(member.as_i64().unwrap(), k);
+            }
+        }
+        let (mut truth, mut predicted) = (Vec::new(), Vec::new());
+        for crop in crops(p, session) {
+            let file = &images[&crop["image"].as_i64().unwrap()];
+            let person = file.rsplitn(3, '_').nth(2).unwrap().to_owned();
+            truth.push(person);
+            predicted.push(cluster_of.get(&crop["id"].as_i64().unwrap()).copied());
+        }
+        (
+            bcubed(&truth, &predicted),
+            clusters.as_array().unwrap().len(),
+        )
+    };
+    let (incremental, count) = score(&p);
+    eprintln!("dlib_johns incremental: {count} clusters for 5 people, {incremental:?}");
+    assert!(incremental.f1 >= 0.95, "{incremental:?}");
+    let reply = p.call(
+        "POST",
+        &format!("/api/attendance/courses/{course}/clusters/recluster/"),
+        None,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let (full, count) = score(&p);
+    eprintln!("dlib_johns full re-cluster: {count} clusters for 5 people, {full:?}");
+    assert!(full.f1 >= 0.95, "{full:?}");
+
+    // Naming a cluster assigns all its faces; merging two clusters locks the result.
+    let clusters = p
+        .get(&format!("/api/attendance/courses/{course}/clusters/"))
+        .json();
+    let first = &clusters[0];
+    let members = first["members"].as_array().unwrap().len() as u64;
+    let reply = p.call(
+        "POST",
+        &format!("/api/attendance/clusters/{}/name/", first["id"]),
+        Some(&json!({"new_student": {"name": "First John"}})),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["assigned"], members);
+    let merged = p.call(
+        "POST",
+        "/api/attendance/clusters/merge/",
+        Some(&json!({"cluster_ids": [clusters[1]["id"], clusters[2]["id"]]})),
+    );
+    assert_eq!(merged.status, 200, "{}", merged.body);
+    assert_eq!(merged.json()["locked"], true);
+    let reply = p.call(
+        "POST",
+        &format!("/api/attendance/courses/{course}/clusters/recluster/"),
+        None,
+    );
+    let after = reply.json();
+    let kept = after["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == clusters[1]["id"])
+        .expect("the merged cluster survives re-clustering");
+    assert_eq!(kept["members"], merged.json()["members"]);
+}

@@ -1,0 +1,324 @@
+//! SQL for clusters of unknown faces: what clustering reads, the clusters it writes, and the
+//! edits people make (merge, name). Clusters a person edited are locked: re-clustering keeps them.
+
+use chrono::{DateTime, Utc};
+
+use crate::photos::vector_from_bytes;
+use crate::recognition::{LabelledVector, prune_empty_clusters};
+use crate::{Result, Scope, Store, StoreError};
+
+/// A group of unknown faces of one course.
+#[derive(Clone, Debug)]
+pub struct ClusterRecord {
+    pub id: i64,
+    pub course_id: i64,
+    pub model_name: String,
+    /// The student the group's average face resembles most, when close enough to suggest.
+    pub suggested: Option<(i64, f32)>,
+    /// Edited by hand (merged): a full re-cluster keeps its members together.
+    pub locked: bool,
+    pub created_at: DateTime<Utc>,
+    /// Member crop ids, ascending.
+    pub members: Vec<i64>,
+}
+
+/// What clustering works on for one course and model.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterInputs {
+    /// Faces already in a cluster of this model; `label` is the cluster id.
+    pub clustered: Vec<LabelledVector>,
+    /// Faces nobody matched that are in no cluster; `label` is 0.
+    pub unclustered: Vec<LabelledVector>,
+    /// Ids of the locked clusters (a full re-cluster leaves them and their members alone).
+    pub locked: Vec<i64>,
+}
+
+/// An unknown face with the cluster it is in, if any.
+#[derive(sqlx::FromRow)]
+struct InputRow {
+    crop_id: i64,
+    cluster: Option<i64>,
+    locked: Option<bool>,
+    vector: Vec<u8>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ClusterRow {
+    id: i64,
+    course_id: i64,
+    model_name: String,
+    suggested_student_id: Option<i64>,
+    suggested_similarity: Option<f64>,
+    locked: bool,
+    created_at: DateTime<Utc>,
+    members: Option<String>,
+}
+
+impl From<ClusterRow> for ClusterRecord {
+    fn from(r: ClusterRow) -> Self {
+        let mut members: Vec<i64> = r
+            .members
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|id| id.parse().ok())
+            .collect();
+        members.sort_unstable();
+        ClusterRecord {
+            id: r.id,
+            course_id: r.course_id,
+            model_name: r.model_name,
+            suggested: r
+                .suggested_student_id
+                .zip(r.suggested_similarity)
+                .map(|(s, v)| (s, v as f32)),
+            locked: r.locked,
+            created_at: r.created_at,
+            members,
+        }
+    }
+}
+
+const CLUSTER_SELECT: &str = "SELECT k.id, k.course_id, k.model_name, k.suggested_student_id, k.suggested_similarity,
+     k.locked, k.created_at, (SELECT group_concat(f.id) FROM face_crops f WHERE f.cluster_id = k.id) AS members
+     FROM clusters k JOIN courses c ON c.id = k.course_id";
+
+impl Store {
+    /// The unknown faces of a course (unassigned, not "not a student", with a `model` embedding).
+    pub async fn cluster_inputs(&self, course_id: i64, model: &str) -> Result<ClusterInputs> {
+        let rows: Vec<InputRow> = sqlx::query_as(
+            "SELECT f.id AS crop_id, k.id AS cluster, k.locked, e.vector
+             FROM face_crops f
+             JOIN session_images i ON i.id = f.image_id
+             JOIN sessions s ON s.id = i.session_id
+             JOIN face_embeddings e ON e.crop_id = f.id AND e.model_name = $2
+             LEFT JOIN clusters k ON k.id = f.cluster_id AND k.model_name = $2
+             WHERE s.course_id = $1 AND f.student_id IS NULL AND f.not_a_student = FALSE
+             ORDER BY f.id",
+        )
+        .bind(course_id)
+        .bind(model)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut inputs = ClusterInputs::default();
+        for InputRow {
+            crop_id,
+            cluster,
+            locked,
+            vector,
+        } in rows
+        {
+            let vector = vector_from_bytes(&vector);
+            match cluster {
+                Some(cluster) => {
+                    if locked == Some(true) && !inputs.locked.contains(&cluster) {
+                        inputs.locked.push(cluster);
+                    }
+                    inputs.clustered.push(LabelledVector {
+                        crop_id,
+                        label: cluster,
+                        vector,
+                    });
+                }
+                None => inputs.unclustered.push(LabelledVector {
+                    crop_id,
+                    label: 0,
+                    vector,
+                }),
+            }
+        }
+        Ok(inputs)
+    }
+
+    /// Records an incremental clustering step: `joins` put faces into existing clusters,
+    /// `new_clusters` are created. Returns the new clusters' ids.
+    pub async fn add_to_clusters(
+        &self,
+        course_id: i64,
+        model: &str,
+        joins: &[(i64, i64)],
+        new_clusters: &[Vec<i64>],
+    ) -> Result<Vec<i64>> {
+        let mut tx = self.write_tx().await?;
+        for (crop, cluster) in joins {
+            set_cluster(&mut tx, *crop, Some(*cluster)).await?;
+        }
+        let ids = insert_clusters(&mut tx, course_id, model, new_clusters).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// A full re-cluster: the course's unlocked clusters of `model` are replaced by `clusters`
+    /// (locked ones and their members stay). Returns the new clusters' ids.
+    pub async fn replace_clusters(
+        &self,
+        course_id: i64,
+        model: &str,
+        clusters: &[Vec<i64>],
+    ) -> Result<Vec<i64>> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE face_crops SET cluster_id = NULL WHERE cluster_id IN
+                 (SELECT id FROM clusters WHERE course_id = $1 AND model_name = $2 AND locked = FALSE)",
+        )
+        .bind(course_id)
+        .bind(model)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM clusters WHERE course_id = $1 AND model_name = $2 AND locked = FALSE",
+        )
+        .bind(course_id)
+        .bind(model)
+        .execute(&mut *tx)
+        .await?;
+        let ids = insert_clusters(&mut tx, course_id, model, clusters).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Stores each cluster's suggested student (or none).
+    pub async fn set_cluster_suggestions(
+        &self,
+        suggestions: &[(i64, Option<(i64, f32)>)],
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        for (cluster, suggestion) in suggestions {
+            sqlx::query("UPDATE clusters SET suggested_student_id = $1, suggested_similarity = $2 WHERE id = $3")
+                .bind(suggestion.map(|(s, _)| s))
+                .bind(suggestion.map(|(_, v)| v))
+                .bind(cluster)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A course's clusters, largest first.
+    pub async fn list_clusters(&self, scope: Scope, course_id: i64) -> Result<Vec<ClusterRecord>> {
+        self.get_course(scope, course_id).await?;
+        let sql = format!("{CLUSTER_SELECT} WHERE k.course_id = $1");
+        let rows = sqlx::query_as::<_, ClusterRow>(&sql)
+            .bind(course_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut clusters: Vec<ClusterRecord> = rows.into_iter().map(ClusterRecord::from).collect();
+        clusters.sort_by(|a, b| b.members.len().cmp(&a.members.len()).then(a.id.cmp(&b.id)));
+        Ok(clusters)
+    }
+
+    pub async fn get_cluster(&self, scope: Scope, id: i64) -> Result<ClusterRecord> {
+        let sql = format!("{CLUSTER_SELECT} WHERE k.id = $1 AND ($2 IS NULL OR c.owner_id = $2)");
+        sqlx::query_as::<_, ClusterRow>(&sql)
+            .bind(id)
+            .bind(scope.owner())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(ClusterRecord::from)
+            .ok_or(StoreError::NotFound {
+                entity: "Cluster",
+                id,
+            })
+    }
+
+    /// Merges clusters of one course into the first of `ids`, which becomes locked.
+    pub async fn merge_clusters(&self, scope: Scope, ids: &[i64]) -> Result<ClusterRecord> {
+        let Some((&into, others)) = ids.split_first() else {
+            return Err(StoreError::Invalid(
+                "name at least two clusters to merge".into(),
+            ));
+        };
+        let target = self.get_cluster(scope, into).await?;
+        for &id in others {
+            let other = self.get_cluster(scope, id).await?;
+            if other.course_id != target.course_id || other.model_name != target.model_name {
+                return Err(StoreError::Invalid(format!(
+                    "clusters {into} and {id} belong to different courses or models"
+                )));
+            }
+        }
+        let mut tx = self.write_tx().await?;
+        for &id in others {
+            sqlx::query("UPDATE face_crops SET cluster_id = $1 WHERE cluster_id = $2")
+                .bind(into)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE clusters SET locked = TRUE WHERE id = $1")
+            .bind(into)
+            .execute(&mut *tx)
+            .await?;
+        prune_empty_clusters(&mut tx).await?;
+        tx.commit().await?;
+        self.get_cluster(scope, into).await
+    }
+
+    /// Names a cluster: every member becomes the student's (source `cluster`, which wins over
+    /// automatic decisions like a manual one) and the cluster, now empty, is removed.
+    /// Returns how many faces were assigned.
+    pub async fn name_cluster(&self, scope: Scope, id: i64, student_id: i64) -> Result<u64> {
+        let cluster = self.get_cluster(scope, id).await?;
+        let student = self.get_student(scope, student_id).await?;
+        if student.course_id != cluster.course_id {
+            return Err(StoreError::Invalid(format!(
+                "student {student_id} is not enrolled in the course of cluster {id}"
+            )));
+        }
+        let mut tx = self.write_tx().await?;
+        let assigned = sqlx::query(
+            "UPDATE face_crops SET student_id = $1, assignment_source = 'cluster', confidence = NULL,
+                 cluster_id = NULL WHERE cluster_id = $2",
+        )
+        .bind(student_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        prune_empty_clusters(&mut tx).await?;
+        tx.commit().await?;
+        Ok(assigned)
+    }
+}
+
+async fn set_cluster(
+    tx: &mut sqlx::SqliteConnection,
+    crop: i64,
+    cluster: Option<i64>,
+) -> Result<()> {
+    // Only a face that is still unknown joins: one assigned meanwhile stays assigned.
+    sqlx::query(
+        "UPDATE face_crops SET cluster_id = $1 WHERE id = $2 AND student_id IS NULL AND not_a_student = FALSE",
+    )
+    .bind(cluster)
+    .bind(crop)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_clusters(
+    tx: &mut sqlx::SqliteConnection,
+    course_id: i64,
+    model: &str,
+    clusters: &[Vec<i64>],
+) -> Result<Vec<i64>> {
+    let now = Utc::now();
+    let mut ids = Vec::with_capacity(clusters.len());
+    for members in clusters {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO clusters (course_id, model_name, locked, created_at) VALUES ($1, $2, FALSE, $3) RETURNING id",
+        )
+        .bind(course_id)
+        .bind(model)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        for crop in members {
+            set_cluster(&mut *tx, *crop, Some(id)).await?;
+        }
+        ids.push(id);
+    }
+    prune_empty_clusters(&mut *tx).await?;
+    Ok(ids)
+}

@@ -1,0 +1,391 @@
+//! SQL for recognition: students' reference photos, the vectors assignment and clustering read,
+//! the automatic decisions they write, and the manual corrections that always win over them.
+
+use chrono::{DateTime, Utc};
+
+use crate::photos::{CropOwner, insert_crop, vector_from_bytes};
+use crate::{FaceCrop, NewCrop, Result, Scope, Store, StoreError};
+
+/// A student's enrollment photo and the face taken from it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ReferencePhoto {
+    pub id: i64,
+    pub student_id: i64,
+    pub blob_key: String,
+    pub sha256: String,
+    pub width: i64,
+    pub height: i64,
+    pub created_at: DateTime<Utc>,
+    /// The face used as the reference (the largest one of the photo).
+    pub crop_id: Option<i64>,
+    pub crop_blob_key: Option<String>,
+}
+
+/// A reference photo to record, with its face.
+#[derive(Clone, Debug)]
+pub struct NewReference {
+    pub blob_key: String,
+    pub sha256: String,
+    pub width: i64,
+    pub height: i64,
+    pub crop: NewCrop,
+}
+
+/// A stored embedding with what it belongs to: a student (gallery), a cluster, or nothing.
+#[derive(Clone, Debug)]
+pub struct LabelledVector {
+    pub crop_id: i64,
+    /// Student id in a gallery, cluster id for clustered crops, the photo id for a session's crops.
+    pub label: i64,
+    pub vector: Vec<f32>,
+}
+
+/// A crop whose embedding is missing for a model but whose aligned image is stored.
+#[derive(Clone, Debug)]
+pub struct CropToEmbed {
+    pub crop_id: i64,
+    pub crop_blob_key: String,
+}
+
+/// What the automatic assignment decided about one crop.
+#[derive(Clone, Debug)]
+pub struct AutoDecision {
+    pub crop_id: i64,
+    pub student_id: Option<i64>,
+    pub reason: String,
+    pub best: Option<(i64, f32)>,
+    pub runner_up: Option<(i64, f32)>,
+}
+
+/// A person's correction of a crop. Each one wins over automatic decisions until reset with
+/// [`Correction::Automatic`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Correction {
+    /// This face is that student.
+    Assign(i64),
+    /// This face is nobody enrolled (yet); it stays among the unknown faces and in clusters.
+    Unassign,
+    /// This face is not a student at all (a visitor, a poster): never suggested again.
+    NotAStudent,
+    /// Forget the manual decision; the next automatic assignment decides.
+    Automatic,
+}
+
+const REFERENCE_COLUMNS: &str = "r.id, r.student_id, r.blob_key, r.sha256, r.width, r.height, r.created_at, \
+     f.id AS crop_id, f.crop_blob_key";
+const REFERENCE_FROM: &str = "FROM reference_photos r
+     JOIN students st ON st.id = r.student_id
+     JOIN courses c ON c.id = st.course_id
+     LEFT JOIN face_crops f ON f.reference_photo_id = r.id";
+
+#[derive(sqlx::FromRow)]
+struct VectorRow {
+    crop_id: i64,
+    label: i64,
+    vector: Vec<u8>,
+}
+
+impl From<VectorRow> for LabelledVector {
+    fn from(r: VectorRow) -> Self {
+        LabelledVector {
+            crop_id: r.crop_id,
+            label: r.label,
+            vector: vector_from_bytes(&r.vector),
+        }
+    }
+}
+
+impl Store {
+    /// Records a reference photo and its face (with the face's embedding) in one transaction.
+    /// The same photo twice for one student is a conflict.
+    pub async fn add_reference_photo(
+        &self,
+        scope: Scope,
+        student_id: i64,
+        reference: &NewReference,
+    ) -> Result<ReferencePhoto> {
+        let mut tx = self.write_tx().await?;
+        let visible: Option<i64> = sqlx::query_scalar(
+            "SELECT st.id FROM students st JOIN courses c ON c.id = st.course_id
+             WHERE st.id = $1 AND ($2 IS NULL OR c.owner_id = $2)",
+        )
+        .bind(student_id)
+        .bind(scope.owner())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if visible.is_none() {
+            return Err(StoreError::NotFound {
+                entity: "Student",
+                id: student_id,
+            });
+        }
+        let now = Utc::now();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO reference_photos (student_id, blob_key, sha256, width, height, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(student_id)
+        .bind(&reference.blob_key)
+        .bind(&reference.sha256)
+        .bind(reference.width)
+        .bind(reference.height)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(crate::error::conflict_on_unique(|| {
+            "this photo is already one of the student's reference photos".into()
+        }))?;
+        insert_crop(&mut tx, CropOwner::Reference(id), &reference.crop, now).await?;
+        tx.commit().await?;
+        self.get_reference_photo(scope, id).await
+    }
+
+    pub async fn get_reference_photo(&self, scope: Scope, id: i64) -> Result<ReferencePhoto> {
+        let sql = format!(
+            "SELECT {REFERENCE_COLUMNS} {REFERENCE_FROM} WHERE r.id = $1 AND ($2 IS NULL OR c.owner_id = $2)"
+        );
+        sqlx::query_as::<_, ReferencePhoto>(&sql)
+            .bind(id)
+            .bind(scope.owner())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound {
+                entity: "Reference photo",
+                id,
+            })
+    }
+
+    /// A student's reference photos, oldest first.
+    pub async fn list_reference_photos(
+        &self,
+        scope: Scope,
+        student_id: i64,
+    ) -> Result<Vec<ReferencePhoto>> {
+        self.get_student(scope, student_id).await?;
+        let sql = format!(
+            "SELECT {REFERENCE_COLUMNS} {REFERENCE_FROM} WHERE r.student_id = $1 ORDER BY r.id"
+        );
+        Ok(sqlx::query_as::<_, ReferencePhoto>(&sql)
+            .bind(student_id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Removes a reference photo with its face and embeddings; returns it so the caller can
+    /// delete its blobs.
+    pub async fn delete_reference_photo(&self, scope: Scope, id: i64) -> Result<ReferencePhoto> {
+        let photo = self.get_reference_photo(scope, id).await?;
+        sqlx::query("DELETE FROM reference_photos WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(photo)
+    }
+
+    /// The course's known faces for a model, labelled with their student: every reference
+    /// face, and every session face a person assigned (by hand or by naming its cluster).
+    pub async fn course_gallery(&self, course_id: i64, model: &str) -> Result<Vec<LabelledVector>> {
+        let rows = sqlx::query_as::<_, VectorRow>(
+            "SELECT f.id AS crop_id, st.id AS label, e.vector
+             FROM face_crops f
+             JOIN reference_photos r ON r.id = f.reference_photo_id
+             JOIN students st ON st.id = r.student_id
+             JOIN face_embeddings e ON e.crop_id = f.id AND e.model_name = $2
+             WHERE st.course_id = $1
+             UNION ALL
+             SELECT f.id, f.student_id, e.vector
+             FROM face_crops f
+             JOIN session_images i ON i.id = f.image_id
+             JOIN sessions s ON s.id = i.session_id
+             JOIN face_embeddings e ON e.crop_id = f.id AND e.model_name = $2
+             WHERE s.course_id = $1 AND f.student_id IS NOT NULL
+               AND f.assignment_source IN ('manual', 'cluster')
+             ORDER BY 1",
+        )
+        .bind(course_id)
+        .bind(model)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(LabelledVector::from).collect())
+    }
+
+    /// Every face of the course (session and reference faces) with a `model` embedding,
+    /// labelled with its student (0 when assigned to nobody): what similarity search runs over.
+    pub async fn course_vectors(&self, course_id: i64, model: &str) -> Result<Vec<LabelledVector>> {
+        let rows = sqlx::query_as::<_, VectorRow>(
+            "SELECT f.id AS crop_id, COALESCE(f.student_id, st.id, 0) AS label, e.vector
+             FROM face_crops f
+             JOIN face_embeddings e ON e.crop_id = f.id AND e.model_name = $2
+             LEFT JOIN session_images i ON i.id = f.image_id
+             LEFT JOIN sessions s ON s.id = i.session_id
+             LEFT JOIN reference_photos r ON r.id = f.reference_photo_id
+             LEFT JOIN students st ON st.id = r.student_id
+             WHERE COALESCE(s.course_id, st.course_id) = $1
+             ORDER BY f.id",
+        )
+        .bind(course_id)
+        .bind(model)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(LabelledVector::from).collect())
+    }
+
+    /// Faces of the course's reference photos (and of one session, if given) that have a stored
+    /// crop but no embedding for `model` — e.g. after the course switched models.
+    pub async fn crops_to_embed(
+        &self,
+        course_id: i64,
+        session: Option<i64>,
+        model: &str,
+    ) -> Result<Vec<CropToEmbed>> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT f.id, f.crop_blob_key
+             FROM face_crops f
+             LEFT JOIN session_images i ON i.id = f.image_id
+             LEFT JOIN reference_photos r ON r.id = f.reference_photo_id
+             LEFT JOIN students st ON st.id = r.student_id
+             WHERE f.crop_blob_key IS NOT NULL
+               AND (st.course_id = $1 OR (i.session_id = $2))
+               AND NOT EXISTS (SELECT 1 FROM face_embeddings e WHERE e.crop_id = f.id AND e.model_name = $3)
+             ORDER BY f.id",
+        )
+        .bind(course_id)
+        .bind(session)
+        .bind(model)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(crop_id, crop_blob_key)| CropToEmbed {
+                crop_id,
+                crop_blob_key,
+            })
+            .collect())
+    }
+
+    /// The session's faces that automatic assignment may decide (no manual decision, not marked
+    /// "not a student"), with their `model` embeddings, labelled with their photo.
+    pub async fn assignable_crops(
+        &self,
+        session_id: i64,
+        model: &str,
+    ) -> Result<Vec<LabelledVector>> {
+        let rows = sqlx::query_as::<_, VectorRow>(
+            "SELECT f.id AS crop_id, f.image_id AS label, e.vector
+             FROM face_crops f
+             JOIN session_images i ON i.id = f.image_id
+             JOIN face_embeddings e ON e.crop_id = f.id AND e.model_name = $2
+             WHERE i.session_id = $1 AND f.not_a_student = FALSE
+               AND (f.assignment_source IS NULL OR f.assignment_source = 'auto')
+             ORDER BY f.image_id, f.id",
+        )
+        .bind(session_id)
+        .bind(model)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(LabelledVector::from).collect())
+    }
+
+    /// Writes automatic decisions in one transaction. A crop that got a manual decision or was
+    /// marked "not a student" meanwhile is left alone: people win over the machine.
+    pub async fn save_auto_decisions(&self, model: &str, decisions: &[AutoDecision]) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        for d in decisions {
+            sqlx::query(
+                "UPDATE face_crops SET student_id = $1,
+                     assignment_source = CASE WHEN $1 IS NULL THEN NULL ELSE 'auto' END,
+                     confidence = CASE WHEN $1 IS NULL THEN NULL ELSE $2 END,
+                     cluster_id = CASE WHEN $1 IS NULL THEN cluster_id ELSE NULL END,
+                     match_model = $3, match_reason = $4,
+                     best_student_id = $5, best_similarity = $2,
+                     runner_up_student_id = $6, runner_up_similarity = $7
+                 WHERE id = $8 AND not_a_student = FALSE
+                   AND (assignment_source IS NULL OR assignment_source = 'auto')",
+            )
+            .bind(d.student_id)
+            .bind(d.best.map(|(_, s)| s))
+            .bind(model)
+            .bind(&d.reason)
+            .bind(d.best.map(|(id, _)| id))
+            .bind(d.runner_up.map(|(id, _)| id))
+            .bind(d.runner_up.map(|(_, s)| s))
+            .bind(d.crop_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        prune_empty_clusters(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Applies a person's correction to a session face. Assigning checks that the student is
+    /// enrolled in the crop's course.
+    pub async fn correct_crop(
+        &self,
+        scope: Scope,
+        crop_id: i64,
+        correction: Correction,
+    ) -> Result<FaceCrop> {
+        let crop = self.get_crop(scope, crop_id).await?;
+        if crop.image_id.is_none() {
+            return Err(StoreError::Invalid(format!(
+                "face crop {crop_id} is a student's reference face; remove the reference photo instead"
+            )));
+        }
+        let mut tx = self.write_tx().await?;
+        let sql = match correction {
+            Correction::Assign(student) => {
+                let course = self.course_of_crop(crop_id).await?;
+                let student_course: Option<i64> =
+                    sqlx::query_scalar("SELECT course_id FROM students WHERE id = $1")
+                        .bind(student)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if student_course != Some(course) {
+                    return Err(StoreError::Invalid(format!(
+                        "student {student} is not enrolled in the course of face crop {crop_id}"
+                    )));
+                }
+                "UPDATE face_crops SET student_id = $2, assignment_source = 'manual', confidence = NULL,
+                     cluster_id = NULL, not_a_student = FALSE WHERE id = $1"
+            }
+            Correction::Unassign => {
+                "UPDATE face_crops SET student_id = NULL, assignment_source = 'manual', confidence = NULL,
+                     not_a_student = FALSE WHERE id = $1 AND $2 IS NULL"
+            }
+            Correction::NotAStudent => {
+                "UPDATE face_crops SET student_id = NULL, assignment_source = 'manual', confidence = NULL,
+                     cluster_id = NULL, not_a_student = TRUE, match_model = NULL, match_reason = NULL,
+                     best_student_id = NULL, best_similarity = NULL,
+                     runner_up_student_id = NULL, runner_up_similarity = NULL
+                 WHERE id = $1 AND $2 IS NULL"
+            }
+            Correction::Automatic => {
+                "UPDATE face_crops SET student_id = NULL, assignment_source = NULL, confidence = NULL,
+                     not_a_student = FALSE WHERE id = $1 AND $2 IS NULL"
+            }
+        };
+        let student = match correction {
+            Correction::Assign(student) => Some(student),
+            _ => None,
+        };
+        sqlx::query(sql)
+            .bind(crop_id)
+            .bind(student)
+            .execute(&mut *tx)
+            .await?;
+        prune_empty_clusters(&mut tx).await?;
+        tx.commit().await?;
+        self.get_crop(scope, crop_id).await
+    }
+}
+
+/// Clusters left without members (their faces were assigned) are removed.
+pub(crate) async fn prune_empty_clusters(tx: &mut sqlx::SqliteConnection) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM clusters WHERE NOT EXISTS (SELECT 1 FROM face_crops f WHERE f.cluster_id = clusters.id)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
