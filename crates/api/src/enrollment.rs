@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use attendansee_pool::protocol::{DetectedFace, Job, Output};
+use attendansee_recognition::OneFace;
 use attendansee_store::{NewCrop, NewReference, ReferencePhoto};
 
 use crate::AppState;
@@ -17,10 +18,6 @@ use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
 use crate::extract::{Json, Path};
 use crate::photos::image_fields;
-
-/// A second face at least this fraction of the largest one's size (box side) makes a photo
-/// ambiguous: we cannot tell which of the two people is the student.
-const SIMILAR_FACE_SIZE: f32 = 0.7;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReferenceDto {
@@ -209,25 +206,23 @@ async fn enroll_one(
 
 /// The face an enrollment photo is about: the largest, provided no other comes close in size.
 pub fn the_one_face(mut faces: Vec<DetectedFace>) -> ApiResult<DetectedFace> {
-    let side = |f: &DetectedFace| f.bbox[2].min(f.bbox[3]);
-    faces.sort_by(|a, b| side(b).total_cmp(&side(a)));
-    match faces.as_slice() {
-        [] => Err(ApiError::new(
+    let sizes: Vec<f32> = faces.iter().map(|f| f.bbox[2].min(f.bbox[3])).collect();
+    match attendansee_recognition::the_one_face(&sizes) {
+        OneFace::Found(index) => Ok(faces.swap_remove(index)),
+        OneFace::NoFace => Err(ApiError::new(
             ErrorType::NoFaceDetected,
             "No face detected in the photo; use a photo where the student's face is clearly visible",
         )),
-        [first, second, ..] if side(second) >= SIMILAR_FACE_SIZE * side(first) => {
-            Err(ApiError::new(
-                ErrorType::MultipleFaces,
-                format!(
-                    "The photo shows {} faces of similar size ({:.0} and {:.0} px); use a photo of the student alone",
-                    faces.len(),
-                    side(first),
-                    side(second)
-                ),
-            ))
-        }
-        _ => Ok(faces.swap_remove(0)),
+        OneFace::Ambiguous {
+            faces,
+            largest,
+            second,
+        } => Err(ApiError::new(
+            ErrorType::MultipleFaces,
+            format!(
+                "The photo shows {faces} faces of similar size ({largest:.0} and {second:.0} px); use a photo of the student alone"
+            ),
+        )),
     }
 }
 

@@ -40,6 +40,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use attendansee_pool::Pool;
 use attendansee_store::{BlobStore, Store};
 
+pub use attendance::csv_row;
 pub use error::{ApiError, ApiResult, ErrorType};
 
 /// Lower-case hex.

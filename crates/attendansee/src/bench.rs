@@ -3,7 +3,8 @@
 //!
 //! Face engine, MobileFaceNet: model-only throughput at batch 1 and 16, against end-to-end
 //! throughput from a JPEG crop file to a normalised embedding; and whole photos through
-//! decode → detect → align → embed. Then the worker pool part (`bench_pool`).
+//! decode → detect → align → embed. Then the worker pool part (`bench_pool`) and the
+//! recognition part (`bench_recognition`: assignment and clustering, time and memory).
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,21 @@ use crate::cli::BenchArgs;
 use crate::config::Common;
 use crate::faces::image_paths;
 
+fn recognition_sizes(args: &BenchArgs) -> crate::bench_recognition::Sizes {
+    crate::bench_recognition::Sizes {
+        assign_crops: args.assign_crops,
+        assign_students: args.assign_students,
+        cluster_crops: args.cluster_crops,
+    }
+}
+
 pub fn run(common: &Common, args: &BenchArgs) -> Result<()> {
+    if let Some(case) = &args.recognition_case {
+        return crate::bench_recognition::run_case(case.parse()?);
+    }
+    if args.recognition_only {
+        return crate::bench_recognition::run(recognition_sizes(args));
+    }
     let models = common.models();
     let runtime = Runtime::load(&Runtime::locate(common.ort_lib.as_deref()))?;
     let load_recognizer = |name: &str| -> Result<Recognizer> {
@@ -131,6 +146,10 @@ pub fn run(common: &Common, args: &BenchArgs) -> Result<()> {
     if let (false, Some(recognizer)) = (args.engine_only, pipeline.recognizer.as_mut()) {
         println!();
         crate::bench_pool::run(common, recognizer, &crop_files, args.requests, &args.faces)?;
+    }
+    if !args.engine_only {
+        println!();
+        crate::bench_recognition::run(recognition_sizes(args))?;
     }
     Ok(())
 }

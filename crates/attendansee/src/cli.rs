@@ -70,6 +70,37 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Run the project's benchmarks (needs yunet, mobilefacenet and mobilefacenet-batch installed).
     Bench(BenchArgs),
+    /// Attendance for a folder of photos, without a server: enroll one person per sub-folder,
+    /// then report who appears in the photos.
+    Attend(AttendArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:
+  attendansee attend --enroll class/ --photos lecture-1/ --csv lecture-1.csv
+                        where class/alice/*.jpg and class/bob/*.jpg are photos of each person alone.")]
+pub struct AttendArgs {
+    /// Folder with one sub-folder per person (named after them) holding photos of them alone.
+    #[arg(long, value_name = "DIR")]
+    pub enroll: PathBuf,
+    /// Folder of class photos.
+    #[arg(long, value_name = "DIR")]
+    pub photos: PathBuf,
+    /// Also write the attendance as CSV (name, status, photos, best_similarity).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Recognizer to use.
+    #[arg(long, default_value = attendansee_faces::catalog::DEFAULT_RECOGNIZER)]
+    pub model: String,
+    /// Detector to use.
+    #[arg(long, default_value = attendansee_faces::catalog::DEFAULT_DETECTOR)]
+    pub detector: String,
+    /// Match threshold (cosine similarity) [default: the model's calibrated one]
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Margin the best person must lead the runner-up by [default: the model's]
+    #[arg(long)]
+    pub margin: Option<f32>,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +137,21 @@ pub struct BenchArgs {
     /// Only the face engine part (skip the worker pool part).
     #[arg(long)]
     pub engine_only: bool,
+    /// Only the recognition part: assignment and clustering on synthetic embeddings (no models).
+    #[arg(long)]
+    pub recognition_only: bool,
+    /// Recognition part: faces assigned (then twice as many).
+    #[arg(long, default_value_t = 1_000)]
+    pub assign_crops: usize,
+    /// Recognition part: enrolled students they are assigned against (then twice as many).
+    #[arg(long, default_value_t = 500)]
+    pub assign_students: usize,
+    /// Recognition part: faces clustered (then twice as many).
+    #[arg(long, default_value_t = 10_000)]
+    pub cluster_crops: usize,
+    /// Internal: run one recognition measurement in this (fresh) process and print it as JSON.
+    #[arg(long, hide = true, value_name = "CASE")]
+    pub recognition_case: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,10 @@
 //! `attendansee`: the one binary. Parses the command line, resolves the configuration, sets up
 //! logging and hands over to the subcommand.
 
+mod attend;
 mod bench;
 mod bench_pool;
+mod bench_recognition;
 mod cli;
 mod config;
 mod detect;
@@ -41,6 +43,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Embed(args) => embed::run(&common, &args),
         Command::Detect(args) => detect::run(&common, &args),
         Command::Models(command) => models::run(&common, command),
+        Command::Attend(args) => attend::run(&common, &args),
         Command::Bench(args) => bench::run(&common, &args),
         Command::Worker(args) => worker::run(&common, &args),
         Command::Serve(args) => {

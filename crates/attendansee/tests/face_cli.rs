@@ -427,6 +427,13 @@ fn bench_runs_and_reports_the_end_to_end_ratio() {
             "120",
             "--faces",
             faces.to_str().unwrap(),
+            // Small recognition cases: this is a debug build.
+            "--assign-crops",
+            "50",
+            "--assign-students",
+            "20",
+            "--cluster-crops",
+            "300",
         ],
     );
     let text = String::from_utf8_lossy(&out.stdout);
@@ -442,6 +449,8 @@ fn bench_runs_and_reports_the_end_to_end_ratio() {
         "server resident memory after 100 embeddings",
         "session of 20 photos",
         "share of wall time outside model inference",
+        "recognition benchmark",
+        "cluster: ×2 crops → time ×",
         "model only, batch 1",
         "model only, batch 16",
         "end to end",
@@ -450,4 +459,84 @@ fn bench_runs_and_reports_the_end_to_end_ratio() {
     ] {
         assert!(text.contains(expected), "{expected} missing from:\n{text}");
     }
+}
+
+#[test]
+fn attend_enrolls_a_folder_per_person_and_reports_who_is_in_the_photos() {
+    let Some(shared) =
+        shared("attend_enrolls_a_folder_per_person_and_reports_who_is_in_the_photos")
+    else {
+        return;
+    };
+    let dir = installed(&shared);
+    let faces = shared.join("faces/face_recognition_examples");
+    let copy = |from: &str, to: &Path| {
+        std::fs::create_dir_all(to).unwrap();
+        std::fs::copy(faces.join(from), to.join(from)).unwrap();
+    };
+    let class = dir.path().join("class");
+    for (person, photos) in [
+        ("Barack Obama", &["obama.jpg", "train_obama_obama2.jpg"][..]),
+        ("Joe Biden", &["biden.jpg", "train_biden_biden2.jpg"]),
+        ("Kit Harington", &["train_kit_harington_john1.jpeg"]),
+        ("Rose Leslie", &["train_rose_leslie_img1.jpg"]),
+        // A group photo cannot enroll anyone: skipped with a warning, the other photo is used.
+        (
+            "Alex Lacamoire",
+            &["train_alex_lacamoire_img1.jpg", "examples__two_people.jpg"],
+        ),
+    ] {
+        for photo in photos {
+            copy(photo, &class.join(person));
+        }
+    }
+    let lecture = dir.path().join("lecture");
+    copy("examples__two_people.jpg", &lecture);
+    copy("test_kit_with_rose.jpg", &lecture);
+    let csv = dir.path().join("lecture.csv");
+    let out = run(
+        &dir.path().join("data"),
+        &[
+            "attend",
+            "--enroll",
+            class.to_str().unwrap(),
+            "--photos",
+            lecture.to_str().unwrap(),
+            "--csv",
+            csv.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "Alex Lacamoire/examples__two_people.jpg: not enrolled: 2 faces of similar size"
+        ),
+        "{stderr}"
+    );
+    let csv = std::fs::read_to_string(csv).unwrap();
+    let status: Vec<(String, String)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut cells = l.split(',');
+            (
+                cells.next().unwrap().to_owned(),
+                cells.next().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("Alex Lacamoire", "absent"),
+        ("Barack Obama", "present"),
+        ("Joe Biden", "present"),
+        ("Kit Harington", "present"),
+        ("Rose Leslie", "present"),
+    ]
+    .iter()
+    .map(|(n, s)| ((*n).to_owned(), (*s).to_owned()))
+    .collect();
+    assert_eq!(status, expected, "{csv}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("0 face(s) matched nobody"), "{stdout}");
 }

@@ -1,12 +1,14 @@
 //! The pure algorithms of recognition: nearest-neighbour search over embeddings ([`index`]),
 //! optimal per-photo assignment of faces to students ([`hungarian`], [`assign`]), density-based
-//! clustering of unmatched faces ([`cluster`]) and clustering metrics ([`metrics`]).
+//! clustering of unmatched faces ([`cluster`]), clustering metrics ([`metrics`]) and the
+//! choice of an enrollment photo's face ([`enrollment`]).
 //!
 //! No I/O, no async, no panics on caller input. Vectors are f32 embeddings assumed
 //! L2-normalised, so similarity is the dot product (cosine) and distance is `1 - similarity`.
 
 pub mod assign;
 pub mod cluster;
+pub mod enrollment;
 pub mod hungarian;
 pub mod index;
 pub mod metrics;
@@ -16,6 +18,7 @@ mod testutil;
 
 pub use assign::{Decision, Reason, Thresholds, assign_photo};
 pub use cluster::{ClusterParams, Incremental, dbscan, incremental};
+pub use enrollment::{OneFace, the_one_face};
 pub use hungarian::max_weight_assignment;
 pub use index::{BruteForceIndex, Candidate, IndexError, Neighbour, VectorIndex, dot};
 pub use metrics::{BCubed, bcubed};
