@@ -2,7 +2,9 @@
 # Installs what AttendanSee needs beyond cargo's crates, into the project-local .local/ directory:
 #   .local/venv/                       a Python virtualenv holding the official onnxruntime wheel
 #   .local/onnxruntime/libonnxruntime.so   link to that wheel's shared library (what the binary loads)
-# Idempotent and quick when everything is in place. `--test` adds the test tools (requirements/test.txt).
+# Idempotent and quick when everything is in place. `--test` adds the test tools (requirements/test.txt)
+# and, when node is installed, the browser-test driver (e2e/node_modules: playwright-core, no browser
+# download; the tests use the system's chromium).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,3 +42,12 @@ fi
 mkdir -p "$local_dir/onnxruntime"
 ln -sfn "$lib" "$local_dir/onnxruntime/libonnxruntime.so"
 echo "setup: ONNX Runtime library: $local_dir/onnxruntime/libonnxruntime.so -> ${lib#"$root"/}" >&2
+
+if [ "${1:-}" = "--test" ] && command -v npm >/dev/null; then
+    e2e="$root/e2e"
+    if [ ! -f "$e2e/node_modules/.installed" ] || ! cmp -s "$e2e/package-lock.json" "$e2e/node_modules/.installed"; then
+        echo "setup: installing the browser-test driver into $e2e/node_modules" >&2
+        (cd "$e2e" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+        cp "$e2e/package-lock.json" "$e2e/node_modules/.installed"
+    fi
+fi

@@ -22,6 +22,7 @@ pub mod request_id;
 mod sessions;
 mod students;
 mod system;
+mod ui;
 mod users;
 mod validate;
 
@@ -238,6 +239,7 @@ pub fn router(state: AppState) -> Router {
     let _ = state.openapi.set(document);
 
     router
+        .merge(ui::routes())
         .fallback(system::unknown_route)
         .layer(DefaultBodyLimit::max(state.settings.json_body_limit))
         .layer(from_fn(errors_as_json))

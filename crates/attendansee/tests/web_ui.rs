@@ -1,0 +1,94 @@
+//! The web UI in a real browser: starts the real server with the real models, then runs
+//! `e2e/ui.test.mjs` (playwright-core driving Debian's headless chromium) against it. Screenshots
+//! of the main pages are written to `target/ui-artifacts/`.
+//!
+//! Needs `../shared`, `/usr/bin/chromium`, `node` and `e2e/node_modules` (`npm ci` in `e2e/`;
+//! `.ci/run` installs all three). When one is missing the test says so and is skipped — unless
+//! `ATTENDANSEE_REQUIRE_BROWSER=1` (set by `.ci/run`), where a missing piece fails it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::pool::{PoolServer, png};
+use common::shared;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// What is missing to run a browser test, if anything.
+fn missing_browser_tools(root: &Path) -> Option<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Some(format!(
+            "no chromium at {chromium} (apt-get install chromium)"
+        ));
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        return Some("no node".into());
+    }
+    if !root.join("e2e/node_modules/playwright-core").is_dir() {
+        return Some("e2e/node_modules is missing (run `npm ci` in e2e/)".into());
+    }
+    None
+}
+
+#[test]
+fn the_web_ui_takes_an_instructor_from_login_to_the_attendance_csv() {
+    let name = "the_web_ui_takes_an_instructor_from_login_to_the_attendance_csv";
+    let Some(shared) = shared(name) else {
+        return;
+    };
+    let root = root();
+    if let Some(missing) = missing_browser_tools(&root) {
+        if std::env::var_os("ATTENDANSEE_REQUIRE_BROWSER").is_some() {
+            panic!("{name}: {missing}");
+        }
+        eprintln!("SKIPPED {name}: {missing}");
+        return;
+    }
+    let p = PoolServer::start_real(&shared.join("models"), &["--workers", "2"]);
+    let artifacts = root.join("target/ui-artifacts");
+    let mut args = vec![
+        root.join("e2e/ui.test.mjs").display().to_string(),
+        format!("http://{}", p.server.addr),
+        "admin".into(),
+        "password123".into(),
+        shared
+            .join("faces/face_recognition_examples")
+            .display()
+            .to_string(),
+        artifacts.display().to_string(),
+    ];
+    // A photo whose detection crashes its worker (test-only fault injection).
+    let scratch = tempfile::tempdir().unwrap();
+    if cfg!(feature = "fault-injection") {
+        let mut poison = png(320);
+        poison.extend_from_slice(b"ATTENDANSEE-FAULT-ON-DETECT:abort");
+        let file = scratch.path().join("poison.png");
+        std::fs::write(&file, poison).unwrap();
+        args.push(file.display().to_string());
+    }
+    let out = Command::new("node")
+        .args(&args)
+        .current_dir(root.join("e2e"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success(),
+        "the browser test failed:\n{stdout}\n{stderr}\nserver log:\n{}",
+        p.server.log()
+    );
+    assert!(stdout.contains("all UI steps passed"), "{stdout}");
+    for shot in ["03-session-processed", "05-attendance", "06-course-matrix"] {
+        assert!(artifacts.join(format!("{shot}.png")).is_file(), "{shot}");
+    }
+}
