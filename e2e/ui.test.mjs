@@ -123,6 +123,12 @@ await step("correct one assignment by hand", async () => {
   await page.getByText("Every face is identified.").waitFor();
 });
 
+await step("recognising again keeps the correction", async () => {
+  await page.getByRole("button", { name: "Recognise again" }).click();
+  await page.getByText(/Recognised again: 6 of 6 faces matched automatically\./).waitFor();
+  await page.getByRole("button", { name: /: Alex Lacamoire$/ }).waitFor();
+});
+
 await step("attendance lists who was there, with evidence", async () => {
   const table = page.locator("#attendance");
   for (const name of Object.keys(people)) {

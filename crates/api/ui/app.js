@@ -435,7 +435,16 @@ function processSection({ session }) {
       } finally { button.disabled = false; }
     }),
   }, "Process photos");
-  return h("section", {}, h("h2", {}, "Find faces"), h("p", { class: "muted" }, "Detects and recognises the faces of every photo not processed yet."), button, bar, status);
+  // After enrolling more students: match this session's faces again (manual decisions are kept).
+  const again = h("button", {
+    onclick: () => guard(async () => {
+      const r = await api("POST", `/attendance/sessions/${session.id}/assign/`);
+      jobNotice = { session: session.id, nodes: [h("p", { class: "ok" }, `Recognised again: ${r.assignment.matched} of ${r.assignment.faces} faces matched automatically.`)] };
+      await route();
+    }),
+  }, "Recognise again");
+  return h("section", {}, h("h2", {}, "Find faces"), h("p", { class: "muted" }, "Detects and recognises the faces of every photo not processed yet."),
+    h("div", { class: "row" }, button, again), bar, status);
 }
 
 async function photosSection(ctx) {

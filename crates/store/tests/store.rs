@@ -527,3 +527,130 @@ mod concurrency {
         }
     }
 }
+
+/// A session of a new course with one processed photo of `faces` faces (2-D embeddings).
+async fn photo_with_faces(store: &Store, faces: &[[f32; 2]]) -> (i64, i64, Vec<i64>) {
+    let owner = store
+        .create_user("rec", "password123", Role::Instructor)
+        .await
+        .unwrap();
+    let course = store.create_course(owner.id, &course("REC")).await.unwrap();
+    let session = store
+        .create_session(
+            Scope::All,
+            course.id,
+            &attendansee_store::SessionFields {
+                title: "W1".into(),
+                held_at: chrono::Utc::now(),
+            },
+        )
+        .await
+        .unwrap();
+    let image = attendansee_store::NewImage {
+        blob_key: "k".into(),
+        sha256: "ab".repeat(32),
+        original_name: None,
+        width: 8,
+        height: 8,
+    };
+    let attendansee_store::ImageInsert::Stored(image) = store
+        .add_session_image(Scope::All, session.id, &image)
+        .await
+        .unwrap()
+    else {
+        panic!("fresh photo");
+    };
+    let crops: Vec<attendansee_store::NewCrop> = faces
+        .iter()
+        .map(|v| attendansee_store::NewCrop {
+            bbox: [0.0, 0.0, 4.0, 4.0],
+            landmarks: [[1.0, 1.0]; 5],
+            score: 0.9,
+            quality_size: 4.0,
+            quality_blur: None,
+            crop_blob_key: None,
+            embedding: Some(("m".into(), v.to_vec())),
+        })
+        .collect();
+    let ids = store.record_image_faces(image.id, &crops).await.unwrap();
+    (course.id, session.id, ids)
+}
+
+#[tokio::test]
+async fn automatic_decisions_never_overwrite_a_manual_one_and_not_a_student_leaves_every_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let (course, session, crops) = photo_with_faces(&store, &[[1.0, 0.0], [0.0, 1.0]]).await;
+    let fields = |name: &str| StudentFields {
+        name: name.into(),
+        external_id: None,
+    };
+    let ada = store
+        .create_student(Scope::All, course, &fields("Ada"))
+        .await
+        .unwrap();
+    let bob = store
+        .create_student(Scope::All, course, &fields("Bob"))
+        .await
+        .unwrap();
+    use attendansee_store::{AutoDecision, Correction};
+    store
+        .correct_crop(Scope::All, crops[0], Correction::Assign(ada.id))
+        .await
+        .unwrap();
+    store
+        .correct_crop(Scope::All, crops[1], Correction::NotAStudent)
+        .await
+        .unwrap();
+    // An automatic run that would decide otherwise for both (e.g. one that started earlier).
+    let decisions: Vec<AutoDecision> = crops
+        .iter()
+        .map(|&crop_id| AutoDecision {
+            crop_id,
+            student_id: Some(bob.id),
+            reason: "matched".into(),
+            best: Some((bob.id, 0.9)),
+            runner_up: None,
+        })
+        .collect();
+    store.save_auto_decisions("m", &decisions).await.unwrap();
+    let first = store.get_crop(Scope::All, crops[0]).await.unwrap();
+    assert_eq!(
+        (first.student_id, first.assignment_source.as_deref()),
+        (Some(ada.id), Some("manual"))
+    );
+    let second = store.get_crop(Scope::All, crops[1]).await.unwrap();
+    assert!(second.not_a_student && second.student_id.is_none() && second.decision.is_none());
+    // Neither is offered to assignment or clustering again; the manual face is a known face of Ada.
+    assert!(
+        store
+            .assignable_crops(session, "m")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let inputs = store.cluster_inputs(course, "m").await.unwrap();
+    assert!(inputs.clustered.is_empty() && inputs.unclustered.is_empty());
+    let gallery = store.course_gallery(course, "m").await.unwrap();
+    assert_eq!(
+        gallery
+            .iter()
+            .map(|v| (v.crop_id, v.label))
+            .collect::<Vec<_>>(),
+        vec![(crops[0], ada.id)]
+    );
+    // Back to automatic: the next run decides again.
+    store
+        .correct_crop(Scope::All, crops[0], Correction::Automatic)
+        .await
+        .unwrap();
+    store
+        .save_auto_decisions("m", &decisions[..1])
+        .await
+        .unwrap();
+    let first = store.get_crop(Scope::All, crops[0]).await.unwrap();
+    assert_eq!(
+        (first.student_id, first.assignment_source.as_deref()),
+        (Some(bob.id), Some("auto"))
+    );
+}
