@@ -34,7 +34,7 @@ pub struct SessionFacts {
     /// The course's students, by id.
     pub students: Vec<Student>,
     pub evidence: Vec<Evidence>,
-    /// Faces nobody is assigned to that are not marked "not a student": one may be a student.
+    /// Faces nobody is assigned to and no person has decided about: one may be a student.
     pub unresolved_faces: i64,
     /// Photos uploaded but not (successfully) processed yet.
     pub unfinished_photos: i64,
@@ -62,7 +62,8 @@ impl Store {
         .await?;
         let (unresolved_faces,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM face_crops f JOIN session_images i ON i.id = f.image_id
-             WHERE i.session_id = $1 AND f.student_id IS NULL AND f.not_a_student = FALSE",
+             WHERE i.session_id = $1 AND f.student_id IS NULL AND f.not_a_student = FALSE
+               AND (f.assignment_source IS NULL OR f.assignment_source <> 'manual')",
         )
         .bind(session_id)
         .fetch_one(&self.pool)

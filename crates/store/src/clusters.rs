@@ -238,12 +238,18 @@ impl Store {
             }
         }
         let mut tx = self.write_tx().await?;
+        // Both clusters must still exist in the course checked above when the write happens.
         for &id in others {
-            sqlx::query("UPDATE face_crops SET cluster_id = $1 WHERE cluster_id = $2")
-                .bind(into)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE face_crops SET cluster_id = $1 WHERE cluster_id = $2
+                 AND EXISTS (SELECT 1 FROM clusters WHERE id = $2 AND course_id = $3)
+                 AND EXISTS (SELECT 1 FROM clusters WHERE id = $1 AND course_id = $3)",
+            )
+            .bind(into)
+            .bind(id)
+            .bind(target.course_id)
+            .execute(&mut *tx)
+            .await?;
         }
         sqlx::query("UPDATE clusters SET locked = TRUE WHERE id = $1")
             .bind(into)
@@ -266,12 +272,15 @@ impl Store {
             )));
         }
         let mut tx = self.write_tx().await?;
+        // The cluster must still be the one checked above (same course) when the write happens.
         let assigned = sqlx::query(
             "UPDATE face_crops SET student_id = $1, assignment_source = 'cluster', confidence = NULL,
-                 cluster_id = NULL WHERE cluster_id = $2",
+                 cluster_id = NULL
+             WHERE cluster_id = $2 AND EXISTS (SELECT 1 FROM clusters WHERE id = $2 AND course_id = $3)",
         )
         .bind(student_id)
         .bind(id)
+        .bind(cluster.course_id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -286,9 +295,12 @@ async fn set_cluster(
     crop: i64,
     cluster: Option<i64>,
 ) -> Result<()> {
-    // Only a face that is still unknown joins: one assigned meanwhile stays assigned.
+    // Only a face that is still unknown joins, only a cluster that still exists, and never out
+    // of a cluster a person merged meanwhile: clustering works from a snapshot read earlier.
     sqlx::query(
-        "UPDATE face_crops SET cluster_id = $1 WHERE id = $2 AND student_id IS NULL AND not_a_student = FALSE",
+        "UPDATE face_crops SET cluster_id = $1 WHERE id = $2 AND student_id IS NULL AND not_a_student = FALSE
+             AND EXISTS (SELECT 1 FROM clusters WHERE id = $1)
+             AND (cluster_id IS NULL OR cluster_id NOT IN (SELECT id FROM clusters WHERE locked = TRUE))",
     )
     .bind(cluster)
     .bind(crop)
@@ -306,13 +318,21 @@ async fn insert_clusters(
     let now = Utc::now();
     let mut ids = Vec::with_capacity(clusters.len());
     for members in clusters {
+        // A fresh id, never one a deleted cluster had (migration 0005).
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO clusters (course_id, model_name, locked, created_at) VALUES ($1, $2, FALSE, $3) RETURNING id",
+            "UPDATE id_counters SET value = MAX(value, (SELECT COALESCE(MAX(id), 0) FROM clusters)) + 1
+             WHERE name = 'clusters' RETURNING value",
         )
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO clusters (id, course_id, model_name, locked, created_at) VALUES ($1, $2, $3, FALSE, $4)",
+        )
+        .bind(id)
         .bind(course_id)
         .bind(model)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .execute(&mut *tx)
         .await?;
         for crop in members {
             set_cluster(&mut *tx, *crop, Some(id)).await?;

@@ -286,6 +286,19 @@ impl Store {
         Ok(rows.into_iter().map(LabelledVector::from).collect())
     }
 
+    /// (photo, student) for every face of the session a person assigned (by hand or by naming
+    /// its cluster): automatic assignment must not give those students another face of the photo.
+    pub async fn decided_students(&self, session_id: i64) -> Result<Vec<(i64, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT f.image_id, f.student_id FROM face_crops f JOIN session_images i ON i.id = f.image_id
+             WHERE i.session_id = $1 AND f.student_id IS NOT NULL
+               AND f.assignment_source IN ('manual', 'cluster')",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Writes automatic decisions in one transaction. A crop that got a manual decision or was
     /// marked "not a student" meanwhile is left alone: people win over the machine.
     pub async fn save_auto_decisions(&self, model: &str, decisions: &[AutoDecision]) -> Result<()> {
@@ -335,13 +348,18 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let sql = match correction {
             Correction::Assign(student) => {
-                let course = self.course_of_crop(crop_id).await?;
-                let student_course: Option<i64> =
-                    sqlx::query_scalar("SELECT course_id FROM students WHERE id = $1")
-                        .bind(student)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if student_course != Some(course) {
+                // On the transaction's own connection: a second pool connection while holding
+                // the write lock could wait for a connection that waits for the lock.
+                let same_course: Option<i64> = sqlx::query_scalar(
+                    "SELECT st.id FROM students st JOIN session_images i ON i.id = $2
+                     JOIN sessions s ON s.id = i.session_id
+                     WHERE st.id = $1 AND st.course_id = s.course_id",
+                )
+                .bind(student)
+                .bind(crop.image_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if same_course.is_none() {
                     return Err(StoreError::Invalid(format!(
                         "student {student} is not enrolled in the course of face crop {crop_id}"
                     )));

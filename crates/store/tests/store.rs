@@ -654,3 +654,76 @@ async fn automatic_decisions_never_overwrite_a_manual_one_and_not_a_student_leav
         (Some(bob.id), Some("auto"))
     );
 }
+
+#[tokio::test]
+async fn cluster_ids_are_never_reused_and_stale_cluster_writes_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let (course, _, crops) = photo_with_faces(&store, &[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]).await;
+    let first = store
+        .replace_clusters(course, "m", &[vec![crops[0], crops[1]]])
+        .await
+        .unwrap();
+    // A re-cluster deletes that cluster and makes a new one: it must get a new id, or a client
+    // still naming the old id would name other faces.
+    let second = store
+        .replace_clusters(course, "m", &[vec![crops[1], crops[2]]])
+        .await
+        .unwrap();
+    assert!(second[0] > first[0], "{first:?} then {second:?}");
+    // An incremental step computed before the re-cluster joins a face to the deleted cluster:
+    // nothing happens (no foreign-key failure, no face moved).
+    store
+        .add_to_clusters(course, "m", &[(crops[0], first[0])], &[])
+        .await
+        .unwrap();
+    let crop = store.get_crop(Scope::All, crops[0]).await.unwrap();
+    assert_eq!(crop.cluster_id, None);
+    // Nor does it pull a face out of a cluster a person merged (locked).
+    let (a, b) = (second[0], {
+        let ids = store
+            .add_to_clusters(course, "m", &[], &[vec![crops[0]]])
+            .await
+            .unwrap();
+        ids[0]
+    });
+    let merged = store.merge_clusters(Scope::All, &[a, b]).await.unwrap();
+    assert!(merged.locked);
+    store
+        .add_to_clusters(course, "m", &[], &[vec![crops[0], crops[2]]])
+        .await
+        .unwrap();
+    let kept = store.get_cluster(Scope::All, a).await.unwrap();
+    assert_eq!(kept.members, vec![crops[0], crops[1], crops[2]]);
+}
+
+#[tokio::test]
+async fn a_face_a_person_set_to_nobody_is_resolved_for_attendance() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let (_, session, crops) = photo_with_faces(&store, &[[1.0, 0.0]]).await;
+    assert_eq!(
+        store
+            .session_facts(Scope::All, session)
+            .await
+            .unwrap()
+            .unresolved_faces,
+        1
+    );
+    store
+        .correct_crop(
+            Scope::All,
+            crops[0],
+            attendansee_store::Correction::Unassign,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .session_facts(Scope::All, session)
+            .await
+            .unwrap()
+            .unresolved_faces,
+        0
+    );
+}
