@@ -302,40 +302,49 @@ async fn process(state: &AppState, job: &JobRecord) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
     }
-    if !cancelled {
-        // Recognition runs over the whole session, so faces of photos processed earlier are
-        // matched against students enrolled since.
-        let session = store
-            .get_session(Scope::All, payload.session)
-            .await
-            .map_err(|e| e.to_string())?;
-        let course = store
-            .get_course(Scope::All, session.course_id)
-            .await
-            .map_err(|e| e.to_string())?;
-        stats.assignment = Some(
-            assign_session(state, &course, payload.session)
-                .await
-                .map_err(|e| format!("assignment failed: {}", e.message))?,
-        );
-        stats.clustering = Some(
-            cluster_course(state, &course, false)
-                .await
-                .map_err(|e| format!("clustering failed: {}", e.message))?,
-        );
-        let stats_json = serde_json::to_string(&stats).unwrap_or_else(|_| "{}".into());
-        let errors_json = serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into());
-        store
-            .job_progress(job.id, done, total, &errors_json, &stats_json)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    let status = match (cancelled, errors.is_empty()) {
+    // Recognition runs over the whole session, so faces of photos processed earlier are matched
+    // against students enrolled since. Its failure fails the job, but never before the session's
+    // status is settled.
+    let recognition = if cancelled {
+        Ok(())
+    } else {
+        recognise(state, payload.session, &mut stats).await
+    };
+    let errors_json = serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into());
+    let stats_json = serde_json::to_string(&stats).unwrap_or_else(|_| "{}".into());
+    let _ = store
+        .job_progress(job.id, done, total, &errors_json, &stats_json)
+        .await;
+    let status = match (cancelled, errors.is_empty() && recognition.is_ok()) {
         (true, _) => SessionStatus::Open,
         (false, true) => SessionStatus::Processed,
         (false, false) => SessionStatus::Failed,
     };
     let _ = store.set_session_status(payload.session, status).await;
+    recognition
+}
+
+/// Assigns the session's faces and clusters the course's unknown ones, recording both in `stats`.
+async fn recognise(state: &AppState, session: i64, stats: &mut JobStats) -> Result<(), String> {
+    let store = &state.store;
+    let session = store
+        .get_session(Scope::All, session)
+        .await
+        .map_err(|e| e.to_string())?;
+    let course = store
+        .get_course(Scope::All, session.course_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    stats.assignment = Some(
+        assign_session(state, &course, session.id)
+            .await
+            .map_err(|e| format!("assignment failed: {}", e.message))?,
+    );
+    stats.clustering = Some(
+        cluster_course(state, &course, false)
+            .await
+            .map_err(|e| format!("clustering failed: {}", e.message))?,
+    );
     Ok(())
 }
 

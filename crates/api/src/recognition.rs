@@ -179,6 +179,13 @@ pub async fn assign_session(
     embed_missing(state, course.id, Some(session_id), &model).await?;
     let gallery = index_of(&state.store.course_gallery(course.id, &model).await?)?;
     let crops = state.store.assignable_crops(session_id, &model).await?;
+    let photo_of: BTreeMap<i64, i64> = crops.iter().map(|c| (c.crop_id, c.label)).collect();
+    let decided: std::collections::BTreeSet<(i64, i64)> = state
+        .store
+        .decided_students(session_id)
+        .await?
+        .into_iter()
+        .collect();
     let thresholds = matching.thresholds();
     let decisions = tokio::task::spawn_blocking(move || {
         let mut decisions: Vec<Decision> = Vec::with_capacity(crops.len());
@@ -195,8 +202,15 @@ pub async fn assign_session(
     .map_err(ApiError::internal)?;
     let mut summary = AssignSummary::default();
     let records: Vec<AutoDecision> = decisions
-        .iter()
-        .map(|d| {
+        .into_iter()
+        .map(|mut d| {
+            // A student a person put in this photo is taken: the machine never adds a second.
+            if let (Some(student), Some(&photo)) = (d.student, photo_of.get(&d.crop))
+                && decided.contains(&(photo, student))
+            {
+                d.student = None;
+                d.reason = Reason::Conflict;
+            }
             summary.count(d.reason);
             AutoDecision {
                 crop_id: d.crop,

@@ -190,6 +190,46 @@ fn a_small_class_is_recognised_in_its_group_photos_and_corrections_survive_rerun
         assert_eq!(crop["assignment_source"], "auto");
     }
 
+    // A student a person put in a photo is taken there: with Kit's face assigned to Rose by hand,
+    // Rose's own face is not given to her a second time (`conflict`). Reset, all is as before.
+    let third = crops(&p, sessions[2]);
+    let face_of = |name: &str| {
+        third
+            .iter()
+            .find(|c| c["student"] == ids[name])
+            .unwrap_or_else(|| panic!("{name}: {third:?}"))["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let (kit_face, rose_face) = (face_of("Kit Harington"), face_of("Rose Leslie"));
+    let reply = p.call(
+        "POST",
+        &format!("/api/attendance/face-crops/{kit_face}/assign/"),
+        Some(&json!({"student_id": ids["Rose Leslie"]})),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = p.call(
+        "POST",
+        &format!("/api/attendance/sessions/{}/assign/", sessions[2]),
+        None,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let rose = p
+        .get(&format!("/api/attendance/face-crops/{rose_face}/"))
+        .json();
+    assert!(rose["student"].is_null(), "{rose}");
+    assert_eq!(rose["decision"]["reason"], "conflict", "{rose}");
+    let reply = p.call(
+        "POST",
+        &format!("/api/attendance/face-crops/{kit_face}/reset/"),
+        None,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        present(&p, sessions[2]),
+        names(&["Kit Harington", "Rose Leslie"])
+    );
+
     // The third person of test_obama_and_biden.jpg is nobody enrolled: until someone says so,
     // the others are "unknown", not "absent".
     let second = crops(&p, sessions[1]);
@@ -497,4 +537,62 @@ fn dlib_johns_cluster_into_their_five_people_with_nobody_enrolled() {
         .find(|c| c["id"] == clusters[1]["id"])
         .expect("the merged cluster survives re-clustering");
     assert_eq!(kept["members"], merged.json()["members"]);
+}
+
+/// Every file under `dir` whose name ends with `suffix`.
+fn files_ending(dir: &Path, suffix: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_ending(&path, suffix));
+        } else if path.to_string_lossy().ends_with(suffix) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_failed_recognition_step_fails_the_job_and_the_session_never_stays_processing() {
+    let Some(shared) =
+        shared("a_failed_recognition_step_fails_the_job_and_the_session_never_stays_processing")
+    else {
+        return;
+    };
+    let folder = shared.join("faces/face_recognition_examples");
+    let p = PoolServer::start_real(
+        &shared.join("models"),
+        &["--workers", "1", "--recognizers", "mobilefacenet-batch"],
+    );
+    let course = p.course("FAIL");
+    let obama = student(&p, course, "Barack Obama");
+    enroll(&p, obama, &folder, &["obama.jpg"]);
+    // The course switches model, so the reference face must be embedded again from its stored
+    // crop — which is gone.
+    let crops = files_ending(&p.data_dir(), ".face.jpg");
+    assert_eq!(crops.len(), 1, "{crops:?}");
+    std::fs::remove_file(&crops[0]).unwrap();
+    let reply = p.call(
+        "PATCH",
+        &format!("/api/attendance/courses/{course}/"),
+        Some(&json!({"embedding_model": "mobilefacenet-batch"})),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let session = p.session_in(course, "W1");
+    upload(&p, session, &folder, &["examples__two_people.jpg"]);
+    let job = p.process(session);
+    assert_eq!(job["status"], "failed", "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("assignment failed"),
+        "{job}"
+    );
+    assert_eq!(job["done"], 1, "{job}");
+    let status = p
+        .get(&format!("/api/attendance/sessions/{session}/"))
+        .json();
+    assert_eq!(status["status"], "failed", "{status}");
 }
