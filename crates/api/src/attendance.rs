@@ -400,14 +400,15 @@ fn csv_response(body: String, file_name: &str) -> Response {
 }
 
 /// Appends one CSV record (RFC 4180 quoting). A cell that a spreadsheet would run as a formula
-/// (`=`, `+`, `-`, `@` first) is prefixed with `'`: names are typed by users.
+/// (`=`, `+`, `-`, `@`, tab or carriage return first) is prefixed with `'`: names are typed by
+/// users.
 pub fn csv_row(out: &mut String, cells: &[&str]) {
     for (i, cell) in cells.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         let guarded;
-        let cell = if cell.starts_with(['=', '+', '-', '@']) {
+        let cell = if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
             guarded = format!("'{cell}");
             guarded.as_str()
         } else {
@@ -431,7 +432,13 @@ mod tests {
     #[test]
     fn csv_cells_are_quoted_and_formulas_defused() {
         let mut out = String::new();
-        csv_row(&mut out, &["1", "a,b", "say \"hi\"", "=SUM(A1)", "-3"]);
-        assert_eq!(out, "1,\"a,b\",\"say \"\"hi\"\"\",'=SUM(A1),'-3\n");
+        csv_row(
+            &mut out,
+            &["1", "a,b", "say \"hi\"", "=SUM(A1)", "-3", "\t=1", "@x"],
+        );
+        assert_eq!(
+            out,
+            "1,\"a,b\",\"say \"\"hi\"\"\",'=SUM(A1),'-3,'\t=1,'@x\n"
+        );
     }
 }

@@ -156,6 +156,7 @@ async fn name_cluster(
     Json(body): Json<NameCluster>,
 ) -> ApiResult<Json<NameClusterResponse>> {
     let cluster = state.store.get_cluster(actor.scope(), id).await?;
+    let created = body.new_student.is_some();
     let student = match (body.student_id, body.new_student) {
         (Some(student), None) => state.store.get_student(actor.scope(), student).await?,
         (None, Some(new)) => {
@@ -178,10 +179,20 @@ async fn name_cluster(
             ));
         }
     };
-    let assigned = state
+    let assigned = match state
         .store
         .name_cluster(actor.scope(), id, student.id)
-        .await?;
+        .await
+    {
+        Ok(assigned) => assigned,
+        Err(e) => {
+            // Enrolled for this cluster only: do not leave a student without faces behind.
+            if created {
+                let _ = state.store.delete_student(actor.scope(), student.id).await;
+            }
+            return Err(e.into());
+        }
+    };
     Ok(Json(NameClusterResponse {
         student: student.into(),
         assigned,

@@ -169,9 +169,14 @@ async fn enroll_one(
     let photo_key = format!("references/{student_id}/{sha256}");
     let crop_key = format!("references/{student_id}/{sha256}.face.jpg");
     state.blobs.put(&photo_key, bytes.to_vec().into()).await?;
-    if let Some(jpeg) = face.crop_jpeg {
-        state.blobs.put(&crop_key, jpeg.into()).await?;
-    }
+    // Recorded only when stored: a key without its blob would fail every later re-embedding.
+    let crop_blob_key = match face.crop_jpeg {
+        Some(jpeg) => {
+            state.blobs.put(&crop_key, jpeg.into()).await?;
+            Some(crop_key.clone())
+        }
+        None => None,
+    };
     let reference = NewReference {
         blob_key: photo_key.clone(),
         sha256,
@@ -183,7 +188,7 @@ async fn enroll_one(
             score: face.score,
             quality_size: face.bbox[2].min(face.bbox[3]),
             quality_blur: face.blur,
-            crop_blob_key: Some(crop_key.clone()),
+            crop_blob_key,
             embedding: face.embedding.map(|v| (model.to_owned(), v)),
         },
     };

@@ -129,9 +129,19 @@ async function download(path, name) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
+/** Every item of a paginated list, page after page. */
 async function all(path) {
   const sep = path.includes("?") ? "&" : "?";
-  return (await api("GET", `${path}${sep}page_size=500`)).results;
+  const items = [];
+  for (let page = 1; ; page++) {
+    const r = await api("GET", `${path}${sep}page_size=500&page=${page}`);
+    items.push(...r.results);
+    if (!r.next) return items;
+  }
+}
+
+function chooseFirst() {
+  return new ApiError({ error_type: "ValidationError", error: "choose a student first" }, 400);
 }
 
 // ---------- routing ----------
@@ -319,7 +329,7 @@ async function clustersSection(course, students) {
       h("div", { class: "grid" }, c.members.slice(0, 8).map((m) => authImg(`/attendance/face-crops/${m}/image/`, { class: "thumb", alt: `Face ${m}` }))),
       h("div", { class: "row" },
         field(`Name group ${i + 1} as`, who),
-        h("button", { onclick: () => guard(async () => { await api("POST", `/attendance/clusters/${c.id}/name/`, { student_id: Number(who.value) }); route(); }) }, "Assign group"),
+        h("button", { onclick: () => guard(async () => { if (!who.value) throw chooseFirst(); await api("POST", `/attendance/clusters/${c.id}/name/`, { student_id: Number(who.value) }); route(); }) }, "Assign group"),
         field(`Or enroll a new student from group ${i + 1}`, newName),
         h("button", { onclick: () => guard(async () => { await api("POST", `/attendance/clusters/${c.id}/name/`, { new_student: { name: newName.value } }); route(); }) }, "Enroll new student")));
   });
@@ -502,7 +512,7 @@ async function showFace(ctx, id, panel) {
       h("p", {}, "Embeddings: ", (crop.embeddings || []).length ? crop.embeddings.map((e) => `${e.model_name} (${e.dimension}-D)`).join(", ") : "none"),
       h("div", { class: "row" },
         field("Assign to", who),
-        h("button", { class: "primary", onclick: () => who.value ? act("POST", `/attendance/face-crops/${id}/assign/`, { student_id: Number(who.value) }) : showError(new ApiError({ error_type: "ValidationError", error: "choose a student first" }, 400)) }, "Assign"),
+        h("button", { class: "primary", onclick: () => who.value ? act("POST", `/attendance/face-crops/${id}/assign/`, { student_id: Number(who.value) }) : showError(chooseFirst()) }, "Assign"),
         h("button", { onclick: () => act("POST", `/attendance/face-crops/${id}/not-a-student/`) }, "Not a student"),
         h("button", { onclick: () => act("POST", `/attendance/face-crops/${id}/reset/`) }, "Back to automatic"),
         h("button", { onclick: () => act("POST", `/attendance/face-crops/${id}/generate-embedding/`, { force_regenerate: true }) }, "Generate Embedding")))));
@@ -544,13 +554,16 @@ async function unknownSection(ctx) {
       }),
       field("Assign selected to", who),
       each("Assign selected", async (ids) => {
-        if (!who.value) throw new ApiError({ error_type: "ValidationError", error: "choose a student first" }, 400);
-        for (const id of ids) await api("POST", `/attendance/face-crops/${id}/assign/`, { student_id: Number(who.value) });
-        route();
+        if (!who.value) throw chooseFirst();
+        // Re-rendered even when one fails part-way, so the page shows what was done.
+        try {
+          for (const id of ids) await api("POST", `/attendance/face-crops/${id}/assign/`, { student_id: Number(who.value) });
+        } finally { route(); }
       }),
       each("Not a student", async (ids) => {
-        for (const id of ids) await api("POST", `/attendance/face-crops/${id}/not-a-student/`);
-        route();
+        try {
+          for (const id of ids) await api("POST", `/attendance/face-crops/${id}/not-a-student/`);
+        } finally { route(); }
       })),
     result);
 }

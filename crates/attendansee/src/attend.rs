@@ -13,8 +13,7 @@ use attendansee_api::csv_row;
 use attendansee_faces::image_io::decode_rgb;
 use attendansee_faces::pipeline::{Pipeline, detect_with_border_retry};
 use attendansee_recognition::{
-    BruteForceIndex, ClusterParams, OneFace, Thresholds, VectorIndex, assign_photo, dbscan,
-    the_one_face,
+    BruteForceIndex, ClusterParams, OneFace, Thresholds, assign_photo, dbscan, the_one_face,
 };
 
 use crate::cli::AttendArgs;
@@ -61,7 +60,7 @@ pub fn run(common: &Common, args: &AttendArgs) -> Result<()> {
         bail!("no photos (JPEG, PNG or WebP) in {}", args.photos.display());
     }
     let mut seen: BTreeMap<i64, Sightings> = BTreeMap::new();
-    let mut unknown = BruteForceIndex::new(gallery.dimension());
+    let mut unknown: Option<BruteForceIndex> = None;
     let mut unknown_where: Vec<String> = Vec::new();
     let mut failed = 0;
     let progress = Progress::new(photos.len());
@@ -90,6 +89,7 @@ pub fn run(common: &Common, args: &AttendArgs) -> Result<()> {
                     s.best = s.best.max(best.similarity);
                 }
                 _ => {
+                    let unknown = unknown.get_or_insert_with(|| BruteForceIndex::new(vector.len()));
                     unknown.push(unknown_where.len() as i64, 0, vector)?;
                     unknown_where.push(name.clone());
                 }
@@ -98,6 +98,7 @@ pub fn run(common: &Common, args: &AttendArgs) -> Result<()> {
     }
     progress.finish();
 
+    let unknown = unknown.unwrap_or_else(|| BruteForceIndex::new(0));
     let groups = dbscan(
         &unknown,
         ClusterParams {
@@ -165,11 +166,8 @@ fn enroll(pipeline: &mut Pipeline, dir: &Path) -> Result<(Vec<Person>, BruteForc
             dir.display()
         );
     }
-    let dimension = pipeline
-        .recognizer
-        .as_ref()
-        .map_or(0, |r| r.spec().dimension.unwrap_or(0));
-    let mut index = BruteForceIndex::new(dimension);
+    // The index takes its dimension from the first face (a user-added model may not declare it).
+    let mut index: Option<BruteForceIndex> = None;
     let mut people = Vec::new();
     for folder in folders {
         let name = file_name(&folder);
@@ -177,6 +175,7 @@ fn enroll(pipeline: &mut Pipeline, dir: &Path) -> Result<(Vec<Person>, BruteForc
         for path in image_paths(std::slice::from_ref(&folder))? {
             match reference_face(pipeline, &path) {
                 Ok(vector) => {
+                    let index = index.get_or_insert_with(|| BruteForceIndex::new(vector.len()));
                     index.push(index.ids().len() as i64, people.len() as i64, &vector)?;
                     references += 1;
                 }
@@ -188,7 +187,7 @@ fn enroll(pipeline: &mut Pipeline, dir: &Path) -> Result<(Vec<Person>, BruteForc
         }
         people.push(Person { name, references });
     }
-    Ok((people, index))
+    Ok((people, index.unwrap_or_else(|| BruteForceIndex::new(0))))
 }
 
 /// The embedding of the one face of an enrollment photo.
