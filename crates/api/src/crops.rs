@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use attendansee_pool::protocol::{Job, Output};
 use attendansee_store::{CropFilter, EmbeddingRecord, FaceCrop};
 
 use crate::AppState;
@@ -443,18 +442,7 @@ async fn embed_crop(
         ))
     })?;
     let bytes = state.blobs.get(key).await?;
-    let (output, _) = state
-        .pool()?
-        .submit(Job::EmbedCrops {
-            crops: vec![bytes.to_vec()],
-            model: model.to_owned(),
-        })
-        .await?;
-    let Output::Embeddings { mut embeddings } = output else {
-        return Err(ApiError::internal(
-            "worker answered an embed job with another kind of output",
-        ));
-    };
+    let mut embeddings = state.embed_crops(vec![bytes.to_vec()], model).await?;
     let vector = embeddings
         .pop()
         .ok_or_else(|| ApiError::internal("worker returned no embedding"))?;

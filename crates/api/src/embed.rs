@@ -6,12 +6,13 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use attendansee_pool::protocol::{Job, Output, Timings};
+use attendansee_pool::protocol::Timings;
 
 use crate::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
 use crate::extract::Json;
+use crate::inference::PhotoFaces;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EmbedResponse {
@@ -109,12 +110,7 @@ async fn embed(
             "a multipart field `image` with the photo is required",
         )
     })?;
-    let pool = state.pool.as_ref().ok_or_else(|| {
-        ApiError::new(
-            ErrorType::ModelNotAvailable,
-            "this server runs no inference workers",
-        )
-    })?;
+    state.pool()?;
     let model = model_name.filter(|m| !m.is_empty()).unwrap_or_else(|| {
         state
             .settings
@@ -132,23 +128,14 @@ async fn embed(
             ),
         ));
     }
-    let job = Job::DetectAndEmbed {
-        image: image.to_vec(),
-        detector: state.settings.detector.clone(),
-        model: model.clone(),
-        return_crops: false,
-    };
-    let (output, timings) = pool.submit(job).await?;
-    let Output::Faces {
+    let PhotoFaces {
         width,
         height,
         faces,
-    } = output
-    else {
-        return Err(ApiError::internal(
-            "worker answered a detect-and-embed job with another kind of output",
-        ));
-    };
+        timings,
+    } = state
+        .detect_and_embed(image.to_vec(), &model, false)
+        .await?;
     let faces = faces
         .into_iter()
         .map(|f| EmbeddedFaceDto {

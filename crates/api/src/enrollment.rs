@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use attendansee_pool::protocol::{DetectedFace, Job, Output};
+use attendansee_pool::protocol::DetectedFace;
 use attendansee_recognition::OneFace;
 use attendansee_store::{NewCrop, NewReference, ReferencePhoto};
 
@@ -17,6 +17,7 @@ use crate::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
 use crate::extract::{Json, Path};
+use crate::inference::PhotoFaces;
 use crate::photos::image_fields;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -145,25 +146,12 @@ async fn enroll_one(
             "unsupported image: the file is empty",
         ));
     }
-    let (output, _) = state
-        .pool()?
-        .submit(Job::DetectAndEmbed {
-            image: bytes.to_vec(),
-            detector: state.settings.detector.clone(),
-            model: model.to_owned(),
-            return_crops: true,
-        })
-        .await?;
-    let Output::Faces {
+    let PhotoFaces {
         width,
         height,
         faces,
-    } = output
-    else {
-        return Err(ApiError::internal(
-            "worker answered a detect-and-embed job with another kind of output",
-        ));
-    };
+        ..
+    } = state.detect_and_embed(bytes.to_vec(), model, true).await?;
     let face = the_one_face(faces)?;
     let sha256 = crate::hex(&Sha256::digest(bytes));
     let photo_key = format!("references/{student_id}/{sha256}");

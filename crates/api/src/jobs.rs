@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use attendansee_pool::protocol::{Job, Output, Timings};
+use attendansee_pool::protocol::Timings;
 use attendansee_store::{JobRecord, JobStatus, NewCrop, Scope, SessionImage, SessionStatus};
 
 use crate::AppState;
@@ -18,6 +18,7 @@ use crate::auth::Actor;
 use crate::crops::crop_blob_key;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
+use crate::inference::PhotoFaces;
 use crate::pagination::{PageParams, PagedResponse};
 use crate::recognition::{AssignSummary, ClusterSummary, assign_session, cluster_course};
 
@@ -295,10 +296,7 @@ async fn process(state: &AppState, job: &JobRecord) -> Result<(), String> {
             }
         }
         done += 1;
-        let errors_json = serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into());
-        let stats_json = serde_json::to_string(&stats).unwrap_or_else(|_| "{}".into());
-        store
-            .job_progress(job.id, done, total, &errors_json, &stats_json)
+        save_progress(store, job.id, (done, total), &errors, &stats)
             .await
             .map_err(|e| e.to_string())?;
     }
@@ -310,11 +308,7 @@ async fn process(state: &AppState, job: &JobRecord) -> Result<(), String> {
     } else {
         recognise(state, payload.session, &mut stats).await
     };
-    let errors_json = serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into());
-    let stats_json = serde_json::to_string(&stats).unwrap_or_else(|_| "{}".into());
-    let _ = store
-        .job_progress(job.id, done, total, &errors_json, &stats_json)
-        .await;
+    let _ = save_progress(store, job.id, (done, total), &errors, &stats).await;
     let status = match (cancelled, errors.is_empty() && recognition.is_ok()) {
         (true, _) => SessionStatus::Open,
         (false, true) => SessionStatus::Processed,
@@ -322,6 +316,21 @@ async fn process(state: &AppState, job: &JobRecord) -> Result<(), String> {
     };
     let _ = store.set_session_status(payload.session, status).await;
     recognition
+}
+
+/// Records a job's progress, its per-photo errors and its stats.
+async fn save_progress(
+    store: &attendansee_store::Store,
+    job: i64,
+    (done, total): (i64, i64),
+    errors: &[JobItemError],
+    stats: &JobStats,
+) -> Result<(), attendansee_store::StoreError> {
+    let errors_json = serde_json::to_string(errors).unwrap_or_else(|_| "[]".into());
+    let stats_json = serde_json::to_string(stats).unwrap_or_else(|_| "{}".into());
+    store
+        .job_progress(job, done, total, &errors_json, &stats_json)
+        .await
 }
 
 /// Assigns the session's faces and clusters the course's unknown ones, recording both in `stats`.
@@ -356,18 +365,8 @@ async fn process_image(
     model: &str,
 ) -> ApiResult<(usize, Timings)> {
     let bytes = state.blobs.get(&image.blob_key).await?;
-    let job = Job::DetectAndEmbed {
-        image: bytes.to_vec(),
-        detector: state.settings.detector.clone(),
-        model: model.to_owned(),
-        return_crops: true,
-    };
-    let (output, timings) = state.pool()?.submit(job).await?;
-    let Output::Faces { faces, .. } = output else {
-        return Err(ApiError::internal(
-            "worker answered a detect-and-embed job with another kind of output",
-        ));
-    };
+    let PhotoFaces { faces, timings, .. } =
+        state.detect_and_embed(bytes.to_vec(), model, true).await?;
     let mut crops = Vec::with_capacity(faces.len());
     for (index, face) in faces.into_iter().enumerate() {
         let key = match face.crop_jpeg {

@@ -13,6 +13,7 @@ mod embed;
 mod enrollment;
 pub mod error;
 mod extract;
+mod inference;
 pub mod jobs;
 pub mod metrics;
 mod pagination;

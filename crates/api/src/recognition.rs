@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use attendansee_pool::protocol::{Job, Output};
 use attendansee_recognition::{
     BruteForceIndex, ClusterParams, Decision, Reason, Thresholds, VectorIndex, assign_photo,
     dbscan, incremental,
@@ -133,18 +132,7 @@ pub async fn embed_missing(
         for crop in chunk {
             crops.push(state.blobs.get(&crop.crop_blob_key).await?.to_vec());
         }
-        let (output, _) = state
-            .pool()?
-            .submit(Job::EmbedCrops {
-                crops,
-                model: model.to_owned(),
-            })
-            .await?;
-        let Output::Embeddings { embeddings } = output else {
-            return Err(ApiError::internal(
-                "worker answered an embed job with another kind of output",
-            ));
-        };
+        let embeddings = state.embed_crops(crops, model).await?;
         for (crop, vector) in chunk.iter().zip(embeddings) {
             state
                 .store
