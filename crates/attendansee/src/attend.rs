@@ -18,7 +18,7 @@ use attendansee_recognition::{
 
 use crate::cli::AttendArgs;
 use crate::config::Common;
-use crate::faces::{Progress, image_paths, load_pipeline};
+use crate::faces::{Progress, image_paths, load_pipeline, model_matching};
 
 /// A person as enrolled from their folder.
 struct Person {
@@ -36,12 +36,10 @@ struct Sightings {
 pub fn run(common: &Common, args: &AttendArgs) -> Result<()> {
     let mut pipeline = load_pipeline(common, &args.detector, Some(&args.model))?;
     let spec = common.models().spec(&args.model)?.clone();
+    let matching = model_matching(&spec);
     let thresholds = Thresholds {
-        similarity: args
-            .threshold
-            .or(spec.match_threshold)
-            .unwrap_or(DEFAULT_THRESHOLD),
-        margin: args.margin.or(spec.match_margin).unwrap_or(DEFAULT_MARGIN),
+        similarity: args.threshold.unwrap_or(matching.threshold),
+        margin: args.margin.unwrap_or(matching.margin),
     };
 
     let (people, gallery) = enroll(&mut pipeline, &args.enroll)?;
@@ -145,10 +143,6 @@ pub fn run(common: &Common, args: &AttendArgs) -> Result<()> {
     }
     Ok(())
 }
-
-/// Used when the catalog entry carries no calibration (a user-added model).
-const DEFAULT_THRESHOLD: f32 = 0.5;
-const DEFAULT_MARGIN: f32 = 0.05;
 
 /// One person per sub-folder (its name is the person's); each photo's one face is a reference,
 /// labelled with the person's index. Photos with no face or with several faces of similar size

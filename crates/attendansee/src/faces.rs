@@ -3,11 +3,23 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
+use attendansee_api::recognition::Matching;
 use attendansee_faces::image_io::DEFAULT_MAX_PIXELS;
 use attendansee_faces::pipeline::Pipeline;
-use attendansee_faces::{Detector, FaceError, Recognizer, Runtime};
+use attendansee_faces::{Detector, FaceError, ModelSpec, Recognizer, Runtime};
 
 use crate::config::Common;
+
+/// How a recognizer's faces are matched, from its catalog entry; what the entry leaves out comes
+/// from [`Matching::FALLBACK`]. The server and `attend` both use it.
+pub fn model_matching(spec: &ModelSpec) -> Matching {
+    let fallback = Matching::FALLBACK;
+    Matching {
+        threshold: spec.match_threshold.unwrap_or(fallback.threshold),
+        margin: spec.match_margin.unwrap_or(fallback.margin),
+        suggest: spec.suggest_threshold.unwrap_or(fallback.suggest),
+    }
+}
 
 const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
 

@@ -7,12 +7,12 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use attendansee_api::recognition::Matching;
 use attendansee_api::{AppState, Settings, router};
 use attendansee_pool::{Pool, PoolConfig};
 use attendansee_store::{BlobStore, DataDirLock, Store};
 
 use crate::config::{Common, ServeConfig};
+use crate::faces::model_matching;
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -40,18 +40,9 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
         matching: common
             .catalog
             .iter()
-            .filter_map(|spec| {
-                let threshold = spec.match_threshold?;
-                let fallback = Matching::FALLBACK;
-                Some((
-                    spec.name.clone(),
-                    Matching {
-                        threshold,
-                        margin: spec.match_margin.unwrap_or(fallback.margin),
-                        suggest: spec.suggest_threshold.unwrap_or(fallback.suggest),
-                    },
-                ))
-            })
+            // Only calibrated models get an entry; the others fall back as a whole.
+            .filter(|spec| spec.match_threshold.is_some())
+            .map(|spec| (spec.name.clone(), model_matching(spec)))
             .collect(),
         ..Settings::default()
     };
