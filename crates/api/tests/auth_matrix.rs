@@ -69,8 +69,8 @@ fn face(vector: [f32; 2]) -> NewCrop {
     }
 }
 
-/// A processed photo of the session with these faces; returns their crop ids.
-async fn photo_with_faces(t: &TestApp, session: i64, faces: &[NewCrop]) -> Vec<i64> {
+/// A processed photo of the session with these faces; returns its id and their crop ids.
+async fn photo_with_faces(t: &TestApp, session: i64, faces: &[NewCrop]) -> (i64, Vec<i64>) {
     let sha256 = attendansee_store::credentials::hex(&rand_bytes());
     let new_image = NewImage {
         blob_key: "images/t".into(),
@@ -87,7 +87,8 @@ async fn photo_with_faces(t: &TestApp, session: i64, faces: &[NewCrop]) -> Vec<i
     else {
         panic!("fresh photo")
     };
-    t.store.record_image_faces(image.id, faces).await.unwrap()
+    let crops = t.store.record_image_faces(image.id, faces).await.unwrap();
+    (image.id, crops)
 }
 
 fn rand_bytes() -> [u8; 32] {
@@ -121,7 +122,7 @@ async fn reference_of(t: &TestApp, student: i64, vector: [f32; 2]) -> i64 {
 
 /// Two single-face clusters of unknown faces; returns their ids.
 async fn two_clusters(t: &TestApp, course: i64, session: i64) -> (i64, i64) {
-    let faces = photo_with_faces(t, session, &[face(STRANGER), face(STRANGER)]).await;
+    let (_, faces) = photo_with_faces(t, session, &[face(STRANGER), face(STRANGER)]).await;
     let ids = t
         .store
         .add_to_clusters(
@@ -189,34 +190,16 @@ async fn world() -> World {
         .await;
     // A processed photo with one face (crop image and embedding), and a queued job: made through
     // the store, since this socket-free app has no workers.
-    let new_image = NewImage {
-        blob_key: "images/t".into(),
-        sha256: "ab".repeat(32),
-        original_name: None,
-        width: 8,
-        height: 8,
-    };
     t.blobs
         .put("images/t", Bytes::from_static(b"\x89PNG fake"))
         .await
         .unwrap();
-    let ImageInsert::Stored(image) = t
-        .store
-        .add_session_image(Scope::All, session, &new_image)
-        .await
-        .unwrap()
-    else {
-        panic!("fresh photo")
-    };
     t.blobs
         .put("crops/t.jpg", Bytes::from_static(b"\xff\xd8\xff fake"))
         .await
         .unwrap();
-    let crop = t
-        .store
-        .record_image_faces(image.id, &[face([0.6, 0.8])])
-        .await
-        .unwrap()[0];
+    let (image, crops) = photo_with_faces(&t, session, &[face([0.6, 0.8])]).await;
+    let crop = crops[0];
     // The student's reference face matches `crop`; a locked cluster of two strangers survives
     // re-clustering and re-assignment.
     let reference = reference_of(&t, student, [0.6, 0.8]).await;
@@ -235,7 +218,7 @@ async fn world() -> World {
     World {
         reference,
         cluster,
-        image: image.id,
+        image,
         crop,
         job: job.id,
         t,
