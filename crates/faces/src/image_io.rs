@@ -69,7 +69,31 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, ImageError>
     let mut image =
         DynamicImage::from_decoder(decoder).map_err(|e| ImageError::Corrupt(e.to_string()))?;
     image.apply_orientation(orientation);
-    Ok(image.into_rgb8())
+    Ok(into_rgb8(image))
+}
+
+/// `image.into_rgb8()`, with the common 8-bit layouts expanded byte by byte: the generic
+/// conversion took 41 ms for a 6.5-megapixel greyscale photo, longer than decoding it.
+fn into_rgb8(image: DynamicImage) -> RgbImage {
+    let (width, height) = (image.width(), image.height());
+    let expand = |channels: usize, raw: &[u8]| -> Option<RgbImage> {
+        let mut rgb = vec![0u8; raw.len() / channels * 3];
+        for (to, from) in rgb.chunks_exact_mut(3).zip(raw.chunks_exact(channels)) {
+            match channels {
+                1 | 2 => to.fill(from[0]),
+                _ => to.copy_from_slice(&from[..3]),
+            }
+        }
+        RgbImage::from_raw(width, height, rgb)
+    };
+    let fast = match &image {
+        DynamicImage::ImageRgb8(_) => None,
+        DynamicImage::ImageLuma8(i) => expand(1, i.as_raw()),
+        DynamicImage::ImageLumaA8(i) => expand(2, i.as_raw()),
+        DynamicImage::ImageRgba8(i) => expand(4, i.as_raw()),
+        _ => None,
+    };
+    fast.unwrap_or_else(|| image.into_rgb8())
 }
 
 /// Whether a JPEG has an end-of-image marker after its first scan. Segments before the scan are
@@ -145,6 +169,28 @@ mod tests {
             )
             .unwrap();
             assert_eq!(rgb.dimensions(), (40, 30), "{format:?}");
+        }
+    }
+
+    #[test]
+    fn the_fast_8_bit_conversions_agree_with_the_generic_one() {
+        let rgba = image::RgbaImage::from_fn(7, 5, |x, y| {
+            image::Rgba([
+                (x * 30) as u8,
+                (y * 40) as u8,
+                (x * y) as u8,
+                (x + y * 7) as u8,
+            ])
+        });
+        for image in [
+            DynamicImage::ImageRgba8(rgba.clone()),
+            DynamicImage::ImageRgba8(rgba.clone()).into_luma8().into(),
+            DynamicImage::ImageRgba8(rgba.clone())
+                .into_luma_alpha8()
+                .into(),
+            DynamicImage::ImageRgba8(rgba).into_rgb8().into(),
+        ] {
+            assert_eq!(into_rgb8(image.clone()), image.into_rgb8());
         }
     }
 
