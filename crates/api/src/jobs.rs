@@ -246,18 +246,36 @@ impl JobStats {
     }
 }
 
-/// Processes every photo of the session still to do, as many at once as there are workers; a
-/// photo that fails is recorded with its error and the others go on.
+/// How many photos a processing job keeps in the pool at once: one per worker, plus one waiting
+/// in the queue for each worker (if the queue has room), so that a worker finishing a photo
+/// starts the next one at once instead of idling while the server stores the last one's faces.
+fn photos_in_flight(workers: usize, queue_capacity: usize) -> usize {
+    let workers = workers.max(1);
+    workers + workers.min(queue_capacity / 2)
+}
+
+/// The order to process photos in: largest first. Photos take time roughly in proportion to
+/// their pixels, and a big one started last would leave the other workers idle at the end.
+fn largest_first(images: &mut [SessionImage]) {
+    images.sort_by_key(|i| (std::cmp::Reverse(i.width.saturating_mul(i.height)), i.id));
+}
+
+/// Processes every photo of the session still to do, keeping every worker busy; a photo that
+/// fails is recorded with its error and the others go on.
 async fn process(state: &AppState, job: &JobRecord) -> Result<(), String> {
     let payload: ProcessPayload =
         serde_json::from_str(&job.payload).map_err(|e| format!("bad payload: {e}"))?;
     let store = &state.store;
-    let images = store
+    let mut images = store
         .unprocessed_images(payload.session)
         .await
         .map_err(|e| e.to_string())?;
+    largest_first(&mut images);
     let total = images.len() as i64;
-    let parallel = state.pool.as_ref().map_or(1, |p| p.status().workers.max(1));
+    let parallel = state.pool.as_ref().map_or(1, |p| {
+        let status = p.status();
+        photos_in_flight(status.workers, status.queue_capacity)
+    });
     let _ = store
         .set_session_status(payload.session, SessionStatus::Processing)
         .await;
@@ -390,4 +408,46 @@ async fn process_image(
     let count = crops.len();
     state.store.record_image_faces(image.id, &crops).await?;
     Ok((count, timings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attendansee_store::ImageStatus;
+
+    fn image(id: i64, width: i64, height: i64) -> SessionImage {
+        SessionImage {
+            id,
+            session_id: 1,
+            blob_key: String::new(),
+            sha256: String::new(),
+            original_name: None,
+            width,
+            height,
+            status: ImageStatus::Pending,
+            error: None,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn photos_are_processed_largest_first_and_in_upload_order_among_equals() {
+        let mut images = vec![
+            image(1, 640, 480),
+            image(2, 3000, 2171),
+            image(3, 480, 640),
+            image(4, 1024, 1305),
+        ];
+        largest_first(&mut images);
+        let order: Vec<i64> = images.iter().map(|i| i.id).collect();
+        assert_eq!(order, [2, 4, 1, 3]);
+    }
+
+    #[test]
+    fn each_worker_gets_one_photo_waiting_when_the_queue_has_room() {
+        assert_eq!(photos_in_flight(2, 32), 4);
+        assert_eq!(photos_in_flight(4, 4), 6);
+        assert_eq!(photos_in_flight(2, 1), 2);
+        assert_eq!(photos_in_flight(0, 0), 1);
+    }
 }

@@ -77,6 +77,8 @@ pub struct PoolStatus {
     pub workers: usize,
     pub alive: i64,
     pub queue_depth: usize,
+    /// How many jobs the queue holds before `Overloaded`.
+    pub queue_capacity: usize,
     pub in_flight: i64,
     pub models: Vec<LoadedModel>,
     pub unavailable: Vec<UnavailableModel>,
@@ -154,6 +156,7 @@ impl Pool {
             workers: self.shared.config.workers.max(1),
             alive: m.alive.load(Ordering::Relaxed),
             queue_depth: self.shared.queue_rx.len() + self.shared.retry_rx.len(),
+            queue_capacity: self.shared.config.queue,
             in_flight: m.in_flight.load(Ordering::Relaxed),
             models,
             unavailable,
