@@ -64,3 +64,25 @@ impl AppState {
         Ok(embeddings)
     }
 }
+
+/// How many jobs one piece of batch work (a processing job's photos, an upload's files) keeps in
+/// the pool at once: one per worker, plus one waiting in the queue for each worker if the queue
+/// has room, so that a worker that finishes starts the next job at once instead of idling while
+/// the server stores the last answer. Never more than half the queue, leaving room for others.
+pub fn jobs_in_flight(workers: usize, queue_capacity: usize) -> usize {
+    let workers = workers.max(1);
+    workers + workers.min(queue_capacity / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_worker_gets_one_job_waiting_when_the_queue_has_room() {
+        assert_eq!(jobs_in_flight(2, 32), 4);
+        assert_eq!(jobs_in_flight(4, 4), 6);
+        assert_eq!(jobs_in_flight(2, 1), 2);
+        assert_eq!(jobs_in_flight(0, 0), 1);
+    }
+}

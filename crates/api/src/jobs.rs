@@ -246,14 +246,6 @@ impl JobStats {
     }
 }
 
-/// How many photos a processing job keeps in the pool at once: one per worker, plus one waiting
-/// in the queue for each worker (if the queue has room), so that a worker finishing a photo
-/// starts the next one at once instead of idling while the server stores the last one's faces.
-fn photos_in_flight(workers: usize, queue_capacity: usize) -> usize {
-    let workers = workers.max(1);
-    workers + workers.min(queue_capacity / 2)
-}
-
 /// The order to process photos in: largest first. Photos take time roughly in proportion to
 /// their pixels, and a big one started last would leave the other workers idle at the end.
 fn largest_first(images: &mut [SessionImage]) {
@@ -274,7 +266,7 @@ async fn process(state: &AppState, job: &JobRecord) -> Result<(), String> {
     let total = images.len() as i64;
     let parallel = state.pool.as_ref().map_or(1, |p| {
         let status = p.status();
-        photos_in_flight(status.workers, status.queue_capacity)
+        crate::inference::jobs_in_flight(status.workers, status.queue_capacity)
     });
     let _ = store
         .set_session_status(payload.session, SessionStatus::Processing)
@@ -441,13 +433,5 @@ mod tests {
         largest_first(&mut images);
         let order: Vec<i64> = images.iter().map(|i| i.id).collect();
         assert_eq!(order, [2, 4, 1, 3]);
-    }
-
-    #[test]
-    fn each_worker_gets_one_photo_waiting_when_the_queue_has_room() {
-        assert_eq!(photos_in_flight(2, 32), 4);
-        assert_eq!(photos_in_flight(4, 4), 6);
-        assert_eq!(photos_in_flight(2, 1), 2);
-        assert_eq!(photos_in_flight(0, 0), 1);
     }
 }

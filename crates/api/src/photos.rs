@@ -116,20 +116,8 @@ async fn upload_images(
     mut form: Multipart,
 ) -> ApiResult<Json<UploadResponse>> {
     state.store.get_session(actor.scope(), session_id).await?;
-    let mut results = Vec::new();
-    for (file, bytes) in image_fields(&mut form).await? {
-        let result = match store_one(&state, &actor, session_id, file.clone(), &bytes).await {
-            Ok(result) => result,
-            Err(e) => UploadResult {
-                file,
-                status: "error",
-                image: None,
-                error_type: Some(e.error_type),
-                error: Some(e.message),
-            },
-        };
-        results.push(result);
-    }
+    let files = image_fields(&mut form).await?;
+    let results = store_all(&state, &actor, session_id, files).await;
     let count = |status: &str| results.iter().filter(|r| r.status == status).count();
     Ok(Json(UploadResponse {
         stored: count("stored"),
@@ -165,22 +153,93 @@ pub async fn image_fields(
     Ok(files)
 }
 
+/// Stores every file, as many at once as the workers can validate, and answers in the files'
+/// order. A file identical to an earlier one of the same upload is only looked at once that one
+/// is done, so that the first is the one "stored" and the others are its duplicates.
+async fn store_all(
+    state: &AppState,
+    actor: &Actor,
+    session_id: i64,
+    files: Vec<(Option<String>, axum::body::Bytes)>,
+) -> Vec<UploadResult> {
+    let parallel = state.pool.as_ref().map_or(1, |p| {
+        let status = p.status();
+        crate::inference::jobs_in_flight(status.workers, status.queue_capacity)
+    });
+    let digests: Vec<String> = files
+        .iter()
+        .map(|(_, bytes)| crate::hex(&Sha256::digest(bytes)))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let first_of_its_kind: Vec<bool> = digests.iter().map(|d| seen.insert(d)).collect();
+    let mut results: Vec<Option<UploadResult>> = files.iter().map(|_| None).collect();
+    for first_pass in [true, false] {
+        let mut pending = files
+            .iter()
+            .zip(digests.iter())
+            .enumerate()
+            .filter(|(i, _)| first_of_its_kind[*i] == first_pass);
+        let mut running = tokio::task::JoinSet::new();
+        loop {
+            while running.len() < parallel {
+                let Some((i, ((file, bytes), sha256))) = pending.next() else {
+                    break;
+                };
+                let (state, actor) = (state.clone(), actor.clone());
+                let (file, bytes, sha256) = (file.clone(), bytes.clone(), sha256.clone());
+                running.spawn(async move {
+                    let stored = store_one(&state, &actor, session_id, &file, &bytes, sha256).await;
+                    (i, file, stored)
+                });
+            }
+            let Some(finished) = running.join_next().await else {
+                break;
+            };
+            // A task that panicked leaves its file's slot empty; it is reported below.
+            let Ok((i, file, stored)) = finished else {
+                continue;
+            };
+            results[i] = Some(stored.unwrap_or_else(|e| UploadResult {
+                file,
+                status: "error",
+                image: None,
+                error_type: Some(e.error_type),
+                error: Some(e.message),
+            }));
+        }
+    }
+    files
+        .into_iter()
+        .zip(results)
+        .map(|((file, _), result)| {
+            result.unwrap_or(UploadResult {
+                file,
+                status: "error",
+                image: None,
+                error_type: Some(ErrorType::Internal),
+                error: Some("the upload of this file failed unexpectedly".into()),
+            })
+        })
+        .collect()
+}
+
 /// Validates one file in a worker, stores its bytes, then records it; nothing is recorded
 /// without its bytes, and bytes whose record fails are removed again.
 async fn store_one(
     state: &AppState,
     actor: &Actor,
     session_id: i64,
-    file: Option<String>,
+    file: &Option<String>,
     bytes: &[u8],
+    sha256: String,
 ) -> ApiResult<UploadResult> {
+    let file = file.clone();
     if bytes.is_empty() {
         return Err(ApiError::new(
             ErrorType::UnsupportedImage,
             "unsupported image: the file is empty",
         ));
     }
-    let sha256 = crate::hex(&Sha256::digest(bytes));
     if let Some(existing) = state.store.find_session_image(session_id, &sha256).await? {
         return Ok(UploadResult {
             file,

@@ -324,6 +324,7 @@ fn session_benchmark(addr: &str, token: &str, faces_dir: &std::path::Path) -> Re
     )?["id"]
         .as_i64()
         .context("session id")?;
+    let upload_started = Instant::now();
     for chunk in SESSION_PHOTOS.chunks(5) {
         let boundary = "bench-session";
         let mut body = Vec::new();
@@ -351,6 +352,11 @@ fn session_benchmark(addr: &str, token: &str, faces_dir: &std::path::Path) -> Re
             bail!("photo upload answered {status}");
         }
     }
+    println!(
+        "  upload of the session's {} photos, 5 per request, each validated by a worker: {:.1} photos/s",
+        SESSION_PHOTOS.len(),
+        rate(SESSION_PHOTOS.len(), upload_started.elapsed())
+    );
     let started = json_call(
         &format!("POST /api/attendance/sessions/{session}/process/ HTTP/1.1"),
         "",
