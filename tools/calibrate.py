@@ -64,7 +64,7 @@ def main():
     parser.add_argument("root", nargs="?", default="../shared/faces")
     args = parser.parse_args()
 
-    genuine, impostor, faces, missed = [], [], 0, []
+    genuine, impostor, faces, missed, folders = [], [], 0, [], []
     for name in sorted(os.listdir(args.root)):
         folder = os.path.join(args.root, name)
         if not os.path.isfile(os.path.join(folder, "labels.csv")):
@@ -73,6 +73,7 @@ def main():
         vectors = embed(args.binary, args.model, args.model_dir, [p for p, _ in files])
         found = [(vectors[p], who) for p, who in files if p in vectors]
         missed += [p for p, _ in files if p not in vectors]
+        folders.append(found)
         faces += len(found)
         for i in range(len(found)):
             for j in range(i + 1, len(found)):
@@ -100,6 +101,45 @@ def main():
     suggest = float(np.ceil(pct(impostor, 99) / 0.05) * 0.05)
     frr = float((genuine < threshold).mean())
     print(f"chosen: threshold {threshold:.2f} (false rejects here {frr:.2%}), suggestions from {suggest:.2f}")
+    open_set(folders, threshold)
+
+
+def open_set(folders, threshold, margin=0.05):
+    """Would a rule that accepts lower similarities when the runner-up is far behind be safe?
+
+    Each face is a query against the other faces of its folder, grouped by identity (a student's
+    score is the best over their faces, as the server does): once with its own identity enrolled
+    (a genuine query: is the best the right one?) and once without it (a stranger: anything
+    accepted is a false accept)."""
+    genuine, strangers = [], []
+    for found in folders:
+        if len({who for _, who in found}) < 3:
+            continue  # a best and a runner-up are needed even without the query's identity
+        for q, (vector, who) in enumerate(found):
+            def ranked(without):
+                best = {}
+                for i, (other, name) in enumerate(found):
+                    if i != q and name != without:
+                        best[name] = max(best.get(name, -1.0), float(vector @ other))
+                return sorted(((s, name) for name, s in best.items()), reverse=True)
+            with_own = ranked(None)
+            if any(name == who for _, name in with_own):
+                genuine.append((with_own[0][0], with_own[0][0] - with_own[1][0], with_own[0][1] == who))
+            without = ranked(who)
+            strangers.append((without[0][0], without[0][0] - without[1][0]))
+    genuine, strangers = np.array(genuine), np.array(strangers)
+    print(f"open set: {len(genuine)} genuine queries (best match right: {genuine[:, 2].mean():.1%}), "
+          f"{len(strangers)} stranger queries (highest best {strangers[:, 0].max():.3f}, "
+          f"largest lead over the runner-up {strangers[:, 1].max():.3f})")
+    policy = (genuine[:, 0] >= threshold) & (genuine[:, 1] >= margin)
+    print(f"  policy (best >= {threshold:.2f}, lead >= {margin:.2f}): genuine accepted "
+          f"{policy.mean():.1%}, strangers accepted {((strangers[:, 0] >= threshold) & (strangers[:, 1] >= margin)).sum()}")
+    for low, lead in [(0.25, 0.15), (0.30, 0.20), (0.40, 0.25)]:
+        also = policy | ((genuine[:, 0] >= low) & (genuine[:, 1] >= lead))
+        wrong = (((strangers[:, 0] >= threshold) & (strangers[:, 1] >= margin))
+                 | ((strangers[:, 0] >= low) & (strangers[:, 1] >= lead))).sum()
+        print(f"  ... or best >= {low:.2f} with a lead >= {lead:.2f}: genuine accepted {also.mean():.1%}, "
+              f"strangers accepted {wrong} of {len(strangers)}")
 
 if __name__ == "__main__":
     sys.exit(main())
