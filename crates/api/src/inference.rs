@@ -1,6 +1,6 @@
 //! The server's two inference calls as typed answers: the worker job, and the check that the
 //! worker answered with the kind of output asked for — written once for the routes and the job
-//! runner that need them.
+//! runner that need them; and how many jobs batch work keeps in the pool at once.
 
 use attendansee_pool::protocol::{DetectedFace, Job, Output, Timings};
 
@@ -63,13 +63,21 @@ impl AppState {
         };
         Ok(embeddings)
     }
+
+    /// How many jobs one piece of batch work (a processing job's photos, an upload's files)
+    /// keeps in the pool at once; 1 without a pool. The rule is the free function below.
+    pub fn jobs_in_flight(&self) -> usize {
+        self.pool.as_ref().map_or(1, |pool| {
+            let status = pool.status();
+            jobs_in_flight(status.workers, status.queue_capacity)
+        })
+    }
 }
 
-/// How many jobs one piece of batch work (a processing job's photos, an upload's files) keeps in
-/// the pool at once: one per worker, plus one waiting in the queue for each worker if the queue
-/// has room, so that a worker that finishes starts the next job at once instead of idling while
-/// the server stores the last answer. Never more than half the queue, leaving room for others.
-pub fn jobs_in_flight(workers: usize, queue_capacity: usize) -> usize {
+/// One job per worker, plus one waiting in the queue for each worker if the queue has room, so
+/// that a worker that finishes starts the next job at once instead of idling while the server
+/// stores the last answer. Never more than half the queue, leaving room for others.
+fn jobs_in_flight(workers: usize, queue_capacity: usize) -> usize {
     let workers = workers.max(1);
     workers + workers.min(queue_capacity / 2)
 }

@@ -264,10 +264,7 @@ async fn process(state: &AppState, job: &JobRecord) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     largest_first(&mut images);
     let total = images.len() as i64;
-    let parallel = state.pool.as_ref().map_or(1, |p| {
-        let status = p.status();
-        crate::inference::jobs_in_flight(status.workers, status.queue_capacity)
-    });
+    let parallel = state.jobs_in_flight();
     let _ = store
         .set_session_status(payload.session, SessionStatus::Processing)
         .await;

@@ -162,10 +162,7 @@ async fn store_all(
     session_id: i64,
     files: Vec<(Option<String>, axum::body::Bytes)>,
 ) -> Vec<UploadResult> {
-    let parallel = state.pool.as_ref().map_or(1, |p| {
-        let status = p.status();
-        crate::inference::jobs_in_flight(status.workers, status.queue_capacity)
-    });
+    let parallel = state.jobs_in_flight();
     let digests: Vec<String> = files
         .iter()
         .map(|(_, bytes)| crate::hex(&Sha256::digest(bytes)))
@@ -188,39 +185,48 @@ async fn store_all(
                 let (state, actor) = (state.clone(), actor.clone());
                 let (file, bytes, sha256) = (file.clone(), bytes.clone(), sha256.clone());
                 running.spawn(async move {
-                    let stored = store_one(&state, &actor, session_id, &file, &bytes, sha256).await;
-                    (i, file, stored)
+                    let stored =
+                        store_one(&state, &actor, session_id, file.clone(), &bytes, sha256)
+                            .await
+                            .unwrap_or_else(|e| UploadResult::failed(file, e));
+                    (i, stored)
                 });
             }
             let Some(finished) = running.join_next().await else {
                 break;
             };
             // A task that panicked leaves its file's slot empty; it is reported below.
-            let Ok((i, file, stored)) = finished else {
-                continue;
-            };
-            results[i] = Some(stored.unwrap_or_else(|e| UploadResult {
-                file,
-                status: "error",
-                image: None,
-                error_type: Some(e.error_type),
-                error: Some(e.message),
-            }));
+            if let Ok((i, stored)) = finished {
+                results[i] = Some(stored);
+            }
         }
     }
     files
         .into_iter()
         .zip(results)
         .map(|((file, _), result)| {
-            result.unwrap_or(UploadResult {
-                file,
-                status: "error",
-                image: None,
-                error_type: Some(ErrorType::Internal),
-                error: Some("the upload of this file failed unexpectedly".into()),
+            result.unwrap_or_else(|| {
+                let e = ApiError::new(
+                    ErrorType::Internal,
+                    "the upload of this file failed unexpectedly",
+                );
+                UploadResult::failed(file, e)
             })
         })
         .collect()
+}
+
+impl UploadResult {
+    /// A file's result when it could not be stored.
+    fn failed(file: Option<String>, e: ApiError) -> Self {
+        Self {
+            file,
+            status: "error",
+            image: None,
+            error_type: Some(e.error_type),
+            error: Some(e.message),
+        }
+    }
 }
 
 /// Validates one file in a worker, stores its bytes, then records it; nothing is recorded
@@ -229,11 +235,10 @@ async fn store_one(
     state: &AppState,
     actor: &Actor,
     session_id: i64,
-    file: &Option<String>,
+    file: Option<String>,
     bytes: &[u8],
     sha256: String,
 ) -> ApiResult<UploadResult> {
-    let file = file.clone();
     if bytes.is_empty() {
         return Err(ApiError::new(
             ErrorType::UnsupportedImage,

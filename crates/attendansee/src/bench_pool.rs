@@ -60,7 +60,6 @@ pub fn run(
         all.shutdown(Duration::from_secs(5)).await;
         anyhow::Ok(spent.map(|d| rate(ROUNDS * bytes.len(), d)))
     })?;
-    let pool_all = (cores, pool_all);
 
     let start = Instant::now();
     for crop in &bytes {
@@ -72,7 +71,7 @@ pub fn run(
     println!("  pool, 1 worker:                               {pool_one:8.1} embeddings/s");
     println!(
         "  pool, {} workers:                              {:8.1} embeddings/s",
-        pool_all.0, pool_all.1
+        cores, pool_all
     );
     println!(
         "  old design, a fresh process per embedding:    {old_design:8.2} embeddings/s ({:.0} ms each)",

@@ -134,36 +134,33 @@ pub fn warp_affine(src: &RgbImage, m: &Affine, width: u32, height: u32) -> RgbIm
         (x >= 0 && y >= 0 && x < sw && y < sh).then(|| (y * sw + x) as usize * 3)
     };
     let sample = |i: Option<usize>, c: usize| -> f32 { i.map_or(0.0, |i| f32::from(raw[i + c])) };
-    let mut out = Vec::with_capacity(width as usize * height as usize * 3);
-    for y in 0..height {
-        for x in 0..width {
-            let [sx, sy] = inv.apply([x as f32, y as f32]);
-            if !(sx.is_finite() && sy.is_finite())
-                || sx < -1.0
-                || sy < -1.0
-                || sx > sw as f32
-                || sy > sh as f32
-            {
-                out.extend_from_slice(&[0, 0, 0]);
-                continue;
-            }
-            let (x0, y0) = (sx.floor() as i64, sy.floor() as i64);
-            let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
-            // The four neighbours are looked up once per pixel rather than once per channel.
-            let (p00, p01, p10, p11) = (
-                at(x0, y0),
-                at(x0 + 1, y0),
-                at(x0, y0 + 1),
-                at(x0 + 1, y0 + 1),
-            );
-            for c in 0..3 {
-                let top = sample(p00, c) * (1.0 - fx) + sample(p01, c) * fx;
-                let bottom = sample(p10, c) * (1.0 - fx) + sample(p11, c) * fx;
-                out.push(to_byte(top * (1.0 - fy) + bottom * fy));
-            }
+    let mut out = RgbImage::new(width, height);
+    for (x, y, px) in out.enumerate_pixels_mut() {
+        let [sx, sy] = inv.apply([x as f32, y as f32]);
+        if !(sx.is_finite() && sy.is_finite())
+            || sx < -1.0
+            || sy < -1.0
+            || sx > sw as f32
+            || sy > sh as f32
+        {
+            continue; // stays black
+        }
+        let (x0, y0) = (sx.floor() as i64, sy.floor() as i64);
+        let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
+        // The four neighbours are looked up once per pixel rather than once per channel.
+        let (p00, p01, p10, p11) = (
+            at(x0, y0),
+            at(x0 + 1, y0),
+            at(x0, y0 + 1),
+            at(x0 + 1, y0 + 1),
+        );
+        for c in 0..3 {
+            let top = sample(p00, c) * (1.0 - fx) + sample(p01, c) * fx;
+            let bottom = sample(p10, c) * (1.0 - fx) + sample(p11, c) * fx;
+            px[c] = to_byte(top * (1.0 - fy) + bottom * fy);
         }
     }
-    RgbImage::from_raw(width, height, out).unwrap_or_else(|| RgbImage::new(width, height))
+    out
 }
 
 /// Sharpness of an image: the variance of its grey-level Laplacian (3×3, 4-neighbour). Low
