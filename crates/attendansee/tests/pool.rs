@@ -106,9 +106,10 @@ fn two_hundred_concurrent_requests_each_get_a_result_or_overloaded_and_none_is_l
         }
     }
     assert_eq!(ok + overloaded.len(), 200, "every request answered");
+    // One user may fill half the queue (the other half stays free for other users).
     assert!(
-        ok >= 18,
-        "at least the 2 running and 16 queued jobs succeed: {ok}"
+        ok >= 2 + 8,
+        "at least the 2 running and this user's 8 queued jobs succeed: {ok}"
     );
     assert!(!overloaded.is_empty(), "the queue should have overflowed");
     assert_eq!(

@@ -28,8 +28,8 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, SqlitePool};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -57,6 +57,17 @@ impl Store {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A transaction whose COMMIT failed (disk full) may have been rolled back by SQLite
+            // itself; sqlx's own ROLLBACK then fails and leaves the connection believing it is
+            // still inside a transaction, so every later `begin` on it would fail. Such a
+            // connection is closed instead of going back to the pool.
+            .after_release(|connection, _| {
+                Box::pin(async move {
+                    // Flushes the rollback a dropped transaction queued before looking.
+                    connection.ping().await?;
+                    Ok(!connection.is_in_transaction())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(|source| StoreError::Open {

@@ -31,16 +31,19 @@ impl Store {
             "INSERT INTO users (username, password_hash, role, active, created_at)
              VALUES ($1, $2, $3, TRUE, $4) RETURNING {USER_COLUMNS}"
         );
-        sqlx::query_as::<_, User>(&sql)
+        let mut tx = self.write_tx().await?;
+        let user = sqlx::query_as::<_, User>(&sql)
             .bind(username)
             .bind(hash)
             .bind(role)
             .bind(Utc::now())
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await
             .map_err(conflict_on_unique(|| {
                 format!("a user named '{username}' already exists")
-            }))
+            }))?;
+        tx.commit().await?;
+        Ok(user)
     }
 
     pub async fn count_users(&self) -> Result<i64> {
@@ -153,14 +156,16 @@ impl Store {
             "INSERT INTO api_tokens (user_id, token_hash, label, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5) RETURNING {TOKEN_COLUMNS}"
         );
+        let mut tx = self.write_tx().await?;
         let token = sqlx::query_as::<_, ApiToken>(&sql)
             .bind(user_id)
             .bind(token_digest(&secret))
             .bind(label)
             .bind(now)
             .bind(now + ttl)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(IssuedToken { token, secret })
     }
 
@@ -186,11 +191,16 @@ impl Store {
             .last_used_at
             .is_none_or(|at| now - at > LAST_USED_RESOLUTION)
         {
-            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+            // Bookkeeping only: a read must still work when the disk is full, so a failure here
+            // is logged rather than failing the request.
+            if let Err(error) = sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(lookup.token_id)
                 .execute(&self.pool)
-                .await?;
+                .await
+            {
+                tracing::warn!(%error, token = lookup.token_id, "cannot record a token's last use");
+            }
         }
         Ok(Some((user, lookup.token_id)))
     }
