@@ -213,6 +213,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { .. } => Self::not_found(error.to_string()),
             StoreError::Conflict(message) => Self::new(ErrorType::Conflict, message),
             StoreError::Invalid(message) => Self::new(ErrorType::ValidationError, message),
+            StoreError::PasswordChecksBusy => Self {
+                retry_after: Some(1),
+                ..Self::new(ErrorType::Overloaded, error.to_string())
+            },
             other if other.is_unavailable() => Self {
                 retry_after: Some(STORAGE_RETRY_AFTER_SECONDS),
                 cause: Some(other.to_string()),

@@ -15,6 +15,7 @@ pub mod error;
 mod extract;
 mod inference;
 pub mod jobs;
+pub mod login_limits;
 pub mod metrics;
 mod pagination;
 mod photos;
@@ -49,7 +50,7 @@ pub use error::{ApiError, ApiResult, ErrorType};
 pub(crate) fn hex(bytes: &[u8]) -> String {
     attendansee_store::credentials::hex(bytes)
 }
-pub use users::{check_password, check_username};
+pub use users::{check_password, check_username, normalize_username};
 
 /// Server settings the API needs (the binary's configuration fills them in).
 #[derive(Clone, Debug)]
@@ -69,6 +70,8 @@ pub struct Settings {
     pub catalog_recognizers: Vec<String>,
     /// Each recognizer's calibrated matching (threshold, margin, suggestions), from the catalog.
     pub matching: recognition::MatchingTable,
+    /// Failed logins allowed per username and per client address before they must wait.
+    pub login_limits: login_limits::LoginLimits,
 }
 
 impl Default for Settings {
@@ -86,6 +89,7 @@ impl Default for Settings {
                 .map(|m| (m.to_owned(), recognition::Matching::FALLBACK))
                 .into_iter()
                 .collect(),
+            login_limits: login_limits::LoginLimits::default(),
         }
     }
 }
@@ -102,6 +106,8 @@ pub struct AppState {
     pub pool: Option<Pool>,
     /// Wakes the job runner when a job is queued.
     pub jobs_queued: Arc<tokio::sync::Notify>,
+    /// Failed logins per username and client address.
+    pub login_throttle: Arc<login_limits::LoginThrottle>,
     openapi: Arc<OnceLock<String>>,
 }
 
@@ -110,6 +116,9 @@ impl AppState {
         Self {
             store,
             blobs,
+            login_throttle: Arc::new(login_limits::LoginThrottle::new(
+                settings.login_limits.clone(),
+            )),
             settings: Arc::new(settings),
             metrics: Arc::default(),
             pool: None,

@@ -363,7 +363,9 @@ fn session_benchmark(addr: &str, token: &str, faces_dir: &std::path::Path) -> Re
     let job = started["job"]["id"].as_i64().context("job id")?;
     let job = loop {
         let job = json_call(&format!("GET /api/attendance/jobs/{job}/ HTTP/1.1"), "")?;
-        if ["succeeded", "partial", "failed", "cancelled"].contains(&job["status"].as_str().unwrap_or("")) {
+        if ["succeeded", "partial", "failed", "cancelled"]
+            .contains(&job["status"].as_str().unwrap_or(""))
+        {
             break job;
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -44,6 +44,11 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
             .filter(|spec| spec.match_threshold.is_some())
             .map(|spec| (spec.name.clone(), model_matching(spec)))
             .collect(),
+        login_limits: attendansee_api::login_limits::LoginLimits {
+            failures_per_user: config.login_failures_per_user,
+            failures_per_address: config.login_failures_per_address,
+            ..Default::default()
+        },
         ..Settings::default()
     };
     let requeued = store.requeue_interrupted_jobs().await?;
@@ -79,6 +84,8 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
     let stopping = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    // The peer address reaches handlers (failed-login limits are per client address).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(stopping(stop_rx.clone()));
     tokio::select! {
         result = server => result.context("server failed")?,

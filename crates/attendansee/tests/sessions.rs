@@ -422,7 +422,7 @@ fn processing_resumes_after_the_server_is_killed_and_duplicates_no_face() {
     };
     // The same data directory, a new server: the interrupted job is queued again and finishes.
     let server = common::Server::start(&data, &restart_args(&dir_holder)).unwrap();
-    let token = server.login("admin", "password123");
+    let token = server.login("admin", "horse battery staple");
     let headers = vec![("Authorization".to_owned(), format!("Bearer {token}"))];
     let get = |path: &str| common::request(&server.addr, "GET", path, &headers, "", b"").json();
     let deadline = Instant::now() + Duration::from_secs(120);

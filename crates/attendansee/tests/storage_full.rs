@@ -113,7 +113,7 @@ fn a_full_disk_fails_writes_with_503_and_service_recovers_once_space_is_freed() 
             "POST",
             "/api/auth/login/",
             None,
-            Some(r#"{"username": "admin", "password": "password123"}"#),
+            Some(r#"{"username": "admin", "password": "horse battery staple"}"#),
         );
         match status {
             200 => {

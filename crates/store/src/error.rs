@@ -44,6 +44,10 @@ pub enum StoreError {
 
     #[error("password hashing failed: {0}")]
     PasswordHash(String),
+
+    /// Every password-checking slot stayed busy (a flood of logins); try again shortly.
+    #[error("too many password checks at once; try again in a moment")]
+    PasswordChecksBusy,
 }
 
 impl StoreError {

@@ -26,7 +26,10 @@ struct TokenLookup {
 impl Store {
     /// Creates a user; the password is hashed with argon2id before it reaches the database.
     pub async fn create_user(&self, username: &str, password: &str, role: Role) -> Result<User> {
-        let hash = hash_blocking(password.to_owned()).await?;
+        let password = password.to_owned();
+        let hash = self
+            .password_work(move || credentials::hash_password(&password))
+            .await??;
         let sql = format!(
             "INSERT INTO users (username, password_hash, role, active, created_at)
              VALUES ($1, $2, $3, TRUE, $4) RETURNING {USER_COLUMNS}"
@@ -84,7 +87,10 @@ impl Store {
     /// revokes all their tokens in the same transaction.
     pub async fn update_user(&self, id: UserId, update: UserUpdate) -> Result<User> {
         let hash = match update.password {
-            Some(password) => Some(hash_blocking(password).await?),
+            Some(password) => Some(
+                self.password_work(move || credentials::hash_password(&password))
+                    .await??,
+            ),
             None => None,
         };
         let mut tx = self.write_tx().await?;
@@ -127,15 +133,15 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?;
         let password = password.to_owned();
-        let verified = tokio::task::spawn_blocking(move || match row {
-            Some((hash, active)) => credentials::verify_password(&password, &hash) && active,
-            None => {
-                credentials::verify_against_dummy(&password);
-                false
-            }
-        })
-        .await
-        .map_err(|e| StoreError::PasswordHash(e.to_string()))?;
+        let verified = self
+            .password_work(move || match row {
+                Some((hash, active)) => credentials::verify_password(&password, &hash) && active,
+                None => {
+                    credentials::verify_against_dummy(&password);
+                    false
+                }
+            })
+            .await?;
         if verified {
             self.find_user_by_name(username).await
         } else {
@@ -238,11 +244,4 @@ impl Store {
         }
         Ok(())
     }
-}
-
-/// argon2 takes tens of milliseconds of CPU: keep it off the async executor.
-async fn hash_blocking(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || credentials::hash_password(&password))
-        .await
-        .map_err(|e| StoreError::PasswordHash(e.to_string()))?
 }

@@ -106,7 +106,7 @@ impl PoolServer {
         env: &[(&str, &str)],
     ) -> PoolServer {
         let data = dir.path().join("data");
-        let (ok, out) = create_user(&data, "admin", "password123", true);
+        let (ok, out) = create_user(&data, "admin", "horse battery staple", true);
         assert!(ok, "{out}");
         let mut command = super::attendansee(&data);
         command
@@ -124,7 +124,7 @@ impl PoolServer {
             command.env(k, v);
         }
         let server = Server::spawn(command).unwrap();
-        let token = server.login("admin", "password123");
+        let token = server.login("admin", "horse battery staple");
         let pool = PoolServer {
             server,
             token,
