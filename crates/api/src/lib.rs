@@ -68,6 +68,9 @@ pub struct Settings {
     /// Every recognizer in the model catalog (a known name that the workers do not load is
     /// "not installed", an unknown one a validation error).
     pub catalog_recognizers: Vec<String>,
+    /// How to install each catalog model, for the "not installed" error: a `models fetch`
+    /// command, or where to put a file that has no download source.
+    pub install_advice: std::collections::BTreeMap<String, String>,
     /// Each recognizer's calibrated matching (threshold, margin, suggestions), from the catalog.
     pub matching: recognition::MatchingTable,
     /// Failed logins allowed per username and per client address before they must wait.
@@ -85,6 +88,7 @@ impl Default for Settings {
             catalog_recognizers: ["mobilefacenet", "mobilefacenet-batch", "arcface", "facenet"]
                 .map(String::from)
                 .to_vec(),
+            install_advice: Default::default(),
             matching: ["mobilefacenet", "mobilefacenet-batch"]
                 .map(|m| (m.to_owned(), recognition::Matching::FALLBACK))
                 .into_iter()
@@ -170,10 +174,15 @@ impl AppState {
             .with_details(serde_json::json!({"field": field, "available_models": available})));
         }
         if !settings.recognizers.iter().any(|m| m == name) {
+            let install = settings
+                .install_advice
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| format!("install it with `attendansee models fetch {name}`"));
             return Err(ApiError::new(
                 ErrorType::ModelNotAvailable,
                 format!(
-                    "Model '{name}' is not installed on this server (loaded: {}); install it with `attendansee models fetch {name}` \
+                    "Model '{name}' is not installed on this server (loaded: {}); {install}, \
                      and start the server with `--recognizers`",
                     settings.recognizers.join(", ")
                 ),

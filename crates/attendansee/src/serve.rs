@@ -37,6 +37,11 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
             .filter(|spec| spec.kind == attendansee_faces::ModelKind::Recognizer)
             .map(|spec| spec.name.clone())
             .collect(),
+        install_advice: common
+            .catalog
+            .iter()
+            .map(|spec| (spec.name.clone(), install_advice(common, spec)))
+            .collect(),
         matching: common
             .catalog
             .iter()
@@ -99,6 +104,17 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
     store.close().await;
     tracing::info!(lock = %lock.path().display(), "stopped");
     Ok(())
+}
+
+/// How a user gets a catalog model's file: a download, or (no download source) where to put it.
+fn install_advice(common: &Common, spec: &attendansee_faces::ModelSpec) -> String {
+    match &spec.url {
+        Some(_) => format!("install it with `attendansee models fetch {}`", spec.name),
+        None => format!(
+            "it has no download source: place its ONNX file at {} (see `attendansee models list`)",
+            common.model_dir.join(&spec.file).display()
+        ),
+    }
 }
 
 /// Workers are this same binary, started as `attendansee worker` with the server's settings
