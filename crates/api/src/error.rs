@@ -59,6 +59,29 @@ pub enum ErrorType {
 }
 
 impl ErrorType {
+    /// Every error type, for documentation and for tests that must cover them all.
+    pub const ALL: [ErrorType; 19] = [
+        Self::ValidationError,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Conflict,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::UnsupportedImage,
+        Self::NoFaceDetected,
+        Self::MultipleFaces,
+        Self::ModelNotAvailable,
+        Self::DimensionMismatch,
+        Self::WorkerCrashed,
+        Self::WorkerTimeout,
+        Self::Overloaded,
+        Self::TooManyRequests,
+        Self::StorageUnavailable,
+        Self::Internal,
+    ];
+
     pub fn status_code(self) -> StatusCode {
         match self {
             Self::ValidationError => StatusCode::BAD_REQUEST,
@@ -349,27 +372,7 @@ mod tests {
 
     #[test]
     fn the_name_of_an_error_type_is_its_json_rendering() {
-        for t in [
-            ErrorType::ValidationError,
-            ErrorType::Unauthorized,
-            ErrorType::Forbidden,
-            ErrorType::NotFound,
-            ErrorType::MethodNotAllowed,
-            ErrorType::Conflict,
-            ErrorType::PayloadTooLarge,
-            ErrorType::UnsupportedMediaType,
-            ErrorType::UnsupportedImage,
-            ErrorType::NoFaceDetected,
-            ErrorType::MultipleFaces,
-            ErrorType::ModelNotAvailable,
-            ErrorType::DimensionMismatch,
-            ErrorType::WorkerCrashed,
-            ErrorType::WorkerTimeout,
-            ErrorType::Overloaded,
-            ErrorType::TooManyRequests,
-            ErrorType::StorageUnavailable,
-            ErrorType::Internal,
-        ] {
+        for t in ErrorType::ALL {
             assert_eq!(serde_json::to_value(t).unwrap(), t.name());
         }
     }

@@ -118,8 +118,8 @@ async fn started_pool(common: &Common, workers: usize, queue: usize) -> Result<P
     Ok(pool)
 }
 
-/// Embeds every crop as its own job through `pool`, all submitted at once so that every worker
-/// stays busy; returns the time taken.
+/// Embeds every crop as its own job through `pool`, all submitted at once (as batch work, which
+/// waits for room in the queue) so that every worker stays busy; returns the time taken.
 async fn through_pool(pool: &Pool, crops: &[Vec<u8>]) -> Result<Duration> {
     let start = Instant::now();
     let jobs = crops.iter().map(|crop| {
@@ -128,7 +128,7 @@ async fn through_pool(pool: &Pool, crops: &[Vec<u8>]) -> Result<Duration> {
             crops: vec![crop.clone()],
             model: MODEL.into(),
         };
-        tokio::spawn(async move { pool.submit(job, Lane::interactive(0)).await })
+        tokio::spawn(async move { pool.submit(job, Lane::batch(0)).await })
     });
     for handle in jobs.collect::<Vec<_>>() {
         handle
