@@ -13,6 +13,7 @@ use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
 use crate::extract::Json;
 use crate::inference::PhotoFaces;
+use crate::uploads::small_text;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EmbedResponse {
@@ -82,25 +83,16 @@ pub fn routes() -> OpenApiRouter<AppState> {
 async fn embed(
     State(state): State<AppState>,
     _actor: Actor,
+    headers: axum::http::HeaderMap,
     mut form: Multipart,
 ) -> ApiResult<Json<EmbedResponse>> {
+    let _turn = state.upload_permit(&headers).await?;
     let (mut image, mut model_name, mut include_vectors) = (None, None, false);
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         match field.name().unwrap_or_default() {
-            "image" => image = Some(field.bytes().await.map_err(multipart_error)?),
-            "model_name" => {
-                model_name = Some(
-                    field
-                        .text()
-                        .await
-                        .map_err(multipart_error)?
-                        .trim()
-                        .to_owned(),
-                )
-            }
-            "include_vectors" => {
-                include_vectors = field.text().await.map_err(multipart_error)?.trim() == "true"
-            }
+            "image" => image = Some(state.save_field(field).await?),
+            "model_name" => model_name = Some(small_text(field).await?.trim().to_owned()),
+            "include_vectors" => include_vectors = small_text(field).await?.trim() == "true",
             _ => {}
         }
     }
@@ -134,7 +126,7 @@ async fn embed(
         faces,
         timings,
     } = state
-        .detect_and_embed(image.to_vec(), &model, false)
+        .detect_and_embed(image.read().await?, &model, false)
         .await?;
     let faces = faces
         .into_iter()
