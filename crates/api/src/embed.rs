@@ -83,10 +83,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 async fn embed(
     State(state): State<AppState>,
     _actor: Actor,
-    headers: axum::http::HeaderMap,
     mut form: Multipart,
 ) -> ApiResult<Json<EmbedResponse>> {
-    let _turn = state.upload_permit(&headers).await?;
     let (mut image, mut model_name, mut include_vectors) = (None, None, false);
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         match field.name().unwrap_or_default() {
@@ -102,6 +100,7 @@ async fn embed(
             "a multipart field `image` with the photo is required",
         )
     })?;
+    let _turn = state.upload_permit(std::slice::from_ref(&image)).await?;
     state.pool()?;
     let model = model_name.filter(|m| !m.is_empty()).unwrap_or_else(|| {
         state

@@ -94,7 +94,6 @@ async fn add_references(
     State(state): State<AppState>,
     actor: Actor,
     Path(student_id): Path<i64>,
-    headers: axum::http::HeaderMap,
     mut form: Multipart,
 ) -> ApiResult<Json<EnrollResponse>> {
     let student = state.store.get_student(actor.scope(), student_id).await?;
@@ -104,9 +103,10 @@ async fn add_references(
         .await?;
     let (model, _) = state.course_matching(&course);
     state.check_recognizer("model_name", &model)?;
-    let _turn = state.upload_permit(&headers).await?;
+    let uploads = image_fields(&state, &mut form).await?;
+    let _turn = state.upload_permit(&uploads).await?;
     let mut results = Vec::new();
-    for upload in image_fields(&state, &mut form).await? {
+    for upload in uploads {
         let file = upload.name.clone();
         results.push(
             match enroll_one(&state, &actor, student_id, &model, &upload).await {

@@ -64,10 +64,10 @@ pub struct Settings {
     /// Where uploads are streamed while they are processed (`serve`: `<data dir>/tmp`, emptied
     /// at start); `None`: the system's temporary directory.
     pub upload_dir: Option<std::path::PathBuf>,
-    /// How many bytes of uploads are processed at once (each upload counts with its declared
-    /// length, at most this): an upload's files are in memory while workers look at them (twice,
+    /// How many bytes of uploads are processed at once (each upload counts with the size of its
+    /// files, at most this): an upload's files are in memory while workers look at them (twice,
     /// with the frame sent to the worker), so this bounds the server's memory, while many small
-    /// uploads still run side by side.
+    /// uploads still run side by side. Receiving bodies takes none: they go to `upload_dir`.
     pub upload_memory: usize,
     /// How long an upload waits for its turn before `Overloaded`.
     pub upload_wait: std::time::Duration,
@@ -90,7 +90,7 @@ impl Default for Settings {
             upload_body_limit: 32 * 1024 * 1024,
             upload_dir: None,
             upload_memory: 48 * 1024 * 1024,
-            upload_wait: std::time::Duration::from_secs(10),
+            upload_wait: std::time::Duration::from_secs(30),
             detector: "yunet".into(),
             recognizers: vec!["mobilefacenet".into()],
             catalog_recognizers: ["mobilefacenet", "mobilefacenet-batch", "arcface", "facenet"]

@@ -115,12 +115,11 @@ async fn upload_images(
     State(state): State<AppState>,
     actor: Actor,
     Path(session_id): Path<i64>,
-    headers: axum::http::HeaderMap,
     mut form: Multipart,
 ) -> ApiResult<Json<UploadResponse>> {
     state.store.get_session(actor.scope(), session_id).await?;
-    let _turn = state.upload_permit(&headers).await?;
     let files = image_fields(&state, &mut form).await?;
+    let _turn = state.upload_permit(&files).await?;
     let results = store_all(&state, &actor, session_id, files).await;
     let count = |status: &str| results.iter().filter(|r| r.status == status).count();
     Ok(Json(UploadResponse {

@@ -8,7 +8,6 @@
 use std::path::{Path, PathBuf};
 
 use axum::extract::multipart::Field;
-use axum::http::{HeaderMap, header};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::OwnedSemaphorePermit;
@@ -70,18 +69,15 @@ impl AppState {
             .unwrap_or_else(|| std::env::temp_dir().join("attendansee-uploads"))
     }
 
-    /// A share of the upload memory, as large as the request's declared length (the upload
-    /// limit when it declares none), at most all of it. Taken before the body is read, so that an
-    /// upload refused here has cost neither memory nor disk; waits at most `upload_wait`, then
-    /// answers `Overloaded` with `Retry-After`.
-    pub async fn upload_permit(&self, headers: &HeaderMap) -> ApiResult<OwnedSemaphorePermit> {
+    /// A share of the upload memory as large as the files about to be read back (at most all
+    /// of it), taken once they are on disk: receiving a body costs no memory, so slow clients
+    /// hold nothing, and a refusal is an answer the client reads after sending. Waits at most
+    /// `upload_wait`, then answers `Overloaded` with `Retry-After`.
+    pub async fn upload_permit(&self, files: &[UploadedFile]) -> ApiResult<OwnedSemaphorePermit> {
         let settings = &self.settings;
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-            .unwrap_or(settings.upload_body_limit);
-        let share = declared
-            .min(settings.upload_body_limit)
+        let bytes: u64 = files.iter().map(|f| f.size).sum();
+        let share = usize::try_from(bytes)
+            .unwrap_or(usize::MAX)
             .min(settings.upload_memory);
         let share = u32::try_from(kib(share)).unwrap_or(u32::MAX);
         let acquire = self.uploads.clone().acquire_many_owned(share);
@@ -156,4 +152,56 @@ pub async fn small_text(mut field: Field<'_>) -> ApiResult<String> {
     }
     String::from_utf8(bytes)
         .map_err(|_| ApiError::invalid_field(&name, format!("`{name}` is not UTF-8 text")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Settings;
+
+    async fn state(upload_memory: usize) -> (AppState, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = attendansee_store::Store::open(&dir.path().join("db.sqlite3"))
+            .await
+            .unwrap();
+        let blobs = attendansee_store::BlobStore::local(&dir.path().join("blobs")).unwrap();
+        let settings = Settings {
+            upload_memory,
+            upload_wait: std::time::Duration::from_millis(100),
+            ..Settings::default()
+        };
+        (AppState::new(store, blobs, settings), dir)
+    }
+
+    fn file(size: u64) -> UploadedFile {
+        UploadedFile {
+            name: None,
+            sha256: String::new(),
+            size,
+            path: tempfile::NamedTempFile::new().unwrap().into_temp_path(),
+        }
+    }
+
+    #[tokio::test]
+    async fn uploads_beyond_the_memory_budget_wait_then_are_overloaded_with_retry_after() {
+        let (state, _dir) = state(4 * 1024 * 1024).await;
+        let big = state.upload_permit(&[file(3 * 1024 * 1024)]).await.unwrap();
+        // Small ones still fit beside it; one more large one does not.
+        let small = state.upload_permit(&[file(500 * 1024)]).await.unwrap();
+        let err = state
+            .upload_permit(&[file(2 * 1024 * 1024)])
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type, ErrorType::Overloaded);
+        assert_eq!(err.retry_after, Some(2));
+        // A file larger than the whole budget takes all of it, once the others are done.
+        drop((big, small));
+        let all = state
+            .upload_permit(&[file(64 * 1024 * 1024)])
+            .await
+            .unwrap();
+        assert!(state.upload_permit(&[file(1)]).await.is_err());
+        drop(all);
+        state.upload_permit(&[file(1)]).await.unwrap();
+    }
 }
