@@ -202,6 +202,6 @@ mod tests {
             .unwrap();
         assert!(state.upload_permit(&[file(1)]).await.is_err());
         drop(all);
-        state.upload_permit(&[file(1)]).await.unwrap();
+        let _last = state.upload_permit(&[file(1)]).await.unwrap();
     }
 }
