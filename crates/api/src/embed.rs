@@ -100,7 +100,8 @@ async fn embed(
             "a multipart field `image` with the photo is required",
         )
     })?;
-    let _turn = state.upload_permit(std::slice::from_ref(&image)).await?;
+    // Not under the upload memory budget: this interactive route keeps the pool's answer, an
+    // immediate `Overloaded` when the queue is full, and the queue bounds how many images wait.
     state.pool()?;
     let model = model_name.filter(|m| !m.is_empty()).unwrap_or_else(|| {
         state
