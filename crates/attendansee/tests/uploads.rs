@@ -125,3 +125,28 @@ fn eight_concurrent_31_mb_uploads_keep_the_server_memory_flat() {
     assert_eq!(files_below(&data.join("tmp")), Vec::<String>::new());
     assert_eq!(files_below(&data.join("blobs")), Vec::<String>::new());
 }
+
+#[test]
+fn serve_sweeps_orphan_blobs_and_empties_the_upload_directory_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (ok, out) = common::create_user(&data, "admin", "password123", true);
+    assert!(ok, "{out}");
+    // Left by a stop between a deletion's commit and its blobs' removal, and mid-upload.
+    let orphan = data.join("blobs/images/9/deadbeef");
+    let partial = data.join("tmp/upload-leftover");
+    for file in [&orphan, &partial] {
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, b"bytes").unwrap();
+    }
+    let server = common::Server::start(&data, &[]).unwrap();
+    assert!(!orphan.exists(), "{}", server.log());
+    assert!(!partial.exists());
+    assert!(data.join("tmp").is_dir());
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("removed orphan blobs"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("blobs=1"), "{line}");
+}
