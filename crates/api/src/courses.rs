@@ -264,7 +264,8 @@ async fn update(
     ))
 }
 
-/// Delete a course with its students, sessions, photos and attendance.
+/// Delete a course with its students, sessions, photos and attendance. The files go too: photos,
+/// reference photos and face crops are erased from storage.
 #[utoipa::path(delete, path = "/api/attendance/courses/{id}/", tag = "courses", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_course(
@@ -272,6 +273,7 @@ async fn delete_course(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_course(actor.scope(), id).await?;
+    let blobs = state.store.delete_course(actor.scope(), id).await?;
+    state.delete_blobs(blobs).await;
     Ok(StatusCode::NO_CONTENT)
 }

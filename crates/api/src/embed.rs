@@ -14,6 +14,7 @@ use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
 use crate::extract::Json;
 use crate::inference::PhotoFaces;
+use crate::uploads::small_text;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EmbedResponse {
@@ -88,20 +89,9 @@ async fn embed(
     let (mut image, mut model_name, mut include_vectors) = (None, None, false);
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         match field.name().unwrap_or_default() {
-            "image" => image = Some(field.bytes().await.map_err(multipart_error)?),
-            "model_name" => {
-                model_name = Some(
-                    field
-                        .text()
-                        .await
-                        .map_err(multipart_error)?
-                        .trim()
-                        .to_owned(),
-                )
-            }
-            "include_vectors" => {
-                include_vectors = field.text().await.map_err(multipart_error)?.trim() == "true"
-            }
+            "image" => image = Some(state.save_field(field).await?),
+            "model_name" => model_name = Some(small_text(field).await?.trim().to_owned()),
+            "include_vectors" => include_vectors = small_text(field).await?.trim() == "true",
             _ => {}
         }
     }
@@ -111,6 +101,8 @@ async fn embed(
             "a multipart field `image` with the photo is required",
         )
     })?;
+    // Not under the upload memory budget: this interactive route keeps the pool's answer, an
+    // immediate `Overloaded` when the queue is full, and the queue bounds how many images wait.
     state.pool()?;
     let model = model_name.filter(|m| !m.is_empty()).unwrap_or_else(|| {
         state
@@ -136,7 +128,7 @@ async fn embed(
         timings,
     } = state
         .detect_and_embed(
-            image.to_vec(),
+            image.read().await?,
             &model,
             false,
             Lane::interactive(actor.user.id),

@@ -5,7 +5,6 @@
 use axum::extract::{Multipart, State};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -20,6 +19,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
 use crate::extract::{Json, Path};
 use crate::inference::PhotoFaces;
 use crate::photos::image_fields;
+use crate::uploads::UploadedFile;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReferenceDto {
@@ -104,10 +104,13 @@ async fn add_references(
         .await?;
     let (model, _) = state.course_matching(&course);
     state.check_recognizer("model_name", &model)?;
+    let uploads = image_fields(&state, &mut form).await?;
+    let _turn = state.upload_permit(&uploads).await?;
     let mut results = Vec::new();
-    for (file, bytes) in image_fields(&mut form).await? {
+    for upload in uploads {
+        let file = upload.name.clone();
         results.push(
-            match enroll_one(&state, &actor, student_id, &model, &bytes).await {
+            match enroll_one(&state, &actor, student_id, &model, &upload).await {
                 Ok(reference) => EnrollResult {
                     file,
                     status: "stored",
@@ -139,27 +142,23 @@ async fn enroll_one(
     actor: &Actor,
     student_id: i64,
     model: &str,
-    bytes: &[u8],
+    upload: &UploadedFile,
 ) -> ApiResult<ReferencePhoto> {
-    if bytes.is_empty() {
-        return Err(ApiError::new(
-            ErrorType::UnsupportedImage,
-            "unsupported image: the file is empty",
-        ));
-    }
+    upload.require_content()?;
+    let bytes = upload.read().await?;
     let PhotoFaces {
         width,
         height,
         faces,
         ..
     } = state
-        .detect_and_embed(bytes.to_vec(), model, true, Lane::batch(actor.user.id))
+        .detect_and_embed(bytes, model, true, Lane::batch(actor.user.id))
         .await?;
     let face = the_one_face(faces)?;
-    let sha256 = crate::hex(&Sha256::digest(bytes));
+    let sha256 = upload.sha256.clone();
     let photo_key = format!("references/{student_id}/{sha256}");
     let crop_key = format!("references/{student_id}/{sha256}.face.jpg");
-    state.blobs.put(&photo_key, bytes.to_vec().into()).await?;
+    state.blobs.put_file(&photo_key, upload.path()).await?;
     // Recorded only when stored: a key without its blob would fail every later re-embedding.
     let crop_blob_key = match face.crop_jpeg {
         Some(jpeg) => {
@@ -247,13 +246,10 @@ async fn delete_reference(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<axum::http::StatusCode> {
-    let photo = state
+    let blobs = state
         .store
         .delete_reference_photo(actor.scope(), id)
         .await?;
-    let _ = state.blobs.delete(&photo.blob_key).await;
-    if let Some(key) = photo.crop_blob_key {
-        let _ = state.blobs.delete(&key).await;
-    }
+    state.delete_blobs(blobs).await;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }

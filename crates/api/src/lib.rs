@@ -25,6 +25,7 @@ mod sessions;
 mod students;
 mod system;
 mod ui;
+mod uploads;
 mod users;
 mod validate;
 
@@ -61,6 +62,16 @@ pub struct Settings {
     pub json_body_limit: usize,
     /// Largest image upload accepted, in bytes.
     pub upload_body_limit: usize,
+    /// Where uploads are streamed while they are processed (`serve`: `<data dir>/tmp`, emptied
+    /// at start); `None`: the system's temporary directory.
+    pub upload_dir: Option<std::path::PathBuf>,
+    /// How many bytes of uploads are processed at once (each upload counts with the size of its
+    /// files, at most this): an upload's files are in memory while workers look at them (twice,
+    /// with the frame sent to the worker), so this bounds the server's memory, while many small
+    /// uploads still run side by side. Receiving bodies takes none: they go to `upload_dir`.
+    pub upload_memory: usize,
+    /// How long an upload waits for its turn before `Overloaded`.
+    pub upload_wait: std::time::Duration,
     /// The detector the workers run.
     pub detector: String,
     /// The recognizers the workers load; the first is the default.
@@ -83,6 +94,9 @@ impl Default for Settings {
             token_ttl: chrono::Duration::days(14),
             json_body_limit: 1024 * 1024,
             upload_body_limit: 32 * 1024 * 1024,
+            upload_dir: None,
+            upload_memory: 48 * 1024 * 1024,
+            upload_wait: std::time::Duration::from_secs(30),
             detector: "yunet".into(),
             recognizers: vec!["mobilefacenet".into()],
             catalog_recognizers: ["mobilefacenet", "mobilefacenet-batch", "arcface", "facenet"]
@@ -112,12 +126,17 @@ pub struct AppState {
     pub jobs_queued: Arc<tokio::sync::Notify>,
     /// Failed logins per username and client address.
     pub login_throttle: Arc<login_limits::LoginThrottle>,
+    /// KiB of uploads being processed (`Settings::upload_memory`).
+    uploads: Arc<tokio::sync::Semaphore>,
     openapi: Arc<OnceLock<String>>,
 }
 
 impl AppState {
     pub fn new(store: Store, blobs: BlobStore, settings: Settings) -> Self {
         Self {
+            uploads: Arc::new(tokio::sync::Semaphore::new(uploads::kib(
+                settings.upload_memory,
+            ))),
             store,
             blobs,
             login_throttle: Arc::new(login_limits::LoginThrottle::new(
@@ -189,6 +208,16 @@ impl AppState {
             ));
         }
         Ok(())
+    }
+
+    /// Deletes the blobs a committed deletion freed. A blob that cannot be deleted now is only
+    /// logged: no row points to it any more, so the orphan sweep at the next start removes it.
+    pub async fn delete_blobs(&self, keys: Vec<String>) {
+        for key in keys {
+            if let Err(e) = self.blobs.delete(&key).await {
+                tracing::warn!(%key, error = %e, "cannot delete a blob; the next start sweeps it");
+            }
+        }
     }
 
     /// The recognizer a course uses: its own setting, else the server's default.

@@ -1,12 +1,13 @@
 //! Session photos: upload (each file validated by a worker, stored, deduplicated by SHA-256),
 //! listing with the faces found in them, and the photo file itself.
 
+use std::sync::Arc;
+
 use axum::extract::{Multipart, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -19,6 +20,7 @@ use crate::auth::Actor;
 use crate::crops::{FaceDto, face_dto};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
 use crate::extract::{Json, Path};
+use crate::uploads::UploadedFile;
 
 #[derive(Clone, Copy, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -101,7 +103,7 @@ struct UploadForm {
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(upload_images, list_images))
-        .routes(routes!(get_image))
+        .routes(routes!(get_image, delete_image))
         .routes(routes!(image_file))
 }
 
@@ -109,7 +111,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(post, path = "/api/attendance/sessions/{id}/images/", tag = "photos", params(("id" = i64, Path)),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses((status = 200, body = UploadResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 413, body = ErrorBody)))]
+        (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn upload_images(
     State(state): State<AppState>,
     actor: Actor,
@@ -117,7 +119,8 @@ async fn upload_images(
     mut form: Multipart,
 ) -> ApiResult<Json<UploadResponse>> {
     state.store.get_session(actor.scope(), session_id).await?;
-    let files = image_fields(&mut form).await?;
+    let files = image_fields(&state, &mut form).await?;
+    let _turn = state.upload_permit(&files).await?;
     let results = store_all(&state, &actor, session_id, files).await;
     let count = |status: &str| results.iter().filter(|r| r.status == status).count();
     Ok(Json(UploadResponse {
@@ -128,10 +131,8 @@ async fn upload_images(
     }))
 }
 
-/// The files of the form's `images` fields (at least one), with their names.
-pub async fn image_fields(
-    form: &mut Multipart,
-) -> ApiResult<Vec<(Option<String>, axum::body::Bytes)>> {
+/// The files of the form's `images` fields (at least one), each streamed to a temporary file.
+pub async fn image_fields(state: &AppState, form: &mut Multipart) -> ApiResult<Vec<UploadedFile>> {
     let mut files = Vec::new();
     while let Some(field) = form
         .next_field()
@@ -141,9 +142,7 @@ pub async fn image_fields(
         if field.name() != Some("images") {
             continue;
         }
-        let file = field.file_name().map(str::to_owned);
-        let bytes = field.bytes().await.map_err(crate::embed::multipart_error)?;
-        files.push((file, bytes));
+        files.push(state.save_field(field).await?);
     }
     if files.is_empty() {
         return Err(ApiError::invalid_field(
@@ -161,35 +160,29 @@ async fn store_all(
     state: &AppState,
     actor: &Actor,
     session_id: i64,
-    files: Vec<(Option<String>, axum::body::Bytes)>,
+    files: Vec<UploadedFile>,
 ) -> Vec<UploadResult> {
     let parallel = state.jobs_in_flight();
-    let digests: Vec<String> = files
-        .iter()
-        .map(|(_, bytes)| crate::hex(&Sha256::digest(bytes)))
-        .collect();
+    let files: Vec<Arc<UploadedFile>> = files.into_iter().map(Arc::new).collect();
     let mut seen = std::collections::HashSet::new();
-    let first_of_its_kind: Vec<bool> = digests.iter().map(|d| seen.insert(d)).collect();
+    let first_of_its_kind: Vec<bool> = files.iter().map(|f| seen.insert(&f.sha256)).collect();
     let mut results: Vec<Option<UploadResult>> = files.iter().map(|_| None).collect();
     for first_pass in [true, false] {
         let mut pending = files
             .iter()
-            .zip(digests.iter())
             .enumerate()
             .filter(|(i, _)| first_of_its_kind[*i] == first_pass);
         let mut running = tokio::task::JoinSet::new();
         loop {
             while running.len() < parallel {
-                let Some((i, ((file, bytes), sha256))) = pending.next() else {
+                let Some((i, upload)) = pending.next() else {
                     break;
                 };
-                let (state, actor) = (state.clone(), actor.clone());
-                let (file, bytes, sha256) = (file.clone(), bytes.clone(), sha256.clone());
+                let (state, actor, upload) = (state.clone(), actor.clone(), upload.clone());
                 running.spawn(async move {
-                    let stored =
-                        store_one(&state, &actor, session_id, file.clone(), &bytes, sha256)
-                            .await
-                            .unwrap_or_else(|e| UploadResult::failed(file, e));
+                    let stored = store_one(&state, &actor, session_id, &upload)
+                        .await
+                        .unwrap_or_else(|e| UploadResult::failed(upload.name.clone(), e));
                     (i, stored)
                 });
             }
@@ -203,15 +196,15 @@ async fn store_all(
         }
     }
     files
-        .into_iter()
+        .iter()
         .zip(results)
-        .map(|((file, _), result)| {
+        .map(|(upload, result)| {
             result.unwrap_or_else(|| {
                 let e = ApiError::new(
                     ErrorType::Internal,
                     "the upload of this file failed unexpectedly",
                 );
-                UploadResult::failed(file, e)
+                UploadResult::failed(upload.name.clone(), e)
             })
         })
         .collect()
@@ -230,22 +223,16 @@ impl UploadResult {
     }
 }
 
-/// Validates one file in a worker, stores its bytes, then records it; nothing is recorded
-/// without its bytes, and bytes whose record fails are removed again.
+/// Validates one file in a worker, moves it into blob storage, then records it; nothing is
+/// recorded without its bytes, and bytes whose record fails are removed again.
 async fn store_one(
     state: &AppState,
     actor: &Actor,
     session_id: i64,
-    file: Option<String>,
-    bytes: &[u8],
-    sha256: String,
+    upload: &UploadedFile,
 ) -> ApiResult<UploadResult> {
-    if bytes.is_empty() {
-        return Err(ApiError::new(
-            ErrorType::UnsupportedImage,
-            "unsupported image: the file is empty",
-        ));
-    }
+    upload.require_content()?;
+    let (file, sha256) = (upload.name.clone(), upload.sha256.clone());
     if let Some(existing) = state.store.find_session_image(session_id, &sha256).await? {
         return Ok(UploadResult {
             file,
@@ -255,14 +242,10 @@ async fn store_one(
             error: None,
         });
     }
+    let image = upload.read().await?;
     let (output, _) = state
         .pool()?
-        .submit(
-            Job::Validate {
-                image: bytes.to_vec(),
-            },
-            Lane::batch(actor.user.id),
-        )
+        .submit(Job::Validate { image }, Lane::batch(actor.user.id))
         .await?;
     let Output::ImageInfo { width, height } = output else {
         return Err(ApiError::internal(
@@ -270,7 +253,7 @@ async fn store_one(
         ));
     };
     let blob_key = format!("images/{session_id}/{sha256}");
-    state.blobs.put(&blob_key, bytes.to_vec().into()).await?;
+    state.blobs.put_file(&blob_key, upload.path()).await?;
     let new = NewImage {
         blob_key: blob_key.clone(),
         sha256,
@@ -366,6 +349,20 @@ async fn get_image(
             .await?
             .into(),
     ))
+}
+
+/// Delete a photo with the faces found in it, their embeddings and decisions; the photo and
+/// face-crop files are erased from storage. The session's attendance follows (it is derived).
+#[utoipa::path(delete, path = "/api/attendance/images/{id}/", tag = "photos", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_image(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::http::StatusCode> {
+    let blobs = state.store.delete_session_image(actor.scope(), id).await?;
+    state.delete_blobs(blobs).await;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// The photo as uploaded.

@@ -194,7 +194,8 @@ async fn update(
     ))
 }
 
-/// Delete a session with its photos, faces and attendance.
+/// Delete a session with its photos, faces and attendance; the photo and face-crop files are
+/// erased from storage.
 #[utoipa::path(delete, path = "/api/attendance/sessions/{id}/", tag = "sessions", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_session(
@@ -202,6 +203,7 @@ async fn delete_session(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_session(actor.scope(), id).await?;
+    let blobs = state.store.delete_session(actor.scope(), id).await?;
+    state.delete_blobs(blobs).await;
     Ok(StatusCode::NO_CONTENT)
 }

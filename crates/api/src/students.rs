@@ -186,7 +186,8 @@ async fn update(
     ))
 }
 
-/// Remove a student with their reference photos; their face crops become unassigned.
+/// Remove a student with their reference photos (erased from storage with their face crops);
+/// their faces in session photos become unassigned.
 #[utoipa::path(delete, path = "/api/attendance/students/{id}/", tag = "students", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_student(
@@ -194,6 +195,7 @@ async fn delete_student(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_student(actor.scope(), id).await?;
+    let blobs = state.store.delete_student(actor.scope(), id).await?;
+    state.delete_blobs(blobs).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -151,14 +151,20 @@ pub enum FrameError {
 }
 
 pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
-    let body = postcard::to_allocvec(message).map_err(|e| FrameError::Malformed(e.to_string()))?;
-    if body.len() > MAX_FRAME_BYTES {
-        return Err(FrameError::TooLarge(body.len()));
+    let malformed = |e: postcard::Error| FrameError::Malformed(e.to_string());
+    // Measured first, so that the frame is allocated once at its size and written in place: a
+    // job carries a whole photo, and growing a copy of it doubled the memory it took.
+    let len = postcard::serialize_with_flavor::<T, postcard::ser_flavors::Size, usize>(
+        message,
+        postcard::ser_flavors::Size::default(),
+    )
+    .map_err(malformed)?;
+    if len > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge(len));
     }
-    let mut frame = Vec::with_capacity(body.len() + 4);
-    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&body);
-    Ok(frame)
+    let mut frame = Vec::with_capacity(len + 4);
+    frame.extend_from_slice(&(len as u32).to_be_bytes());
+    postcard::to_extend(message, frame).map_err(malformed)
 }
 
 pub fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, FrameError> {

@@ -322,7 +322,7 @@ enum Outcome {
 async fn serve(shared: &Shared, mut worker: Worker, shutdown: &mut watch::Receiver<bool>) -> bool {
     let config = &shared.config;
     loop {
-        let job = tokio::select! {
+        let mut job = tokio::select! {
             biased;
             () = stopped(shutdown) => {
                 worker.retire().await;
@@ -352,13 +352,15 @@ async fn serve(shared: &Shared, mut worker: Worker, shutdown: &mut watch::Receiv
             return false;
         }
         shared.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        // Lent to the request, not cloned: a job carries a whole photo. Returned for a retry.
         let request = Request {
             id: job.id,
-            job: job.job.clone(),
+            job: std::mem::replace(&mut job.job, Job::Ping),
         };
         let outcome = worker
             .run(&request, config.job_timeout, config.max_rss_bytes)
             .await;
+        job.job = request.job;
         shared.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
         match outcome {
             Outcome::Answered(response) => {
@@ -540,6 +542,7 @@ impl Worker {
             if stdin.write_all(&frame).await.is_err() || stdin.flush().await.is_err() {
                 return Outcome::Died;
             }
+            drop(frame); // a photo's size: not kept while the worker works
             match read_frame_async::<Response>(stdout).await {
                 Ok(response) if response.id == request.id => Outcome::Answered(response),
                 Ok(response) => Outcome::Protocol(format!(

@@ -3,8 +3,10 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload};
@@ -14,6 +16,8 @@ use crate::{Result, StoreError};
 #[derive(Clone, Debug)]
 pub struct BlobStore {
     inner: Arc<dyn ObjectStore>,
+    /// The same store when it is a local directory: a file there can be moved in by rename.
+    local: Option<Arc<LocalFileSystem>>,
 }
 
 impl BlobStore {
@@ -24,9 +28,12 @@ impl BlobStore {
             "cannot create blob directory {}",
             dir.display()
         )))?;
-        let fs = LocalFileSystem::new_with_prefix(dir)?;
+        // Empty directories are removed with their last blob, so a deleted session or course
+        // leaves nothing behind, not even its directory.
+        let fs = Arc::new(LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true));
         Ok(Self {
-            inner: Arc::new(fs),
+            inner: fs.clone(),
+            local: Some(fs),
         })
     }
 
@@ -35,6 +42,24 @@ impl BlobStore {
             .put(&parse_key(key)?, PutPayload::from_bytes(bytes))
             .await?;
         Ok(())
+    }
+
+    /// Stores the file at `file` under `key`, taking the file: on the local backend it is renamed
+    /// into place (atomic, no copy through memory) when it is on the same file system.
+    pub async fn put_file(&self, key: &str, file: &Path) -> Result<()> {
+        let location = parse_key(key)?;
+        let Some(local) = &self.local else {
+            let bytes = tokio::fs::read(file)
+                .await
+                .map_err(StoreError::io(format!("cannot read {}", file.display())))?;
+            return self.put(key, bytes.into()).await;
+        };
+        let target = local.path_to_filesystem(&location)?;
+        let (file, context) = (file.to_owned(), format!("cannot store blob {key}"));
+        tokio::task::spawn_blocking(move || move_into_place(&file, &target))
+            .await
+            .map_err(|e| StoreError::io(context.clone())(std::io::Error::other(e)))?
+            .map_err(StoreError::io(context))
     }
 
     pub async fn get(&self, key: &str) -> Result<Bytes> {
@@ -54,6 +79,41 @@ impl BlobStore {
             Err(e) => Err(e.into()),
         }
     }
+
+    /// Every key in the store (in no particular order).
+    pub fn keys(&self) -> impl Stream<Item = Result<String>> + use<> {
+        self.inner
+            .list(None)
+            .map_ok(|meta| meta.location.to_string())
+            .map(|item| item.map_err(StoreError::from))
+    }
+}
+
+/// Renames `file` to `target`, creating its directory; copies through a temporary file beside
+/// the target when they are on different file systems, so that `target` is complete or absent.
+fn move_into_place(file: &Path, target: &Path) -> std::io::Result<()> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    // A concurrent delete may remove an empty directory between the two steps: retry once.
+    for _ in 0..2 {
+        std::fs::create_dir_all(dir)?;
+        match std::fs::rename(file, target) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && file.exists() => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+                // `name#<digits>` is what `object_store` names its own staging files: they are
+                // never listed as blobs.
+                static NEXT: AtomicU64 = AtomicU64::new(1);
+                let mut staging = target.as_os_str().to_owned();
+                staging.push(format!("#{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+                let staging = std::path::PathBuf::from(staging);
+                std::fs::copy(file, &staging)?;
+                std::fs::rename(&staging, target)?;
+                return std::fs::remove_file(file);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    std::fs::rename(file, target)
 }
 
 fn parse_key(key: &str) -> Result<ObjectPath> {
@@ -80,6 +140,27 @@ mod tests {
         blobs.delete("images/ab/cd.jpg").await.unwrap();
         let err = blobs.get("images/ab/cd.jpg").await.unwrap_err();
         assert!(matches!(err, StoreError::BlobNotFound { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_file_is_moved_in_listed_and_its_emptied_directory_removed_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::local(&dir.path().join("blobs")).unwrap();
+        let upload = dir.path().join("upload");
+        std::fs::write(&upload, b"photo").unwrap();
+        blobs.put_file("images/7/abc", &upload).await.unwrap();
+        assert!(!upload.exists(), "moved, not copied");
+        assert_eq!(
+            blobs.get("images/7/abc").await.unwrap(),
+            Bytes::from_static(b"photo")
+        );
+        blobs.put("crops/1/0.jpg", Bytes::new()).await.unwrap();
+        let mut keys: Vec<String> = blobs.keys().try_collect().await.unwrap();
+        keys.sort();
+        assert_eq!(keys, ["crops/1/0.jpg", "images/7/abc"]);
+        blobs.delete("images/7/abc").await.unwrap();
+        assert!(!dir.path().join("blobs/images/7").exists());
+        assert!(dir.path().join("blobs").exists());
     }
 
     #[tokio::test]

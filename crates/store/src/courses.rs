@@ -5,6 +5,7 @@
 
 use chrono::Utc;
 
+use crate::blob_refs::{Owner, owned_keys, unreferenced};
 use crate::error::conflict_on_unique;
 use crate::{
     ClassSession, Course, CourseFields, Page, Paged, Result, Scope, SessionFields, Store,
@@ -115,22 +116,20 @@ impl Store {
         Ok(course)
     }
 
-    /// Deletes a course with its students, sessions and everything recorded for them.
-    pub async fn delete_course(&self, scope: Scope, id: i64) -> Result<()> {
-        let deleted =
-            sqlx::query("DELETE FROM courses WHERE id = $1 AND ($2 IS NULL OR owner_id = $2)")
-                .bind(id)
-                .bind(scope.owner())
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-        if deleted == 0 {
-            return Err(StoreError::NotFound {
-                entity: "Course",
-                id,
-            });
-        }
-        Ok(())
+    /// Deletes a course with its students, sessions and everything recorded for them. Returns
+    /// the blob keys that belonged to the deleted rows, for the caller to delete after the
+    /// commit (see [`crate::sweep_orphan_blobs`] for why in that order).
+    pub async fn delete_course(&self, scope: Scope, id: i64) -> Result<Vec<String>> {
+        let mut tx = self.write_tx().await?;
+        require_course(&mut tx, scope, id).await?;
+        let keys = owned_keys(&mut tx, Owner::Course(id)).await?;
+        sqlx::query("DELETE FROM courses WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let keys = unreferenced(&mut tx, keys).await?;
+        tx.commit().await?;
+        Ok(keys)
     }
 
     pub async fn create_student(
@@ -230,8 +229,9 @@ impl Store {
         Ok(student)
     }
 
-    pub async fn delete_student(&self, scope: Scope, id: i64) -> Result<()> {
-        self.delete_in_course("students", "Student", scope, id)
+    /// Deletes a student with their reference photos; returns the blob keys to delete.
+    pub async fn delete_student(&self, scope: Scope, id: i64) -> Result<Vec<String>> {
+        self.delete_in_course("students", "Student", Owner::Student(id), scope)
             .await
     }
 
@@ -338,33 +338,42 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_session(&self, scope: Scope, id: i64) -> Result<()> {
-        self.delete_in_course("sessions", "Session", scope, id)
+    /// Deletes a session with its photos and their faces; returns the blob keys to delete.
+    pub async fn delete_session(&self, scope: Scope, id: i64) -> Result<Vec<String>> {
+        self.delete_in_course("sessions", "Session", Owner::Session(id), scope)
             .await
     }
 
-    /// Deletes one row of a table whose rows belong to a course, if the course is in scope.
+    /// Deletes one row of a table whose rows belong to a course, if the course is in scope;
+    /// returns the blob keys only the deleted rows referenced.
     async fn delete_in_course(
         &self,
         table: &'static str,
         entity: &'static str,
+        owner: Owner,
         scope: Scope,
-        id: i64,
-    ) -> Result<()> {
-        let sql = format!(
-            "DELETE FROM {table} WHERE id = $1
+    ) -> Result<Vec<String>> {
+        let id = owner.id();
+        let mut tx = self.write_tx().await?;
+        let visible: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM {table} WHERE id = $1
              AND course_id IN (SELECT id FROM courses WHERE $2 IS NULL OR owner_id = $2)"
-        );
-        let deleted = sqlx::query(&sql)
-            .bind(id)
-            .bind(scope.owner())
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        if deleted == 0 {
+        ))
+        .bind(id)
+        .bind(scope.owner())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if visible.is_none() {
             return Err(StoreError::NotFound { entity, id });
         }
-        Ok(())
+        let keys = owned_keys(&mut tx, owner).await?;
+        sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let keys = unreferenced(&mut tx, keys).await?;
+        tx.commit().await?;
+        Ok(keys)
     }
 }
 

@@ -2,6 +2,7 @@
 //! images and crops, credential hashing, and the lock that keeps one server per data directory.
 
 mod attendance;
+mod blob_refs;
 mod blobs;
 mod clusters;
 mod courses;
@@ -16,6 +17,7 @@ mod recognition;
 mod users;
 
 pub use attendance::{AttendanceStatus, Evidence, SessionFacts};
+pub use blob_refs::sweep_orphan_blobs;
 pub use blobs::BlobStore;
 pub use clusters::{ClusterInputs, ClusterRecord};
 pub use data_dir::{DB_FILE_NAME, DataDirLock};

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::blob_refs::{Owner, owned_keys, unreferenced};
 use crate::photos::{CropOwner, insert_crop, vector_from_bytes};
 use crate::{FaceCrop, NewCrop, Result, Scope, Store, StoreError};
 
@@ -171,15 +172,32 @@ impl Store {
             .await?)
     }
 
-    /// Removes a reference photo with its face and embeddings; returns it so the caller can
-    /// delete its blobs.
-    pub async fn delete_reference_photo(&self, scope: Scope, id: i64) -> Result<ReferencePhoto> {
-        let photo = self.get_reference_photo(scope, id).await?;
+    /// Removes a reference photo with its face and embeddings; returns the blob keys only they
+    /// referenced, for the caller to delete after the commit.
+    pub async fn delete_reference_photo(&self, scope: Scope, id: i64) -> Result<Vec<String>> {
+        let mut tx = self.write_tx().await?;
+        let visible: Option<i64> = sqlx::query_scalar(
+            "SELECT r.id FROM reference_photos r JOIN students st ON st.id = r.student_id
+             JOIN courses c ON c.id = st.course_id WHERE r.id = $1 AND ($2 IS NULL OR c.owner_id = $2)",
+        )
+        .bind(id)
+        .bind(scope.owner())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if visible.is_none() {
+            return Err(StoreError::NotFound {
+                entity: "Reference photo",
+                id,
+            });
+        }
+        let keys = owned_keys(&mut tx, Owner::Reference(id)).await?;
         sqlx::query("DELETE FROM reference_photos WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(photo)
+        let keys = unreferenced(&mut tx, keys).await?;
+        tx.commit().await?;
+        Ok(keys)
     }
 
     /// The course's known faces for a model, labelled with their student: every reference

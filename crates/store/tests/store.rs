@@ -45,7 +45,7 @@ async fn scoped_reads_and_writes_treat_foreign_objects_as_missing() {
             .update_course(bob.scope(), c.id, &course("X"))
             .await
             .map(|_| ()),
-        store.delete_course(bob.scope(), c.id).await,
+        store.delete_course(bob.scope(), c.id).await.map(|_| ()),
         store
             .create_student(
                 bob.scope(),
@@ -726,4 +726,267 @@ async fn a_face_a_person_set_to_nobody_is_resolved_for_attendance() {
             .unresolved_faces,
         0
     );
+}
+
+/// Deletions hand back the blob keys of what they deleted (photos, reference photos and the
+/// crops of both), and only keys no remaining row references; the sweep removes the rest.
+mod deleted_blobs {
+    use super::*;
+    use attendansee_store::{
+        BlobStore, ImageInsert, NewCrop, NewImage, NewReference, SessionFields, sweep_orphan_blobs,
+    };
+    use bytes::Bytes;
+
+    /// A course with a student (one reference photo) and a session (one processed photo with
+    /// two faces, one of them without a crop image), and the blob keys of all of it.
+    struct Fixture {
+        course: i64,
+        student: i64,
+        session: i64,
+        image: i64,
+        reference: i64,
+        photo_keys: Vec<String>,
+        reference_keys: Vec<String>,
+    }
+
+    impl Fixture {
+        fn all_keys(&self) -> Vec<String> {
+            sorted([self.photo_keys.clone(), self.reference_keys.clone()].concat())
+        }
+    }
+
+    fn sorted(mut keys: Vec<String>) -> Vec<String> {
+        keys.sort();
+        keys
+    }
+
+    fn face(crop_blob_key: Option<String>) -> NewCrop {
+        NewCrop {
+            bbox: [1.0, 2.0, 30.0, 40.0],
+            landmarks: [[5.0, 6.0]; 5],
+            score: 0.9,
+            quality_size: 30.0,
+            quality_blur: None,
+            crop_blob_key,
+            embedding: Some(("m".into(), vec![0.6, 0.8])),
+        }
+    }
+
+    async fn fixture(store: &Store, owner: &attendansee_store::User, code: &str) -> Fixture {
+        let c = store.create_course(owner.id, &course(code)).await.unwrap();
+        let student = store
+            .create_student(
+                owner.scope(),
+                c.id,
+                &StudentFields {
+                    name: "Ada".into(),
+                    external_id: None,
+                },
+            )
+            .await
+            .unwrap();
+        let session = store
+            .create_session(
+                owner.scope(),
+                c.id,
+                &SessionFields {
+                    title: "W1".into(),
+                    held_at: chrono::Utc::now(),
+                },
+            )
+            .await
+            .unwrap();
+        let photo_key = format!("images/{}/{code}", session.id);
+        let new_image = NewImage {
+            blob_key: photo_key.clone(),
+            sha256: format!("{code}-sha"),
+            original_name: None,
+            width: 640,
+            height: 480,
+        };
+        let ImageInsert::Stored(image) = store
+            .add_session_image(owner.scope(), session.id, &new_image)
+            .await
+            .unwrap()
+        else {
+            panic!("fresh photo")
+        };
+        let crop_key = format!("crops/{}/0.jpg", image.id);
+        store
+            .record_image_faces(image.id, &[face(Some(crop_key.clone())), face(None)])
+            .await
+            .unwrap();
+        let reference_key = format!("references/{}/{code}", student.id);
+        let reference_crop = format!("{reference_key}.face.jpg");
+        let reference = store
+            .add_reference_photo(
+                owner.scope(),
+                student.id,
+                &NewReference {
+                    blob_key: reference_key.clone(),
+                    sha256: format!("{code}-ref"),
+                    width: 8,
+                    height: 8,
+                    crop: face(Some(reference_crop.clone())),
+                },
+            )
+            .await
+            .unwrap();
+        Fixture {
+            course: c.id,
+            student: student.id,
+            session: session.id,
+            image: image.id,
+            reference: reference.id,
+            photo_keys: sorted(vec![photo_key, crop_key]),
+            reference_keys: sorted(vec![reference_key, reference_crop]),
+        }
+    }
+
+    #[tokio::test]
+    async fn each_deletion_returns_the_blob_keys_of_the_rows_it_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let alice = store
+            .create_user("alice", "password-a", Role::Instructor)
+            .await
+            .unwrap();
+        let bob = store
+            .create_user("bob", "password-b", Role::Instructor)
+            .await
+            .unwrap();
+        let [a, b, c, d, e] = ["A", "B", "C", "D", "E"].map(|code| fixture(&store, &alice, code));
+        let (a, b, c, d, e) = (a.await, b.await, c.await, d.await, e.await);
+
+        // Out of scope: refused, and nothing is deleted.
+        assert!(matches!(
+            store.delete_session_image(bob.scope(), a.image).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        assert!(matches!(
+            store.delete_reference_photo(bob.scope(), a.reference).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        let referenced = store.referenced_blob_keys().await.unwrap();
+        assert!(a.all_keys().iter().all(|k| referenced.contains(k)));
+
+        let keys = store.delete_course(alice.scope(), a.course).await.unwrap();
+        assert_eq!(sorted(keys), a.all_keys());
+        let keys = store
+            .delete_session(alice.scope(), b.session)
+            .await
+            .unwrap();
+        assert_eq!(sorted(keys), b.photo_keys);
+        let keys = store
+            .delete_student(alice.scope(), c.student)
+            .await
+            .unwrap();
+        assert_eq!(sorted(keys), c.reference_keys);
+        let keys = store
+            .delete_reference_photo(alice.scope(), d.reference)
+            .await
+            .unwrap();
+        assert_eq!(sorted(keys), d.reference_keys);
+        let keys = store
+            .delete_session_image(Scope::All, e.image)
+            .await
+            .unwrap();
+        assert_eq!(sorted(keys), e.photo_keys);
+        assert!(matches!(
+            store.delete_session_image(Scope::All, e.image).await,
+            Err(StoreError::NotFound { .. })
+        ));
+
+        // What is left references exactly the keys that were not handed back.
+        let mut left: Vec<String> = store
+            .referenced_blob_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        left.sort();
+        let expected = sorted(
+            [
+                b.reference_keys.clone(),
+                c.photo_keys.clone(),
+                d.photo_keys.clone(),
+                e.reference_keys.clone(),
+            ]
+            .concat(),
+        );
+        assert_eq!(left, expected);
+    }
+
+    #[tokio::test]
+    async fn a_blob_another_row_still_references_is_not_handed_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let alice = store
+            .create_user("alice", "password-a", Role::Instructor)
+            .await
+            .unwrap();
+        let a = fixture(&store, &alice, "A").await;
+        let b = fixture(&store, &alice, "B").await;
+        // A second photo of session B that shares its bytes' key with course A's photo.
+        let shared = NewImage {
+            blob_key: a
+                .photo_keys
+                .iter()
+                .find(|k| k.starts_with("images/"))
+                .unwrap()
+                .clone(),
+            sha256: "shared".into(),
+            original_name: None,
+            width: 1,
+            height: 1,
+        };
+        store
+            .add_session_image(Scope::All, b.session, &shared)
+            .await
+            .unwrap();
+        let keys = store.delete_course(alice.scope(), a.course).await.unwrap();
+        assert_eq!(
+            sorted(keys),
+            sorted(
+                [
+                    a.reference_keys.clone(),
+                    a.photo_keys
+                        .iter()
+                        .filter(|k| k.starts_with("crops/"))
+                        .cloned()
+                        .collect(),
+                ]
+                .concat()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn the_sweep_removes_blobs_no_row_references_and_keeps_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let blobs = BlobStore::local(&dir.path().join("blobs")).unwrap();
+        let alice = store
+            .create_user("alice", "password-a", Role::Instructor)
+            .await
+            .unwrap();
+        let a = fixture(&store, &alice, "A").await;
+        let orphans = ["images/999/gone", "crops/999/0.jpg", "references/999/x"];
+        for key in a.all_keys().iter().map(String::as_str).chain(orphans) {
+            blobs.put(key, Bytes::from_static(b"data")).await.unwrap();
+        }
+        assert_eq!(sweep_orphan_blobs(&store, &blobs).await.unwrap(), 3);
+        for key in a.all_keys() {
+            assert_eq!(blobs.get(&key).await.unwrap(), Bytes::from_static(b"data"));
+        }
+        for key in orphans {
+            assert!(matches!(
+                blobs.get(key).await,
+                Err(StoreError::BlobNotFound { .. })
+            ));
+        }
+        // Their emptied directories went with them.
+        assert!(!dir.path().join("blobs/images/999").exists());
+        assert_eq!(sweep_orphan_blobs(&store, &blobs).await.unwrap(), 0);
+    }
 }

@@ -57,6 +57,11 @@ pub async fn app_with(settings: Settings) -> TestApp {
 }
 
 impl TestApp {
+    /// The directory the blob store keeps its files in.
+    pub fn blob_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("blobs")
+    }
+
     /// A user and a live token for them.
     pub async fn user(&self, name: &str, role: Role) -> (User, String) {
         let user = self

@@ -1,0 +1,125 @@
+//! Which blobs the rows reference: the keys a deletion frees (collected inside its transaction,
+//! before the rows go), and the orphan sweep that removes blobs no row references.
+//!
+//! Rows are deleted first and blobs after the commit, so a crash in between leaves blobs without
+//! rows (swept at the next start), never rows pointing to missing blobs.
+
+use std::collections::HashSet;
+
+use futures::TryStreamExt;
+
+use crate::{BlobStore, Result, Store};
+
+/// What is being deleted; each owns photos and reference photos, and the crops found in them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Owner {
+    Course(i64),
+    Session(i64),
+    Student(i64),
+    Reference(i64),
+    Image(i64),
+}
+
+impl Owner {
+    /// The conditions on `session_images` and on `reference_photos` that select the owned rows
+    /// (`$1` is the id).
+    fn conditions(self) -> (&'static str, &'static str) {
+        match self {
+            Owner::Course(_) => (
+                "session_id IN (SELECT id FROM sessions WHERE course_id = $1)",
+                "student_id IN (SELECT id FROM students WHERE course_id = $1)",
+            ),
+            Owner::Session(_) => ("session_id = $1", "FALSE"),
+            Owner::Image(_) => ("id = $1", "FALSE"),
+            Owner::Student(_) => ("FALSE", "student_id = $1"),
+            Owner::Reference(_) => ("FALSE", "id = $1"),
+        }
+    }
+
+    pub(crate) fn id(self) -> i64 {
+        match self {
+            Owner::Course(id)
+            | Owner::Session(id)
+            | Owner::Student(id)
+            | Owner::Reference(id)
+            | Owner::Image(id) => id,
+        }
+    }
+}
+
+/// The blob keys of everything `owner` owns: photos, reference photos, and their face crops.
+/// Called inside the deleting transaction, before the `DELETE`.
+pub(crate) async fn owned_keys(
+    tx: &mut sqlx::SqliteConnection,
+    owner: Owner,
+) -> Result<Vec<String>> {
+    let (images, references) = owner.conditions();
+    let sql = format!(
+        "WITH imgs AS (SELECT id, blob_key FROM session_images WHERE {images}),
+              refs AS (SELECT id, blob_key FROM reference_photos WHERE {references})
+         SELECT blob_key FROM imgs
+         UNION SELECT blob_key FROM refs
+         UNION SELECT crop_blob_key FROM face_crops
+               WHERE crop_blob_key IS NOT NULL
+                 AND (image_id IN (SELECT id FROM imgs) OR reference_photo_id IN (SELECT id FROM refs))"
+    );
+    Ok(sqlx::query_scalar(&sql)
+        .bind(owner.id())
+        .fetch_all(&mut *tx)
+        .await?)
+}
+
+/// `keys` without those some row still references (a key two rows share, such as the same
+/// photo's, must outlive the first row). Called inside the transaction, after the `DELETE`.
+pub(crate) async fn unreferenced(
+    tx: &mut sqlx::SqliteConnection,
+    keys: Vec<String>,
+) -> Result<Vec<String>> {
+    if keys.is_empty() {
+        return Ok(keys);
+    }
+    let list = serde_json::Value::from(keys.clone()).to_string();
+    // `IN (subquery)` is materialised once, so each table is scanned once however many keys.
+    let still: HashSet<String> = sqlx::query_scalar(
+        "WITH k AS (SELECT value FROM json_each($1))
+         SELECT blob_key FROM session_images WHERE blob_key IN (SELECT value FROM k)
+         UNION SELECT blob_key FROM reference_photos WHERE blob_key IN (SELECT value FROM k)
+         UNION SELECT crop_blob_key FROM face_crops WHERE crop_blob_key IN (SELECT value FROM k)",
+    )
+    .bind(list)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    Ok(keys.into_iter().filter(|k| !still.contains(k)).collect())
+}
+
+impl Store {
+    /// Every blob key some row references.
+    pub async fn referenced_blob_keys(&self) -> Result<HashSet<String>> {
+        let keys: Vec<String> = sqlx::query_scalar(
+            "SELECT blob_key FROM session_images
+             UNION SELECT blob_key FROM reference_photos
+             UNION SELECT crop_blob_key FROM face_crops WHERE crop_blob_key IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(keys.into_iter().collect())
+    }
+}
+
+/// Removes every blob no row references; returns how many. Only safe when nothing writes
+/// meanwhile (an upload stores its blob before its row): `serve` runs it at start, under the
+/// data-directory lock, before it takes requests or runs jobs.
+pub async fn sweep_orphan_blobs(store: &Store, blobs: &BlobStore) -> Result<usize> {
+    let referenced = store.referenced_blob_keys().await?;
+    let orphans: Vec<String> = blobs
+        .keys()
+        .try_filter(|key| std::future::ready(!referenced.contains(key)))
+        .try_collect()
+        .await?;
+    for key in &orphans {
+        blobs.delete(key).await?;
+    }
+    Ok(orphans.len())
+}
