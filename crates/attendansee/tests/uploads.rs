@@ -130,7 +130,7 @@ fn eight_concurrent_31_mb_uploads_keep_the_server_memory_flat() {
 fn serve_sweeps_orphan_blobs_and_empties_the_upload_directory_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (ok, out) = common::create_user(&data, "admin", "password123", true);
+    let (ok, out) = common::create_user(&data, "admin", "horse battery staple", true);
     assert!(ok, "{out}");
     // Left by a stop between a deletion's commit and its blobs' removal, and mid-upload.
     let orphan = data.join("blobs/images/9/deadbeef");
