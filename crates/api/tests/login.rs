@@ -206,7 +206,7 @@ async fn weak_passwords_are_refused() {
     let app = app().await;
     let (_, admin) = app.user("admin", Role::Admin).await;
     for (username, password) in [
-        ("erin", "horse battery staple"),
+        ("erin", "password123"),
         ("erin", "PASSWORD123"),
         ("erin", "12345678"),
         ("erin", "qwertyuiop"),
