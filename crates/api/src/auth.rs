@@ -91,6 +91,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
@@ -128,6 +129,7 @@ impl From<ApiToken> for TokenDto {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
     pub label: String,
     /// Lifetime in days, 1–365 (default: the server's token lifetime).

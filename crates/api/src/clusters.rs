@@ -214,6 +214,15 @@ async fn merge_clusters(
             "name at least two clusters to merge",
         ));
     }
+    // Naming a cluster twice would merge it into itself: the store would delete the cluster that
+    // is also the merge target.
+    let mut seen = std::collections::HashSet::new();
+    if let Some(twice) = body.cluster_ids.iter().find(|id| !seen.insert(**id)) {
+        return Err(ApiError::invalid_field(
+            "cluster_ids",
+            format!("cluster {twice} is named more than once"),
+        ));
+    }
     Ok(Json(
         state
             .store

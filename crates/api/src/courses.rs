@@ -48,6 +48,7 @@ impl From<Course> for CourseDto {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateCourse {
     #[schema(example = "Introduction to Databases")]
     pub name: String,
@@ -66,6 +67,7 @@ pub struct CreateCourse {
 
 /// For PUT every field is required; for PATCH any subset.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateCourse {
     pub name: Option<String>,
     pub code: Option<String>,

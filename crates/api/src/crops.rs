@@ -166,6 +166,7 @@ pub struct VectorsQuery {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct GenerateEmbedding {
     /// Recognizer (default: the course's model).
     #[schema(example = "mobilefacenet")]
@@ -187,6 +188,7 @@ pub struct EmbeddingResult {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct GenerateEmbeddingsBatch {
     /// 1 to 500 crop ids.
     pub face_crop_ids: Vec<i64>,

@@ -39,6 +39,7 @@ impl From<Student> for StudentDto {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateStudent {
     pub course: i64,
     pub name: String,
@@ -48,6 +49,7 @@ pub struct CreateStudent {
 /// For PUT `name` is required and a missing `external_id` clears it; for PATCH any subset.
 /// A student's course is fixed at creation.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateStudent {
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]

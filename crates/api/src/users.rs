@@ -64,6 +64,7 @@ impl From<User> for UserDto {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateUser {
     pub username: String,
     pub password: String,
@@ -72,6 +73,7 @@ pub struct CreateUser {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     pub role: Option<RoleDto>,
     /// Deactivating a user revokes all their tokens.
