@@ -133,6 +133,7 @@ impl From<ApiToken> for TokenDto {
 pub struct CreateTokenRequest {
     pub label: String,
     /// Lifetime in days, 1–365 (default: the server's token lifetime).
+    #[schema(minimum = 1, maximum = 365)]
     pub expires_in_days: Option<u32>,
 }
 
@@ -155,7 +156,7 @@ fn check_label(label: &str) -> ApiResult<()> {
 }
 
 /// Exchange a username and password for an API token.
-#[utoipa::path(post, path = "/api/auth/login/", tag = "auth", security(()),
+#[utoipa::path(post, path = "/api/auth/login/", tag = "auth", request_body = LoginRequest, security(()),
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
@@ -207,7 +208,7 @@ async fn list_tokens(
 }
 
 /// Issue another token for the caller, e.g. for a script.
-#[utoipa::path(post, path = "/api/auth/tokens/", tag = "auth",
+#[utoipa::path(post, path = "/api/auth/tokens/", tag = "auth", request_body = CreateTokenRequest,
     responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody)))]
 async fn create_token(
     State(state): State<AppState>,

@@ -16,6 +16,7 @@ mod extract;
 mod inference;
 pub mod jobs;
 pub mod metrics;
+mod openapi;
 mod pagination;
 mod photos;
 pub mod recognition;
@@ -230,10 +231,11 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::public_routes())
         .routes(routes!(system::health))
         .routes(routes!(system::metrics));
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public)
         .merge(protected)
         .split_for_parts();
+    openapi::document_errors(&mut openapi);
     let document = openapi
         .to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));

@@ -16,8 +16,10 @@ pub const MAX_PAGE_SIZE: u32 = 500;
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Page number, from 1.
+    #[param(minimum = 1)]
     pub page: Option<u32>,
     /// Items per page, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub page_size: Option<u32>,
 }
 

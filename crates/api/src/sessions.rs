@@ -144,7 +144,7 @@ async fn list_sessions(
 }
 
 /// Create a session in one of the caller's courses.
-#[utoipa::path(post, path = "/api/attendance/sessions/", tag = "sessions",
+#[utoipa::path(post, path = "/api/attendance/sessions/", tag = "sessions", request_body = CreateSession,
     responses((status = 201, body = SessionDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn create_session(
     State(state): State<AppState>,
@@ -176,7 +176,7 @@ async fn get_session(
 }
 
 /// Replace a session's title and time.
-#[utoipa::path(put, path = "/api/attendance/sessions/{id}/", tag = "sessions", params(("id" = i64, Path)),
+#[utoipa::path(put, path = "/api/attendance/sessions/{id}/", tag = "sessions", request_body = UpdateSession, params(("id" = i64, Path)),
     responses((status = 200, body = SessionDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn replace_session(
     State(state): State<AppState>,
@@ -190,7 +190,7 @@ async fn replace_session(
 }
 
 /// Change some of a session's fields.
-#[utoipa::path(patch, path = "/api/attendance/sessions/{id}/", tag = "sessions", params(("id" = i64, Path)),
+#[utoipa::path(patch, path = "/api/attendance/sessions/{id}/", tag = "sessions", request_body = UpdateSession, params(("id" = i64, Path)),
     responses((status = 200, body = SessionDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn patch_session(
     State(state): State<AppState>,

@@ -102,7 +102,7 @@ async fn list_students(
 }
 
 /// Add a student to one of the caller's courses.
-#[utoipa::path(post, path = "/api/attendance/students/", tag = "students",
+#[utoipa::path(post, path = "/api/attendance/students/", tag = "students", request_body = CreateStudent,
     responses((status = 201, body = StudentDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
 async fn create_student(
@@ -135,7 +135,7 @@ async fn get_student(
 }
 
 /// Replace a student's name and external id.
-#[utoipa::path(put, path = "/api/attendance/students/{id}/", tag = "students", params(("id" = i64, Path)),
+#[utoipa::path(put, path = "/api/attendance/students/{id}/", tag = "students", request_body = UpdateStudent, params(("id" = i64, Path)),
     responses((status = 200, body = StudentDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn replace_student(
     State(state): State<AppState>,
@@ -149,7 +149,7 @@ async fn replace_student(
 }
 
 /// Change some of a student's fields.
-#[utoipa::path(patch, path = "/api/attendance/students/{id}/", tag = "students", params(("id" = i64, Path)),
+#[utoipa::path(patch, path = "/api/attendance/students/{id}/", tag = "students", request_body = UpdateStudent, params(("id" = i64, Path)),
     responses((status = 200, body = StudentDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn patch_student(
     State(state): State<AppState>,
