@@ -74,6 +74,7 @@ pub struct NewStudent {
 #[serde(deny_unknown_fields)]
 pub struct NameCluster {
     pub student_id: Option<i64>,
+    #[serde(default, deserialize_with = "crate::extract::object")]
     pub new_student: Option<NewStudent>,
 }
 

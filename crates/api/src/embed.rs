@@ -99,7 +99,16 @@ async fn embed(
                 )
             }
             "include_vectors" => {
-                include_vectors = field.text().await.map_err(multipart_error)?.trim() == "true"
+                include_vectors = match field.text().await.map_err(multipart_error)?.trim() {
+                    "true" => true,
+                    "false" => false,
+                    other => {
+                        return Err(ApiError::invalid_field(
+                            "include_vectors",
+                            format!("include_vectors must be true or false, not {other:?}"),
+                        ));
+                    }
+                }
             }
             _ => {}
         }

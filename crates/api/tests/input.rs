@@ -776,3 +776,100 @@ async fn held_at_outside_sane_years_or_on_a_leap_second_is_refused() {
         assert!(parsed.is_ok(), "{}", r.body);
     }
 }
+
+/// serde fills a struct from an array of its fields in order; a body (or a nested object) sent as
+/// an array is refused instead of being read positionally.
+#[tokio::test]
+async fn bodies_and_nested_objects_sent_as_arrays_are_refused() {
+    let t = app().await;
+    let (_, alice) = t.user("alice", Role::Instructor).await;
+    let course = t
+        .create(
+            COURSES,
+            &alice,
+            json!({"name": "Databases", "code": "CS305"}),
+        )
+        .await;
+    let cases = [
+        (
+            Method::PATCH,
+            format!("{COURSES}{course}/"),
+            json!([null, null]),
+        ),
+        (
+            Method::PATCH,
+            format!("{COURSES}{course}/"),
+            json!(["Renamed", "X1"]),
+        ),
+        (
+            Method::PUT,
+            format!("{COURSES}{course}/"),
+            json!(["Renamed", "X1"]),
+        ),
+        (Method::POST, COURSES.to_owned(), json!(["Other", "X2"])),
+        (
+            Method::POST,
+            "/api/attendance/clusters/1/name/".to_owned(),
+            json!({"new_student": ["Cy", null]}),
+        ),
+    ];
+    for (method, path, body) in cases {
+        let what = format!("{method} {path} {body}");
+        let r = t.call(method, &path, Some(&alice), Some(body)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{what}: {}", r.body);
+        assert_eq!(r.body["error_type"], "ValidationError", "{what}");
+    }
+    let courses = t.get(COURSES, &alice).await.body;
+    assert_eq!(courses["count"], 1);
+    assert_eq!(courses["results"][0]["name"], "Databases");
+    // The object form still works.
+    let r = t
+        .call(
+            Method::PATCH,
+            &format!("{COURSES}{course}/"),
+            Some(&alice),
+            Some(json!({"name": "Renamed"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["name"].clone()),
+        (StatusCode::OK, json!("Renamed"))
+    );
+}
+
+/// The document calls `page` an int32 of at least 1: what lies outside is refused, not served.
+#[tokio::test]
+async fn page_numbers_beyond_int32_are_refused() {
+    let t = app().await;
+    let (_, alice) = t.user("alice", Role::Instructor).await;
+    t.get(&format!("{COURSES}?page=2147483648"), &alice)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "ValidationError");
+    let r = t.get(&format!("{COURSES}?page=2147483647"), &alice).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+/// `include_vectors` is a boolean form field: anything but `true`/`false` is refused by name
+/// rather than read as false.
+#[tokio::test]
+async fn embed_refuses_an_include_vectors_that_is_not_a_boolean() {
+    let t = app().await;
+    let (_, alice) = t.user("alice", Role::Instructor).await;
+    let boundary = "b0undary";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n\
+         not really a png\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"include_vectors\"\r\n\r\n\
+         {{}}\r\n--{boundary}--\r\n"
+    );
+    let r = t
+        .send(raw(
+            Method::POST,
+            "/api/attendance/embed/",
+            &alice,
+            Some(&format!("multipart/form-data; boundary={boundary}")),
+            body,
+        ))
+        .await;
+    r.assert_error(StatusCode::BAD_REQUEST, "ValidationError");
+    assert_eq!(r.body["details"]["field"], "include_vectors", "{}", r.body);
+}
