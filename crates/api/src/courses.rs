@@ -202,7 +202,7 @@ async fn get_course(
 
 /// Replace a course's name and code.
 #[utoipa::path(put, path = "/api/attendance/courses/{id}/", tag = "courses", request_body = UpdateCourse, params(("id" = i64, Path)),
-    responses((status = 200, body = CourseDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = CourseDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn replace_course(
     State(state): State<AppState>,
     actor: Actor,
@@ -216,7 +216,7 @@ async fn replace_course(
 
 /// Change some of a course's fields.
 #[utoipa::path(patch, path = "/api/attendance/courses/{id}/", tag = "courses", request_body = UpdateCourse, params(("id" = i64, Path)),
-    responses((status = 200, body = CourseDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = CourseDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn patch_course(
     State(state): State<AppState>,
     actor: Actor,

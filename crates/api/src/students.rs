@@ -136,7 +136,7 @@ async fn get_student(
 
 /// Replace a student's name and external id.
 #[utoipa::path(put, path = "/api/attendance/students/{id}/", tag = "students", request_body = UpdateStudent, params(("id" = i64, Path)),
-    responses((status = 200, body = StudentDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = StudentDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn replace_student(
     State(state): State<AppState>,
     actor: Actor,
@@ -150,7 +150,7 @@ async fn replace_student(
 
 /// Change some of a student's fields.
 #[utoipa::path(patch, path = "/api/attendance/students/{id}/", tag = "students", request_body = UpdateStudent, params(("id" = i64, Path)),
-    responses((status = 200, body = StudentDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = StudentDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn patch_student(
     State(state): State<AppState>,
     actor: Actor,
