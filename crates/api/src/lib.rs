@@ -13,6 +13,7 @@ mod embed;
 mod enrollment;
 pub mod error;
 mod extract;
+pub mod headers;
 mod inference;
 pub mod jobs;
 pub mod metrics;
@@ -247,11 +248,13 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.settings.json_body_limit))
         .layer(from_fn(errors_as_json))
         .layer(CatchPanicLayer::custom(panic_as_json))
+        .layer(from_fn(headers::request_limits))
         .layer(from_fn_with_state(
             state.metrics.clone(),
             metrics::count_responses,
         ))
         .layer(from_fn(request_id::middleware))
+        .layer(from_fn(headers::security_headers))
         .with_state(state)
 }
 

@@ -873,3 +873,115 @@ async fn embed_refuses_an_include_vectors_that_is_not_a_boolean() {
     r.assert_error(StatusCode::BAD_REQUEST, "ValidationError");
     assert_eq!(r.body["details"]["field"], "include_vectors", "{}", r.body);
 }
+
+/// `nosniff` and `no-referrer` on every answer, `no-store` on every answer but the UI's static
+/// files (which keep their own `no-cache`): API data, errors, photos, face crops and CSV exports.
+#[tokio::test]
+async fn every_answer_carries_nosniff_no_referrer_and_api_answers_no_store() {
+    use attendansee_store::{ImageInsert, NewCrop, NewImage, Scope};
+    use axum::body::Bytes;
+    let t = app().await;
+    let (_, alice) = t.user("alice", Role::Instructor).await;
+    let course = t
+        .create(
+            COURSES,
+            &alice,
+            json!({"name": "Databases", "code": "CS305"}),
+        )
+        .await;
+    let session = t
+        .create(
+            "/api/attendance/sessions/",
+            &alice,
+            json!({"course": course, "title": "W1", "held_at": "2026-09-01T09:00:00Z"}),
+        )
+        .await;
+    t.blobs
+        .put("images/h", Bytes::from_static(b"\x89PNG fake"))
+        .await
+        .unwrap();
+    t.blobs
+        .put("crops/h.jpg", Bytes::from_static(b"\xff\xd8\xff fake"))
+        .await
+        .unwrap();
+    let image = NewImage {
+        blob_key: "images/h".into(),
+        sha256: "cd".repeat(32),
+        original_name: None,
+        width: 8,
+        height: 8,
+    };
+    let ImageInsert::Stored(image) = t
+        .store
+        .add_session_image(Scope::All, session, &image)
+        .await
+        .unwrap()
+    else {
+        panic!("a fresh photo")
+    };
+    let face = NewCrop {
+        bbox: [1.0, 1.0, 4.0, 4.0],
+        landmarks: [[2.0, 2.0]; 5],
+        score: 0.9,
+        quality_size: 4.0,
+        quality_blur: Some(1.0),
+        crop_blob_key: Some("crops/h.jpg".into()),
+        embedding: None,
+    };
+    let crop = t.store.record_image_faces(image.id, &[face]).await.unwrap()[0];
+
+    let authorised = [
+        (COURSES.to_owned(), StatusCode::OK),
+        (
+            format!("/api/attendance/images/{}/file/", image.id),
+            StatusCode::OK,
+        ),
+        (
+            format!("/api/attendance/face-crops/{crop}/image/"),
+            StatusCode::OK,
+        ),
+        (
+            format!("/api/attendance/sessions/{session}/attendance/csv/"),
+            StatusCode::OK,
+        ),
+        (
+            format!("/api/attendance/courses/{course}/attendance/csv/"),
+            StatusCode::OK,
+        ),
+        (format!("{COURSES}99999/"), StatusCode::NOT_FOUND),
+        ("/api/no/such/route/".to_owned(), StatusCode::NOT_FOUND),
+    ];
+    let mut answers = Vec::new();
+    for (path, status) in authorised {
+        answers.push((path.clone(), status, t.get(&path, &alice).await));
+    }
+    for (method, path, status) in [
+        (Method::GET, "/api/auth/me/", StatusCode::UNAUTHORIZED),
+        (Method::GET, "/api/health/", StatusCode::OK),
+        (Method::GET, "/metrics", StatusCode::OK),
+        (
+            Method::DELETE,
+            "/api/health/",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ] {
+        answers.push((
+            path.to_owned(),
+            status,
+            t.call(method, path, None, None).await,
+        ));
+    }
+    for (path, status, r) in &answers {
+        assert_eq!(r.status, *status, "{path}: {}", r.body);
+        assert_eq!(r.headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(r.headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(r.headers["cache-control"], "no-store", "{path}");
+    }
+    for path in ["/", "/ui/app.js", "/ui/app.css"] {
+        let r = t.call(Method::GET, path, None, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_eq!(r.headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(r.headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(r.headers["cache-control"], "no-cache", "{path}");
+    }
+}
