@@ -1,7 +1,11 @@
 //! Authentication: bearer tokens on every protected route, login and logout, and a user's own
 //! token management under `/api/auth/`.
 
-use axum::extract::{FromRequestParts, Request, State};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -14,9 +18,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use attendansee_store::{ApiToken, Role, Scope, User, credentials};
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
 use crate::extract::{Json, Path};
-use crate::users::UserDto;
+use crate::users::{UserDto, normalize_username};
 
 /// The authenticated user of a request, put there by [`require_token`].
 #[derive(Clone, Debug)]
@@ -155,20 +159,41 @@ fn check_label(label: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// Exchange a username and password for an API token.
+/// Exchange a username and password for an API token. After a few failed attempts, a username
+/// and a client address must each wait before their next try (429 `TooManyRequests` with
+/// `Retry-After`), twice as long after every further failure.
 #[utoipa::path(post, path = "/api/auth/login/", tag = "auth", request_body = LoginRequest, security(()),
-    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
     Json(body): Json<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
     let label = body.label.unwrap_or_else(|| "login".into());
     check_label(&label)?;
-    let user = state
-        .store
-        .verify_login(&body.username, &body.password)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("Invalid username or password"))?;
+    let username = normalize_username(&body.username);
+    let address = connection.map(|Extension(ConnectInfo(peer))| peer.ip());
+    let attempt = state
+        .login_throttle
+        .begin(&username, address, Instant::now())
+        .map_err(|wait| {
+            let seconds = u32::try_from(wait.as_secs_f64().ceil() as u64).unwrap_or(u32::MAX);
+            ApiError {
+                retry_after: Some(seconds.max(1)),
+                ..ApiError::new(
+                    ErrorType::TooManyRequests,
+                    format!("Too many failed logins; try again in {} s", seconds.max(1)),
+                )
+            }
+        })?;
+    // A storage error ends the try without counting it (dropping `attempt`).
+    let Some(user) = state.store.verify_login(&username, &body.password).await? else {
+        attempt.failed();
+        tracing::info!(%username, address = ?address, "login failed");
+        return Err(ApiError::unauthorized("Invalid username or password"));
+    };
+    attempt.succeeded();
     let issued = state
         .store
         .issue_token(user.id, &label, state.settings.token_ttl)

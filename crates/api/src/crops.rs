@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use attendansee_pool::Lane;
 use attendansee_store::{CropFilter, EmbeddingRecord, FaceCrop};
 
 use crate::AppState;
@@ -336,7 +337,9 @@ async fn generate_embedding(
         None => course_model_of(&state, &actor, crop.id).await?,
     };
     state.check_recognizer("model_name", &model)?;
-    let (status, dimension) = embed_crop(&state, &crop, &model, body.force_regenerate).await?;
+    let lane = Lane::interactive(actor.user.id);
+    let (status, dimension) =
+        embed_crop(&state, &crop, &model, body.force_regenerate, lane).await?;
     let message = if status == "exists" {
         "Embedding already exists"
     } else {
@@ -375,7 +378,10 @@ async fn generate_embeddings_batch(
     let mut results = Vec::with_capacity(body.face_crop_ids.len());
     for &crop_id in &body.face_crop_ids {
         let outcome = match state.store.get_crop(actor.scope(), crop_id).await {
-            Ok(crop) => embed_crop(&state, &crop, &model, body.force_regenerate).await,
+            Ok(crop) => {
+                let lane = Lane::batch(actor.user.id);
+                embed_crop(&state, &crop, &model, body.force_regenerate, lane).await
+            }
             Err(e) => Err(e.into()),
         };
         results.push(match outcome {
@@ -427,6 +433,7 @@ async fn embed_crop(
     crop: &FaceCrop,
     model: &str,
     force: bool,
+    lane: Lane,
 ) -> ApiResult<(&'static str, usize)> {
     if !force
         && let Some(existing) = state
@@ -445,7 +452,7 @@ async fn embed_crop(
         ))
     })?;
     let bytes = state.blobs.get(key).await?;
-    let mut embeddings = state.embed_crops(vec![bytes.to_vec()], model).await?;
+    let mut embeddings = state.embed_crops(vec![bytes.to_vec()], model, lane).await?;
     let vector = embeddings
         .pop()
         .ok_or_else(|| ApiError::internal("worker returned no embedding"))?;

@@ -6,6 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use attendansee_pool::Lane;
 use attendansee_pool::protocol::Timings;
 
 use crate::AppState;
@@ -81,7 +82,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         (status = 502, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
 async fn embed(
     State(state): State<AppState>,
-    _actor: Actor,
+    actor: Actor,
     mut form: Multipart,
 ) -> ApiResult<Json<EmbedResponse>> {
     let (mut image, mut model_name, mut include_vectors) = (None, None, false);
@@ -143,7 +144,12 @@ async fn embed(
         faces,
         timings,
     } = state
-        .detect_and_embed(image.to_vec(), &model, false)
+        .detect_and_embed(
+            image.to_vec(),
+            &model,
+            false,
+            Lane::interactive(actor.user.id),
+        )
         .await?;
     let faces = faces
         .into_iter()

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use attendansee_pool::Lane;
 use attendansee_pool::protocol::DetectedFace;
 use attendansee_recognition::OneFace;
 use attendansee_store::{NewCrop, NewReference, ReferencePhoto};
@@ -151,7 +152,9 @@ async fn enroll_one(
         height,
         faces,
         ..
-    } = state.detect_and_embed(bytes.to_vec(), model, true).await?;
+    } = state
+        .detect_and_embed(bytes.to_vec(), model, true, Lane::batch(actor.user.id))
+        .await?;
     let face = the_one_face(faces)?;
     let sha256 = crate::hex(&Sha256::digest(bytes));
     let photo_key = format!("references/{student_id}/{sha256}");

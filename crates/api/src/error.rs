@@ -48,6 +48,12 @@ pub enum ErrorType {
     WorkerTimeout,
     /// Too much work is queued; retry after the `Retry-After` seconds (503).
     Overloaded,
+    /// Too many attempts (e.g. failed logins) from this client or for this account; retry after
+    /// the `Retry-After` seconds (429).
+    TooManyRequests,
+    /// The database or blob storage cannot take the request now (disk full, I/O error); nothing
+    /// was changed. Retry after the `Retry-After` seconds (503).
+    StorageUnavailable,
     /// Anything else; the cause is in the server log under the request id (500).
     Internal,
 }
@@ -66,10 +72,38 @@ impl ErrorType {
             Self::UnsupportedImage | Self::NoFaceDetected | Self::MultipleFaces => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Self::ModelNotAvailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ModelNotAvailable | Self::Overloaded | Self::StorageUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::DimensionMismatch | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::WorkerCrashed => StatusCode::BAD_GATEWAY,
             Self::WorkerTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The name clients see in `error_type` (also what job records store).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ValidationError => "ValidationError",
+            Self::Unauthorized => "Unauthorized",
+            Self::Forbidden => "Forbidden",
+            Self::NotFound => "NotFound",
+            Self::MethodNotAllowed => "MethodNotAllowed",
+            Self::Conflict => "Conflict",
+            Self::PayloadTooLarge => "PayloadTooLarge",
+            Self::UnsupportedMediaType => "UnsupportedMediaType",
+            Self::UnsupportedImage => "UnsupportedImage",
+            Self::NoFaceDetected => "NoFaceDetected",
+            Self::MultipleFaces => "MultipleFaces",
+            Self::ModelNotAvailable => "ModelNotAvailable",
+            Self::DimensionMismatch => "DimensionMismatch",
+            Self::WorkerCrashed => "WorkerCrashed",
+            Self::WorkerTimeout => "WorkerTimeout",
+            Self::Overloaded => "Overloaded",
+            Self::TooManyRequests => "TooManyRequests",
+            Self::StorageUnavailable => "StorageUnavailable",
+            Self::Internal => "Internal",
         }
     }
 
@@ -84,6 +118,7 @@ impl ErrorType {
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
             StatusCode::SERVICE_UNAVAILABLE => Self::Overloaded,
+            StatusCode::TOO_MANY_REQUESTS => Self::TooManyRequests,
             s if s.is_client_error() => Self::ValidationError,
             _ => Self::Internal,
         }
@@ -169,12 +204,27 @@ impl ApiError {
     }
 }
 
+/// How long a client should wait before retrying after a storage failure.
+const STORAGE_RETRY_AFTER_SECONDS: u32 = 5;
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound { .. } => Self::not_found(error.to_string()),
             StoreError::Conflict(message) => Self::new(ErrorType::Conflict, message),
             StoreError::Invalid(message) => Self::new(ErrorType::ValidationError, message),
+            StoreError::PasswordChecksBusy => Self {
+                retry_after: Some(1),
+                ..Self::new(ErrorType::Overloaded, error.to_string())
+            },
+            other if other.is_unavailable() => Self {
+                retry_after: Some(STORAGE_RETRY_AFTER_SECONDS),
+                cause: Some(other.to_string()),
+                ..Self::new(
+                    ErrorType::StorageUnavailable,
+                    "Storage is unavailable (e.g. the disk is full); nothing was changed. Try again later",
+                )
+            },
             other => Self::internal(other),
         }
     }
@@ -189,6 +239,7 @@ impl ErrorType {
             "NoFaceDetected" => Self::NoFaceDetected,
             "ModelNotAvailable" => Self::ModelNotAvailable,
             "DimensionMismatch" => Self::DimensionMismatch,
+            "PayloadTooLarge" => Self::PayloadTooLarge,
             _ => Self::Internal,
         }
     }
@@ -312,6 +363,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_name_of_an_error_type_is_its_json_rendering() {
+        for t in [
+            ErrorType::ValidationError,
+            ErrorType::Unauthorized,
+            ErrorType::Forbidden,
+            ErrorType::NotFound,
+            ErrorType::MethodNotAllowed,
+            ErrorType::Conflict,
+            ErrorType::PayloadTooLarge,
+            ErrorType::UnsupportedMediaType,
+            ErrorType::UnsupportedImage,
+            ErrorType::NoFaceDetected,
+            ErrorType::MultipleFaces,
+            ErrorType::ModelNotAvailable,
+            ErrorType::DimensionMismatch,
+            ErrorType::WorkerCrashed,
+            ErrorType::WorkerTimeout,
+            ErrorType::Overloaded,
+            ErrorType::TooManyRequests,
+            ErrorType::StorageUnavailable,
+            ErrorType::Internal,
+        ] {
+            assert_eq!(serde_json::to_value(t).unwrap(), t.name());
+        }
+    }
+
+    #[test]
+    fn a_worker_refusing_a_too_large_request_is_payload_too_large_not_internal() {
+        assert_eq!(
+            ErrorType::from_name("PayloadTooLarge"),
+            ErrorType::PayloadTooLarge
+        );
+    }
+
+    #[test]
     fn every_error_type_maps_back_from_its_status_where_the_status_is_unique() {
         for t in [
             ErrorType::Unauthorized,
@@ -322,6 +408,7 @@ mod tests {
             ErrorType::PayloadTooLarge,
             ErrorType::UnsupportedMediaType,
             ErrorType::ValidationError,
+            ErrorType::TooManyRequests,
             ErrorType::Internal,
         ] {
             assert_eq!(ErrorType::for_status(t.status_code()), t);

@@ -2,6 +2,7 @@
 //! worker answered with the kind of output asked for — written once for the routes and the job
 //! runner that need them; and how many jobs batch work keeps in the pool at once.
 
+use attendansee_pool::Lane;
 use attendansee_pool::protocol::{DetectedFace, Job, Output, Timings};
 
 use crate::AppState;
@@ -17,12 +18,14 @@ pub struct PhotoFaces {
 
 impl AppState {
     /// Detects, aligns and embeds every face of `image` with `model` in a worker (the aligned
-    /// crops come back as JPEGs when `return_crops`).
+    /// crops come back as JPEGs when `return_crops`). `lane` says whose work it is and whether it
+    /// waits for room in the pool's queue (batch) or is refused when it is full (interactive).
     pub async fn detect_and_embed(
         &self,
         image: Vec<u8>,
         model: &str,
         return_crops: bool,
+        lane: Lane,
     ) -> ApiResult<PhotoFaces> {
         let job = Job::DetectAndEmbed {
             image,
@@ -30,7 +33,7 @@ impl AppState {
             model: model.to_owned(),
             return_crops,
         };
-        let (output, timings) = self.pool()?.submit(job).await?;
+        let (output, timings) = self.pool()?.submit(job, lane).await?;
         let Output::Faces {
             width,
             height,
@@ -50,12 +53,17 @@ impl AppState {
     }
 
     /// Embeds aligned crops (image files) with `model` in a worker, one vector per crop.
-    pub async fn embed_crops(&self, crops: Vec<Vec<u8>>, model: &str) -> ApiResult<Vec<Vec<f32>>> {
+    pub async fn embed_crops(
+        &self,
+        crops: Vec<Vec<u8>>,
+        model: &str,
+        lane: Lane,
+    ) -> ApiResult<Vec<Vec<f32>>> {
         let job = Job::EmbedCrops {
             crops,
             model: model.to_owned(),
         };
-        let (output, _) = self.pool()?.submit(job).await?;
+        let (output, _) = self.pool()?.submit(job, lane).await?;
         let Output::Embeddings { embeddings } = output else {
             return Err(ApiError::internal(
                 "worker answered an embed job with another kind of output",

@@ -10,13 +10,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use attendansee_pool::Lane;
 use attendansee_pool::protocol::Timings;
-use attendansee_store::{JobRecord, JobStatus, NewCrop, Scope, SessionImage, SessionStatus};
+use attendansee_store::{JobRecord, JobStatus, NewCrop, Scope, SessionImage, SessionStatus, Store};
 
 use crate::AppState;
 use crate::auth::Actor;
 use crate::crops::crop_blob_key;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
 use crate::extract::{Json, Path, Query};
 use crate::inference::PhotoFaces;
 use crate::pagination::{PageParams, PagedResponse};
@@ -37,6 +38,8 @@ pub enum JobStatusDto {
     Queued,
     Running,
     Succeeded,
+    /// Finished, but some photos failed (`errors` lists them); the others were processed.
+    Partial,
     Failed,
     Cancelled,
 }
@@ -81,6 +84,7 @@ impl From<JobRecord> for JobDto {
                 JobStatus::Queued => JobStatusDto::Queued,
                 JobStatus::Running => JobStatusDto::Running,
                 JobStatus::Succeeded => JobStatusDto::Succeeded,
+                JobStatus::Partial => JobStatusDto::Partial,
                 JobStatus::Failed => JobStatusDto::Failed,
                 JobStatus::Cancelled => JobStatusDto::Cancelled,
             },
@@ -187,23 +191,17 @@ pub async fn run_jobs(state: AppState) {
             Ok(Some(job)) => {
                 let id = job.id;
                 tracing::info!(job = id, kind = %job.kind, "job started");
-                let result = match job.kind.as_str() {
+                let end = match job.kind.as_str() {
                     PROCESS_SESSION => process(&state, &job).await,
-                    other => Err(format!("unknown job kind '{other}'")),
+                    other => JobEnd::failed(None, format!("unknown job kind '{other}'")),
                 };
-                let (status, error) = match result {
-                    Ok(()) => (JobStatus::Succeeded, None),
-                    Err(error) => (JobStatus::Failed, Some(error)),
-                };
-                if let Err(e) = state.store.finish_job(id, status, error.as_deref()).await {
-                    tracing::error!(job = id, error = %e, "cannot record the end of a job");
-                }
                 tracing::info!(
                     job = id,
-                    ?status,
-                    error = error.as_deref().unwrap_or(""),
+                    status = ?end.status,
+                    error = end.error.as_deref().unwrap_or(""),
                     "job finished"
                 );
+                record_end(&state.store, id, &end).await;
             }
             Ok(None) => {
                 // Woken when a job is queued; the timeout also catches jobs queued by another process.
@@ -213,6 +211,49 @@ pub async fn run_jobs(state: AppState) {
             Err(e) => {
                 tracing::error!(error = %e, "cannot claim a job; retrying");
                 tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
+/// How a job ended, and the session status that goes with it.
+#[derive(Debug)]
+struct JobEnd {
+    status: JobStatus,
+    error: Option<String>,
+    session: Option<(i64, SessionStatus)>,
+}
+
+impl JobEnd {
+    fn failed(session: Option<i64>, error: String) -> Self {
+        Self {
+            status: JobStatus::Failed,
+            error: Some(error),
+            session: session.map(|id| (id, SessionStatus::Failed)),
+        }
+    }
+}
+
+/// The longest pause between attempts to record a job's end while storage is failing.
+const MAX_RECORD_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Records the end of a job and its session's status, trying again until storage takes it: a
+/// job whose end cannot be saved (a full disk) must not stay `running` once storage is back.
+async fn record_end(store: &Store, id: i64, end: &JobEnd) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let saved = async {
+            if let Some((session, status)) = end.session {
+                store.set_session_status(session, status).await?;
+            }
+            store.finish_job(id, end.status, end.error.as_deref()).await
+        };
+        match saved.await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(job = id, error = %e, "cannot record the end of a job; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_RECORD_BACKOFF);
             }
         }
     }
@@ -252,82 +293,154 @@ fn largest_first(images: &mut [SessionImage]) {
     images.sort_by_key(|i| (std::cmp::Reverse(i.width.saturating_mul(i.height)), i.id));
 }
 
+/// Where a job starts counting: a fresh job counts the photos to do; a job resumed after a
+/// restart keeps its original total and counts the photos done before as done.
+fn starting_progress(job: &JobRecord, remaining: usize) -> (i64, i64) {
+    let remaining = remaining as i64;
+    if job.done == 0 {
+        return (0, remaining);
+    }
+    let total = job.total.max(remaining);
+    (total - remaining, total)
+}
+
+/// The status of a job whose photos are all through: `succeeded` when none failed, `partial`
+/// when some did and others were processed, `failed` when every photo failed.
+fn outcome(processed: usize, failed: usize) -> (JobStatus, SessionStatus, Option<String>) {
+    match (processed, failed) {
+        (_, 0) => (JobStatus::Succeeded, SessionStatus::Processed, None),
+        (0, failed) => (
+            JobStatus::Failed,
+            SessionStatus::Failed,
+            Some(format!("all {failed} photos failed; see errors")),
+        ),
+        (processed, failed) => (
+            JobStatus::Partial,
+            SessionStatus::Failed,
+            Some(format!(
+                "{failed} of {} photos failed; see errors (the others were processed)",
+                processed + failed
+            )),
+        ),
+    }
+}
+
 /// Processes every photo of the session still to do, keeping every worker busy; a photo that
 /// fails is recorded with its error and the others go on.
-async fn process(state: &AppState, job: &JobRecord) -> Result<(), String> {
-    let payload: ProcessPayload =
-        serde_json::from_str(&job.payload).map_err(|e| format!("bad payload: {e}"))?;
+async fn process(state: &AppState, job: &JobRecord) -> JobEnd {
+    let payload: ProcessPayload = match serde_json::from_str(&job.payload) {
+        Ok(payload) => payload,
+        Err(e) => return JobEnd::failed(None, format!("bad payload: {e}")),
+    };
+    let session = payload.session;
+    match process_photos(state, job, &payload).await {
+        Ok(end) => end,
+        Err(e) => JobEnd::failed(Some(session), e.to_string()),
+    }
+}
+
+/// Why a job stopped before its end.
+#[derive(Debug, thiserror::Error)]
+enum JobFailure {
+    #[error("storage failed: {0}")]
+    Store(#[from] attendansee_store::StoreError),
+    #[error("a photo's task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// Recognition failed, or storage failed while a photo was stored.
+    #[error("{0}")]
+    Stopped(String),
+}
+
+async fn process_photos(
+    state: &AppState,
+    job: &JobRecord,
+    payload: &ProcessPayload,
+) -> Result<JobEnd, JobFailure> {
     let store = &state.store;
-    let mut images = store
-        .unprocessed_images(payload.session)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut images = store.unprocessed_images(payload.session).await?;
     largest_first(&mut images);
-    let total = images.len() as i64;
+    let (mut done, total) = starting_progress(job, images.len());
     let parallel = state.jobs_in_flight();
-    let _ = store
+    // The pool's lanes take turns per user: a flood of requests from someone else waits its
+    // turn instead of starving this job, and this job's photos wait for room, never failing.
+    let lane = Lane::batch(job.created_by.unwrap_or_default());
+    store
         .set_session_status(payload.session, SessionStatus::Processing)
-        .await;
-    let (mut errors, mut stats, mut done) = (Vec::<JobItemError>::new(), JobStats::default(), 0i64);
+        .await?;
+    let (mut errors, mut stats) = (Vec::<JobItemError>::new(), JobStats::default());
     let mut pending = images.into_iter();
     let mut running = tokio::task::JoinSet::new();
     let mut cancelled = false;
+    let mut processed = 0usize;
     loop {
         while running.len() < parallel && !cancelled {
             let Some(image) = pending.next() else { break };
-            if store.job_status(job.id).await.map_err(|e| e.to_string())? == JobStatus::Cancelled {
+            if store.job_status(job.id).await? == JobStatus::Cancelled {
                 cancelled = true;
                 break;
             }
             let (state, model) = (state.clone(), payload.model.clone());
             running.spawn(async move {
-                let result = process_image(&state, &image, &model).await;
+                let result = process_image(&state, &image, &model, lane).await;
                 (image, result)
             });
         }
         let Some(finished) = running.join_next().await else {
             break;
         };
-        let (image, result) = finished.map_err(|e| format!("photo task failed: {e}"))?;
+        let (image, result) = finished?;
         match result {
-            Ok((faces, timings)) => stats.add(faces, &timings),
+            Ok((faces, timings)) => {
+                processed += 1;
+                stats.add(faces, &timings);
+            }
             Err(e) => {
-                let error = format!("{:?}: {}", e.error_type, e.message);
-                let _ = store.mark_image_failed(image.id, &error).await;
+                // A storage failure is not the photo's fault: the job stops, and the photo is
+                // tried again by the next run.
+                if e.error_type == ErrorType::StorageUnavailable {
+                    return Err(JobFailure::Stopped(format!(
+                        "storage failed while processing photo {}: {}",
+                        image.id, e.message
+                    )));
+                }
+                store
+                    .mark_image_failed(image.id, &format!("{}: {}", e.error_type.name(), e.message))
+                    .await?;
                 errors.push(JobItemError {
                     image: image.id,
                     file: image.original_name.clone(),
-                    error_type: format!("{:?}", e.error_type),
+                    error_type: e.error_type.name().to_owned(),
                     error: e.message,
                 });
             }
         }
         done += 1;
-        save_progress(store, job.id, (done, total), &errors, &stats)
-            .await
-            .map_err(|e| e.to_string())?;
+        save_progress(store, job.id, (done, total), &errors, &stats).await?;
+    }
+    if cancelled {
+        return Ok(JobEnd {
+            status: JobStatus::Cancelled,
+            error: None,
+            session: Some((payload.session, SessionStatus::Open)),
+        });
     }
     // Recognition runs over the whole session, so faces of photos processed earlier are matched
-    // against students enrolled since. Its failure fails the job, but never before the session's
-    // status is settled.
-    let recognition = if cancelled {
-        Ok(())
-    } else {
-        recognise(state, payload.session, &mut stats).await
-    };
-    let _ = save_progress(store, job.id, (done, total), &errors, &stats).await;
-    let status = match (cancelled, errors.is_empty() && recognition.is_ok()) {
-        (true, _) => SessionStatus::Open,
-        (false, true) => SessionStatus::Processed,
-        (false, false) => SessionStatus::Failed,
-    };
-    let _ = store.set_session_status(payload.session, status).await;
-    recognition
+    // against students enrolled since.
+    recognise(state, payload.session, &mut stats)
+        .await
+        .map_err(JobFailure::Stopped)?;
+    save_progress(store, job.id, (done, total), &errors, &stats).await?;
+    let (status, session_status, error) = outcome(processed, errors.len());
+    Ok(JobEnd {
+        status,
+        error,
+        session: Some((payload.session, session_status)),
+    })
 }
 
 /// Records a job's progress, its per-photo errors and its stats.
 async fn save_progress(
-    store: &attendansee_store::Store,
+    store: &Store,
     job: i64,
     (done, total): (i64, i64),
     errors: &[JobItemError],
@@ -370,10 +483,12 @@ async fn process_image(
     state: &AppState,
     image: &SessionImage,
     model: &str,
+    lane: Lane,
 ) -> ApiResult<(usize, Timings)> {
     let bytes = state.blobs.get(&image.blob_key).await?;
-    let PhotoFaces { faces, timings, .. } =
-        state.detect_and_embed(bytes.to_vec(), model, true).await?;
+    let PhotoFaces { faces, timings, .. } = state
+        .detect_and_embed(bytes.to_vec(), model, true, lane)
+        .await?;
     let mut crops = Vec::with_capacity(faces.len());
     for (index, face) in faces.into_iter().enumerate() {
         let key = match face.crop_jpeg {

@@ -16,6 +16,7 @@ mod extract;
 pub mod headers;
 mod inference;
 pub mod jobs;
+pub mod login_limits;
 pub mod metrics;
 mod openapi;
 mod pagination;
@@ -51,7 +52,7 @@ pub use error::{ApiError, ApiResult, ErrorType};
 pub(crate) fn hex(bytes: &[u8]) -> String {
     attendansee_store::credentials::hex(bytes)
 }
-pub use users::{check_password, check_username};
+pub use users::{check_password, check_username, normalize_username};
 
 /// Server settings the API needs (the binary's configuration fills them in).
 #[derive(Clone, Debug)]
@@ -69,8 +70,13 @@ pub struct Settings {
     /// Every recognizer in the model catalog (a known name that the workers do not load is
     /// "not installed", an unknown one a validation error).
     pub catalog_recognizers: Vec<String>,
+    /// How to install each catalog model, for the "not installed" error: a `models fetch`
+    /// command, or where to put a file that has no download source.
+    pub install_advice: std::collections::BTreeMap<String, String>,
     /// Each recognizer's calibrated matching (threshold, margin, suggestions), from the catalog.
     pub matching: recognition::MatchingTable,
+    /// Failed logins allowed per username and per client address before they must wait.
+    pub login_limits: login_limits::LoginLimits,
 }
 
 impl Default for Settings {
@@ -84,10 +90,12 @@ impl Default for Settings {
             catalog_recognizers: ["mobilefacenet", "mobilefacenet-batch", "arcface", "facenet"]
                 .map(String::from)
                 .to_vec(),
+            install_advice: Default::default(),
             matching: ["mobilefacenet", "mobilefacenet-batch"]
                 .map(|m| (m.to_owned(), recognition::Matching::FALLBACK))
                 .into_iter()
                 .collect(),
+            login_limits: login_limits::LoginLimits::default(),
         }
     }
 }
@@ -104,6 +112,8 @@ pub struct AppState {
     pub pool: Option<Pool>,
     /// Wakes the job runner when a job is queued.
     pub jobs_queued: Arc<tokio::sync::Notify>,
+    /// Failed logins per username and client address.
+    pub login_throttle: Arc<login_limits::LoginThrottle>,
     openapi: Arc<OnceLock<String>>,
 }
 
@@ -112,6 +122,9 @@ impl AppState {
         Self {
             store,
             blobs,
+            login_throttle: Arc::new(login_limits::LoginThrottle::new(
+                settings.login_limits.clone(),
+            )),
             settings: Arc::new(settings),
             metrics: Arc::default(),
             pool: None,
@@ -163,10 +176,15 @@ impl AppState {
             .with_details(serde_json::json!({"field": field, "available_models": available})));
         }
         if !settings.recognizers.iter().any(|m| m == name) {
+            let install = settings
+                .install_advice
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| format!("install it with `attendansee models fetch {name}`"));
             return Err(ApiError::new(
                 ErrorType::ModelNotAvailable,
                 format!(
-                    "Model '{name}' is not installed on this server (loaded: {}); install it with `attendansee models fetch {name}` \
+                    "Model '{name}' is not installed on this server (loaded: {}); {install}, \
                      and start the server with `--recognizers`",
                     settings.recognizers.join(", ")
                 ),

@@ -3,7 +3,7 @@
 //!
 //! A client (or schemathesis) reading the document must find every status the server can send:
 //! 400 where there is a parameter or a body to refuse, 401 on every protected route, 413/415 on
-//! every body, 404 wherever a path names an object, and 500/503 where the server can fail.
+//! every body, 404 wherever a path names an object, 429 on login, and 500/503 everywhere.
 
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::{
@@ -62,8 +62,8 @@ const INTERNAL: ErrorAnswer = ErrorAnswer {
 const UNAVAILABLE: ErrorAnswer = ErrorAnswer {
     status: "503",
     name: "Unavailable",
-    description: "The server cannot do this now: `Overloaded` (retry after `Retry-After` seconds), \
-                  `ModelNotAvailable`, or storage that cannot take the write.",
+    description: "The server cannot do this now: `Overloaded` or `StorageUnavailable` (retry after \
+                  `Retry-After` seconds; a refused write changed nothing), or `ModelNotAvailable`.",
 };
 
 const ALL: [&ErrorAnswer; 9] = [
@@ -98,21 +98,19 @@ pub fn document_errors(openapi: &mut OpenApi) {
     }
     for (path, item) in openapi.paths.paths.iter_mut() {
         let operations = [
-            ("get", &mut item.get),
-            ("post", &mut item.post),
-            ("put", &mut item.put),
-            ("patch", &mut item.patch),
-            ("delete", &mut item.delete),
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
         ];
-        for (method, operation) in operations {
-            if let Some(operation) = operation {
-                add_errors(path, method, operation);
-            }
+        for operation in operations.into_iter().flatten() {
+            add_errors(path, operation);
         }
     }
 }
 
-fn add_errors(path: &str, method: &str, operation: &mut Operation) {
+fn add_errors(path: &str, operation: &mut Operation) {
     let has_body = operation.request_body.is_some();
     let has_parameters = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
     // Public routes say `security(())`: one requirement that names no scheme.
@@ -120,7 +118,6 @@ fn add_errors(path: &str, method: &str, operation: &mut Operation) {
         .security
         .as_ref()
         .is_some_and(|s| s.iter().all(|r| r == &Default::default()));
-    let write = method != "get";
     let mut answers = vec![&INTERNAL];
     if has_parameters || has_body {
         answers.push(&BAD_REQUEST);
@@ -140,9 +137,8 @@ fn add_errors(path: &str, method: &str, operation: &mut Operation) {
     if path == "/api/auth/login/" {
         answers.push(&TOO_MANY);
     }
-    if write {
-        answers.push(&UNAVAILABLE);
-    }
+    // Any request can meet storage that fails (even a read records its token's use).
+    answers.push(&UNAVAILABLE);
     let mut responses = ResponsesBuilder::new();
     for answer in answers {
         if !operation.responses.responses.contains_key(answer.status) {

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use attendansee_pool::Lane;
 use attendansee_pool::protocol::{Job, Output};
 use attendansee_store::{CropFilter, ImageInsert, ImageStatus, NewImage, Page, SessionImage};
 
@@ -256,9 +257,12 @@ async fn store_one(
     }
     let (output, _) = state
         .pool()?
-        .submit(Job::Validate {
-            image: bytes.to_vec(),
-        })
+        .submit(
+            Job::Validate {
+                image: bytes.to_vec(),
+            },
+            Lane::batch(actor.user.id),
+        )
         .await?;
     let Output::ImageInfo { width, height } = output else {
         return Err(ApiError::internal(

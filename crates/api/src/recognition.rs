@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use attendansee_pool::Lane;
 use attendansee_recognition::{
     BruteForceIndex, ClusterParams, Decision, Reason, Thresholds, VectorIndex, assign_photo,
     dbscan, incremental,
@@ -122,6 +123,7 @@ pub async fn embed_missing(
     course_id: i64,
     session: Option<i64>,
     model: &str,
+    lane: Lane,
 ) -> ApiResult<usize> {
     let missing = state
         .store
@@ -132,7 +134,7 @@ pub async fn embed_missing(
         for crop in chunk {
             crops.push(state.blobs.get(&crop.crop_blob_key).await?.to_vec());
         }
-        let embeddings = state.embed_crops(crops, model).await?;
+        let embeddings = state.embed_crops(crops, model, lane).await?;
         for (crop, vector) in chunk.iter().zip(embeddings) {
             state
                 .store
@@ -164,7 +166,14 @@ pub async fn assign_session(
     session_id: i64,
 ) -> ApiResult<AssignSummary> {
     let (model, matching) = state.course_matching(course);
-    embed_missing(state, course.id, Some(session_id), &model).await?;
+    embed_missing(
+        state,
+        course.id,
+        Some(session_id),
+        &model,
+        Lane::batch(course.owner_id),
+    )
+    .await?;
     let gallery = index_of(&state.store.course_gallery(course.id, &model).await?)?;
     let crops = state.store.assignable_crops(session_id, &model).await?;
     let photo_of: BTreeMap<i64, i64> = crops.iter().map(|c| (c.crop_id, c.label)).collect();

@@ -82,22 +82,98 @@ pub struct UpdateUser {
     pub password: Option<String>,
 }
 
-/// Checks a new username: 1–150 characters of letters, digits and `.@+-_` (Django's rule).
-pub fn check_username(username: &str) -> Result<(), String> {
+/// The form a username is stored and looked up in: NFKC (a full-width `ｉｎｓｔ１` is `inst1`),
+/// then lower case, so that `Inst1` and `inst1` are one user.
+pub fn normalize_username(username: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    username.nfkc().collect::<String>().to_lowercase()
+}
+
+/// Checks a new username: 1–150 characters of letters, digits and `.@+-_` (Django's rule), and
+/// returns it normalized (see [`normalize_username`]).
+pub fn check_username(username: &str) -> Result<String, String> {
+    let username = normalize_username(username);
     let ok_chars = username
         .chars()
         .all(|c| c.is_alphanumeric() || "@.+-_".contains(c));
     if username.is_empty() || username.chars().count() > 150 || !ok_chars {
         return Err("username must be 1 to 150 letters, digits or @.+-_".into());
     }
-    Ok(())
+    Ok(username)
 }
 
-pub fn check_password(password: &str) -> Result<(), String> {
+/// Passwords attackers try first; refused whatever their length (compared in lower case).
+const COMMON_PASSWORDS: &[&str] = &[
+    "password",
+    "password1",
+    "password12",
+    "password123",
+    "password1234",
+    "passw0rd",
+    "p@ssw0rd",
+    "p@ssword",
+    "12345678",
+    "123456789",
+    "1234567890",
+    "0123456789",
+    "87654321",
+    "11111111",
+    "00000000",
+    "12341234",
+    "11223344",
+    "qwertyui",
+    "qwerty12",
+    "qwerty123",
+    "qwertyuiop",
+    "1q2w3e4r",
+    "1qaz2wsx",
+    "zaq12wsx",
+    "asdfghjk",
+    "asdf1234",
+    "abcd1234",
+    "abc12345",
+    "aaaaaaaa",
+    "iloveyou",
+    "letmein1",
+    "welcome1",
+    "welcome123",
+    "admin123",
+    "administrator",
+    "changeme",
+    "sunshine",
+    "princess",
+    "football",
+    "baseball",
+    "superman",
+    "trustno1",
+    "starwars",
+    "whatever",
+    "computer",
+    "internet",
+    "attendansee",
+    "teacher1",
+    "student1",
+    "university",
+    "school123",
+];
+
+/// Checks a new password: at least [`MIN_PASSWORD_CHARS`] characters, not only whitespace, not
+/// the username, not one of the commonest passwords.
+pub fn check_password(password: &str, username: &str) -> Result<(), String> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(format!(
             "password must be at least {MIN_PASSWORD_CHARS} characters"
         ));
+    }
+    if password.trim().is_empty() {
+        return Err("password must not be only spaces".into());
+    }
+    let lower = password.to_lowercase();
+    if normalize_username(password) == normalize_username(username) {
+        return Err("password must not be the username".into());
+    }
+    if COMMON_PASSWORDS.contains(&lower.as_str()) {
+        return Err("this password is among the most common ones; choose another".into());
     }
     Ok(())
 }
@@ -132,12 +208,14 @@ async fn create_user(
     Json(body): Json<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<UserDto>)> {
     actor.require_admin()?;
-    check_username(&body.username).map_err(|m| ApiError::invalid_field("username", m))?;
-    check_password(&body.password).map_err(|m| ApiError::invalid_field("password", m))?;
+    let username =
+        check_username(&body.username).map_err(|m| ApiError::invalid_field("username", m))?;
+    check_password(&body.password, &username)
+        .map_err(|m| ApiError::invalid_field("password", m))?;
     let role = body.role.unwrap_or(RoleDto::Instructor).into();
     let user = state
         .store
-        .create_user(&body.username, &body.password, role)
+        .create_user(&username, &body.password, role)
         .await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
@@ -171,7 +249,9 @@ async fn update_user(
         ));
     }
     if let Some(password) = &body.password {
-        check_password(password).map_err(|m| ApiError::invalid_field("password", m))?;
+        let user = state.store.get_user(id).await?;
+        check_password(password, &user.username)
+            .map_err(|m| ApiError::invalid_field("password", m))?;
     }
     let update = UserUpdate {
         role: body.role.map(Role::from),

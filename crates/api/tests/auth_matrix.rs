@@ -445,7 +445,7 @@ async fn another_instructors_objects_answer_404_exactly_like_missing_ones() {
     w.t.get("/api/auth/users/", &w.bob)
         .await
         .assert_error(StatusCode::FORBIDDEN, "Forbidden");
-    let create = json!({"username": "eve", "password": "password123", "role": "admin"});
+    let create = json!({"username": "eve", "password": "horse battery staple", "role": "admin"});
     w.t.post("/api/auth/users/", &w.bob, create)
         .await
         .assert_error(StatusCode::FORBIDDEN, "Forbidden");
@@ -856,7 +856,7 @@ async fn owner_and_admin_succeed_on_every_route_and_every_route_is_exercised() {
                 w.t.post(
                     "/api/auth/users/",
                     &token,
-                    json!({"username": "dave", "password": "password123"}),
+                    json!({"username": "dave", "password": "horse battery staple"}),
                 )
                 .await;
             assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
@@ -949,7 +949,7 @@ async fn login_issues_tokens_that_work_and_bad_credentials_do_not() {
             Method::POST,
             "/api/auth/login/",
             None,
-            Some(login("alice", "password123")),
+            Some(login("alice", "horse battery staple")),
         )
         .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
@@ -967,7 +967,7 @@ async fn login_issues_tokens_that_work_and_bad_credentials_do_not() {
 
     for (user, password) in [
         ("alice", "wrong-password"),
-        ("nobody", "password123"),
+        ("nobody", "horse battery staple"),
         ("", ""),
     ] {
         let response = t

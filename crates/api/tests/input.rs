@@ -381,16 +381,16 @@ async fn admins_manage_users_and_deactivation_or_new_password_revokes_tokens() {
     let (admin, admin_token) = t.user("root", Role::Admin).await;
     let (bob, bob_token) = t.user("bob", Role::Instructor).await;
     let bad = [
-        json!({"username": "bad name", "password": "password123"}),
+        json!({"username": "bad name", "password": "horse battery staple"}),
         json!({"username": "ok", "password": "short"}),
-        json!({"username": "ok", "password": "password123", "role": "superuser"}),
+        json!({"username": "ok", "password": "horse battery staple", "role": "superuser"}),
     ];
     for body in bad {
         t.post("/api/auth/users/", &admin_token, body)
             .await
             .assert_error(StatusCode::BAD_REQUEST, "ValidationError");
     }
-    let dup = json!({"username": "bob", "password": "password123"});
+    let dup = json!({"username": "bob", "password": "horse battery staple"});
     t.post("/api/auth/users/", &admin_token, dup)
         .await
         .assert_error(StatusCode::CONFLICT, "Conflict");

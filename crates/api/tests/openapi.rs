@@ -170,7 +170,7 @@ async fn every_operation_documents_its_error_answers_as_the_error_body() {
         let public = PUBLIC.contains(&(method.as_str(), path.as_str()));
         let has_parameters = op["parameters"].as_array().is_some_and(|p| !p.is_empty());
         let has_body = op.get("requestBody").is_some();
-        let mut expected = vec!["500"];
+        let mut expected = vec!["500", "503"];
         if !public {
             expected.push("401");
         }
@@ -183,9 +183,6 @@ async fn every_operation_documents_its_error_answers_as_the_error_body() {
         if has_body {
             expected.extend(["413", "415"]);
         }
-        if method != "GET" {
-            expected.push("503");
-        }
         if path == "/api/auth/login/" {
             expected.push("429");
         }
@@ -196,6 +193,8 @@ async fn every_operation_documents_its_error_answers_as_the_error_body() {
         for status in expected {
             match responses.get(status) {
                 None => problems.push(format!("{method} {path}: no {status}")),
+                // Health answers its degraded report with its own body.
+                Some(_) if path == "/api/health/" && status == "503" => {}
                 Some(response) => {
                     let schema = &resolve(&doc, response)["content"]["application/json"]["schema"];
                     if schema["$ref"] != "#/components/schemas/ErrorBody" {
@@ -209,13 +208,11 @@ async fn every_operation_documents_its_error_answers_as_the_error_body() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-    let login = &doc["paths"]["/api/auth/login/"]["post"]["responses"]["429"];
-    assert!(
-        resolve(&doc, login)["description"]
-            .as_str()
-            .unwrap()
-            .contains("TooManyRequests")
-    );
+    // The error types the answers can carry include login's.
+    let types = doc["components"]["schemas"]["ErrorType"]["enum"]
+        .as_array()
+        .unwrap();
+    assert!(types.contains(&Value::from("TooManyRequests")), "{types:?}");
 }
 
 /// Each bounded parameter documents its bounds, and the server enforces exactly them.

@@ -425,7 +425,7 @@ function processSection({ session }) {
         const { job } = await api("POST", `/attendance/sessions/${session.id}/process/`);
         bar.hidden = false;
         let current = job;
-        while (!["succeeded", "failed", "cancelled"].includes(current.status)) {
+        while (!["succeeded", "partial", "failed", "cancelled"].includes(current.status)) {
           bar.max = Math.max(current.total, 1); bar.value = current.done;
           status.textContent = `Processing: ${current.done} of ${current.total} photos (${current.status})`;
           await new Promise((r) => setTimeout(r, 400));

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use attendansee_faces::Recognizer;
 use attendansee_faces::image_io::{DEFAULT_MAX_PIXELS, decode_rgb};
 use attendansee_pool::protocol::{Hello, Job, Request, Response, read_frame, write_frame};
-use attendansee_pool::{Pool, PoolConfig};
+use attendansee_pool::{Lane, Pool, PoolConfig};
 
 use crate::config::Common;
 
@@ -128,7 +128,7 @@ async fn through_pool(pool: &Pool, crops: &[Vec<u8>]) -> Result<Duration> {
             crops: vec![crop.clone()],
             model: MODEL.into(),
         };
-        tokio::spawn(async move { pool.submit(job).await })
+        tokio::spawn(async move { pool.submit(job, Lane::interactive(0)).await })
     });
     for handle in jobs.collect::<Vec<_>>() {
         handle
@@ -363,7 +363,9 @@ fn session_benchmark(addr: &str, token: &str, faces_dir: &std::path::Path) -> Re
     let job = started["job"]["id"].as_i64().context("job id")?;
     let job = loop {
         let job = json_call(&format!("GET /api/attendance/jobs/{job}/ HTTP/1.1"), "")?;
-        if ["succeeded", "failed", "cancelled"].contains(&job["status"].as_str().unwrap_or("")) {
+        if ["succeeded", "partial", "failed", "cancelled"]
+            .contains(&job["status"].as_str().unwrap_or(""))
+        {
             break job;
         }
         std::thread::sleep(Duration::from_millis(20));

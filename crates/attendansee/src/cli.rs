@@ -238,6 +238,12 @@ pub struct ServeArgs {
     /// Largest image upload accepted, in MB [default: 32]
     #[arg(long, env = "ATTENDANSEE_MAX_UPLOAD_MB", value_name = "MB")]
     pub max_upload_mb: Option<usize>,
+    /// Failed logins for one username before it must wait (1 s, doubling per failure) [default: 5]
+    #[arg(long, env = "ATTENDANSEE_LOGIN_FAILURES_PER_USER", value_name = "N")]
+    pub login_failures_per_user: Option<u32>,
+    /// Failed logins from one client address before it must wait [default: 20]
+    #[arg(long, env = "ATTENDANSEE_LOGIN_FAILURES_PER_ADDRESS", value_name = "N")]
+    pub login_failures_per_address: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -41,6 +41,8 @@ pub struct FileConfig {
     pub detector: Option<String>,
     pub recognizers: Option<Vec<String>>,
     pub max_upload_mb: Option<usize>,
+    pub login_failures_per_user: Option<u32>,
+    pub login_failures_per_address: Option<u32>,
     pub model_dir: Option<PathBuf>,
     pub ort_lib: Option<PathBuf>,
     /// Catalog entries to add, or to replace built-ins of the same name (`[[models]]`).
@@ -114,6 +116,8 @@ pub struct ServeConfig {
     pub detector: String,
     pub recognizers: Vec<String>,
     pub max_upload_mb: usize,
+    pub login_failures_per_user: u32,
+    pub login_failures_per_address: u32,
 }
 
 impl Common {
@@ -215,6 +219,22 @@ impl ServeConfig {
             .clone()
             .or_else(|| file.recognizers.clone())
             .unwrap_or_else(|| vec![attendansee_faces::catalog::DEFAULT_RECOGNIZER.into()]);
+        anyhow::ensure!(
+            !recognizers.is_empty() && recognizers.iter().all(|r| !r.trim().is_empty()),
+            "recognizers must name at least one model (and no empty name), got {recognizers:?}"
+        );
+        let login_failures_per_user = flags
+            .login_failures_per_user
+            .or(file.login_failures_per_user)
+            .unwrap_or(5);
+        let login_failures_per_address = flags
+            .login_failures_per_address
+            .or(file.login_failures_per_address)
+            .unwrap_or(20);
+        anyhow::ensure!(
+            login_failures_per_user >= 1 && login_failures_per_address >= 1,
+            "login_failures_per_user and login_failures_per_address must be at least 1"
+        );
         Ok(Self {
             bind,
             token_ttl_days,
@@ -236,6 +256,8 @@ impl ServeConfig {
                 .unwrap_or_else(|| attendansee_faces::catalog::DEFAULT_DETECTOR.into()),
             recognizers,
             max_upload_mb,
+            login_failures_per_user,
+            login_failures_per_address,
         })
     }
 }
@@ -309,6 +331,21 @@ mod tests {
         std::fs::write(&path, "token_ttl_days = 0\n").unwrap();
         let f = FileConfig::load(&path).unwrap();
         assert!(ServeConfig::resolve(&ServeArgs::default(), &f).is_err());
+    }
+
+    #[test]
+    fn serve_refuses_an_empty_recognizer_list_at_start() {
+        // It used to start and panic later, on the first request that needed `recognizers[0]`.
+        let error = ServeConfig::resolve(&ServeArgs::default(), &file("recognizers = []\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("recognizers must name at least one model"),
+            "{error}"
+        );
+        assert!(
+            ServeConfig::resolve(&ServeArgs::default(), &file("recognizers = [\"\"]\n")).is_err()
+        );
     }
 
     #[test]

@@ -37,6 +37,11 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
             .filter(|spec| spec.kind == attendansee_faces::ModelKind::Recognizer)
             .map(|spec| spec.name.clone())
             .collect(),
+        install_advice: common
+            .catalog
+            .iter()
+            .map(|spec| (spec.name.clone(), install_advice(common, spec)))
+            .collect(),
         matching: common
             .catalog
             .iter()
@@ -44,6 +49,11 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
             .filter(|spec| spec.match_threshold.is_some())
             .map(|spec| (spec.name.clone(), model_matching(spec)))
             .collect(),
+        login_limits: attendansee_api::login_limits::LoginLimits {
+            failures_per_user: config.login_failures_per_user,
+            failures_per_address: config.login_failures_per_address,
+            ..Default::default()
+        },
         ..Settings::default()
     };
     let requeued = store.requeue_interrupted_jobs().await?;
@@ -79,6 +89,8 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
     let stopping = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    // The peer address reaches handlers (failed-login limits are per client address).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(stopping(stop_rx.clone()));
     tokio::select! {
         result = server => result.context("server failed")?,
@@ -92,6 +104,17 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
     store.close().await;
     tracing::info!(lock = %lock.path().display(), "stopped");
     Ok(())
+}
+
+/// How a user gets a catalog model's file: a download, or (no download source) where to put it.
+fn install_advice(common: &Common, spec: &attendansee_faces::ModelSpec) -> String {
+    match &spec.url {
+        Some(_) => format!("install it with `attendansee models fetch {}`", spec.name),
+        None => format!(
+            "it has no download source: place its ONNX file at {} (see `attendansee models list`)",
+            common.model_dir.join(&spec.file).display()
+        ),
+    }
 }
 
 /// Workers are this same binary, started as `attendansee worker` with the server's settings

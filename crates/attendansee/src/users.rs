@@ -31,16 +31,16 @@ pub async fn run(common: &Common, command: UsersCommand) -> Result<()> {
 }
 
 async fn create(store: &Store, username: &str, admin: bool) -> Result<()> {
-    attendansee_api::check_username(username).map_err(anyhow::Error::msg)?;
+    let username = attendansee_api::check_username(username).map_err(anyhow::Error::msg)?;
     let mut password = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut password)
         .context("cannot read the password from standard input")?;
     let password = password.trim_end_matches(['\r', '\n']);
-    attendansee_api::check_password(password).map_err(anyhow::Error::msg)?;
+    attendansee_api::check_password(password, &username).map_err(anyhow::Error::msg)?;
     let role = if admin { Role::Admin } else { Role::Instructor };
-    let user = store.create_user(username, password, role).await?;
+    let user = store.create_user(&username, password, role).await?;
     println!(
         "created {} '{}' (id {})",
         user.role.as_str(),
@@ -54,7 +54,10 @@ async fn token(store: &Store, username: &str, label: &str, days: u32) -> Result<
     if !(1..=3650).contains(&days) {
         bail!("--days must be 1 to 3650");
     }
-    let Some(user) = store.find_user_by_name(username).await? else {
+    let Some(user) = store
+        .find_user_by_name(&attendansee_api::normalize_username(username))
+        .await?
+    else {
         bail!("no user named '{username}'");
     };
     if !user.active {

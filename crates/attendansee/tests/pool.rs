@@ -57,6 +57,30 @@ fn embed_route_runs_in_workers_and_health_and_metrics_report_the_pool() {
         unknown.body
     );
 
+    // A catalog model the workers do not load says how to get it: `facenet` has no download
+    // source, so the advice is where its file goes, not a `models fetch` that cannot work.
+    let course = p.call(
+        "POST",
+        "/api/attendance/courses/",
+        Some(&serde_json::json!({"name": "F", "code": "F1", "embedding_model": "facenet"})),
+    );
+    let session = p.session_in(course.json()["id"].as_i64().unwrap(), "F");
+    let facenet = p.call(
+        "POST",
+        &format!("/api/attendance/sessions/{session}/process/"),
+        None,
+    );
+    assert_eq!(facenet.status, 503, "{}", facenet.body);
+    assert_eq!(facenet.json()["error_type"], "ModelNotAvailable");
+    assert!(
+        facenet
+            .body
+            .contains("no download source: place its ONNX file at")
+            && !facenet.body.contains("models fetch facenet"),
+        "{}",
+        facenet.body
+    );
+
     assert_eq!(p.metric("attendansee_workers_alive"), 2.0);
     assert!(p.metric("attendansee_worker_starts_total") >= 2.0);
     // Three jobs reached the workers; the unknown model was refused before any job was queued.
@@ -106,9 +130,10 @@ fn two_hundred_concurrent_requests_each_get_a_result_or_overloaded_and_none_is_l
         }
     }
     assert_eq!(ok + overloaded.len(), 200, "every request answered");
+    // One user may fill half the queue (the other half stays free for other users).
     assert!(
-        ok >= 18,
-        "at least the 2 running and 16 queued jobs succeed: {ok}"
+        ok >= 2 + 8,
+        "at least the 2 running and this user's 8 queued jobs succeed: {ok}"
     );
     assert!(!overloaded.is_empty(), "the queue should have overflowed");
     assert_eq!(

@@ -58,7 +58,7 @@ fn the_web_ui_takes_an_instructor_from_login_to_the_attendance_csv() {
         root.join("e2e/ui.test.mjs").display().to_string(),
         format!("http://{}", p.server.addr),
         "admin".into(),
-        "password123".into(),
+        "horse battery staple".into(),
         shared
             .join("faces/face_recognition_examples")
             .display()

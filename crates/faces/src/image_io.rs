@@ -9,6 +9,15 @@ use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 /// 64 megapixels: any real class photo fits; a decompression bomb does not.
 pub const DEFAULT_MAX_PIXELS: u64 = 64_000_000;
 
+/// The longer side may be at most this many times the shorter: a phone's panorama is about 8:1;
+/// a 64000000 × 1 strip is no photo, and every per-photo buffer sized from its long side is huge.
+pub const MAX_ASPECT_RATIO: u32 = 20;
+
+/// A JPEG needs at least a few bits per 8 × 8 block even when it shows one flat colour: fewer
+/// bytes than one per this many declared pixels means its data is missing (a 2 KB file that
+/// declares 8000 × 8000 would otherwise decode into 192 MB of grey).
+const MIN_JPEG_PIXELS_PER_BYTE: u64 = 1024;
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ImageError {
     #[error("the file is empty")]
@@ -21,6 +30,11 @@ pub enum ImageError {
     TooManyPixels { width: u32, height: u32, limit: u64 },
     #[error("image has no pixels ({width}×{height})")]
     ZeroSize { width: u32, height: u32 },
+    #[error(
+        "image of {width}×{height} pixels is too long and thin (more than {MAX_ASPECT_RATIO}:1); \
+         crop it to the part with the faces"
+    )]
+    AbsurdAspectRatio { width: u32, height: u32 },
     #[error("cannot decode the image: {0}")]
     Corrupt(String),
 }
@@ -33,7 +47,8 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, ImageError>
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| ImageError::Corrupt(e.to_string()))?;
-    match reader.format() {
+    let format = reader.format();
+    match format {
         Some(ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP) => {}
         Some(other) => {
             return Err(ImageError::UnsupportedFormat {
@@ -55,12 +70,23 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, ImageError>
     if width == 0 || height == 0 {
         return Err(ImageError::ZeroSize { width, height });
     }
-    if u64::from(width) * u64::from(height) > max_pixels {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels {
         return Err(ImageError::TooManyPixels {
             width,
             height,
             limit: max_pixels,
         });
+    }
+    if width.max(height) / width.min(height) > MAX_ASPECT_RATIO {
+        return Err(ImageError::AbsurdAspectRatio { width, height });
+    }
+    if format == Some(ImageFormat::Jpeg) && (bytes.len() as u64) < pixels / MIN_JPEG_PIXELS_PER_BYTE
+    {
+        return Err(ImageError::Corrupt(format!(
+            "the JPEG declares {width}×{height} pixels but holds only {} bytes: its data is missing",
+            bytes.len()
+        )));
     }
     // A broken EXIF block is not worth refusing a photo for: it is then taken as upright.
     let orientation = decoder
@@ -237,16 +263,70 @@ mod tests {
     }
 
     #[test]
-    fn a_huge_declared_size_is_refused_before_decoding() {
-        // A valid PNG header claiming 100000×100000 pixels with no data behind it.
+    fn a_panorama_strip_inside_the_pixel_limit_is_refused_before_decoding() {
+        // A real 64000000×1 PNG (~60 KB), and headers claiming other strips.
+        let strip = encode(
+            DynamicImage::ImageLuma8(image::GrayImage::new(64_000_000, 1)),
+            ImageFormat::Png,
+        );
+        assert!(
+            strip.len() < 1_000_000,
+            "a small file: {} bytes",
+            strip.len()
+        );
+        assert_eq!(
+            decode_rgb(&strip, DEFAULT_MAX_PIXELS),
+            Err(ImageError::AbsurdAspectRatio {
+                width: 64_000_000,
+                height: 1
+            })
+        );
+        for (width, height) in [(1, 64_000_000), (20_000, 900)] {
+            assert_eq!(
+                decode_rgb(&png_claiming(width, height), DEFAULT_MAX_PIXELS),
+                Err(ImageError::AbsurdAspectRatio { width, height })
+            );
+        }
+        // A phone panorama (8:1) is still a photo.
+        let panorama = image::GrayImage::new(4000, 500);
+        let png = encode(DynamicImage::ImageLuma8(panorama), ImageFormat::Png);
+        assert!(decode_rgb(&png, DEFAULT_MAX_PIXELS).is_ok());
+    }
+
+    /// A valid PNG header claiming `width`×`height` pixels, with one pixel of data behind it.
+    fn png_claiming(width: u32, height: u32) -> Vec<u8> {
         let mut png = encode(
             DynamicImage::ImageRgb8(RgbImage::new(1, 1)),
             ImageFormat::Png,
         );
-        png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
-        png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        png[16..20].copy_from_slice(&width.to_be_bytes());
+        png[20..24].copy_from_slice(&height.to_be_bytes());
         let crc = crc32(&png[12..29]);
         png[29..33].copy_from_slice(&crc.to_be_bytes());
+        png
+    }
+
+    #[test]
+    fn a_jpeg_far_too_short_for_its_declared_size_is_refused() {
+        // A real JPEG whose frame header is made to claim 8000×8000: 2 KB of data cannot hold
+        // 64 megapixels, and the decoder would fill them with grey.
+        let mut jpeg = encode(DynamicImage::ImageRgb8(gradient()), ImageFormat::Jpeg);
+        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        jpeg[sof + 5..sof + 7].copy_from_slice(&8000u16.to_be_bytes());
+        jpeg[sof + 7..sof + 9].copy_from_slice(&8000u16.to_be_bytes());
+        assert!(jpeg.len() < 4000);
+        match decode_rgb(&jpeg, DEFAULT_MAX_PIXELS) {
+            Err(ImageError::Corrupt(message)) => {
+                assert!(message.contains("8000×8000"), "{message}")
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_huge_declared_size_is_refused_before_decoding() {
+        // A valid PNG header claiming 100000×100000 pixels with no data behind it.
+        let png = png_claiming(100_000, 100_000);
         assert!(matches!(
             decode_rgb(&png, DEFAULT_MAX_PIXELS),
             Err(ImageError::TooManyPixels { .. })

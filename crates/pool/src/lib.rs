@@ -3,6 +3,8 @@
 
 pub mod metrics;
 pub mod protocol;
+mod queue;
 pub mod supervisor;
 
+pub use queue::Lane;
 pub use supervisor::{Pool, PoolConfig, PoolError, PoolStatus};

@@ -24,6 +24,7 @@ use crate::protocol::{
     FrameError, Hello, Job, JobError, LoadedModel, Output, PROTOCOL_VERSION, Request, Response,
     Timings, UnavailableModel, encode, read_frame_async,
 };
+use crate::queue::{FairQueue, Lane, Refused};
 
 /// How many of a worker's last stderr lines are kept for crash reports.
 const STDERR_TAIL_LINES: usize = 20;
@@ -37,7 +38,8 @@ pub struct PoolConfig {
     pub program: PathBuf,
     pub args: Vec<OsString>,
     pub workers: usize,
-    /// Jobs that may wait for a worker; beyond that, `Overloaded`.
+    /// Interactive jobs that may wait for a worker; beyond that, `Overloaded` (half of them at
+    /// most for one user). As many batch jobs may wait again; beyond that they wait for room.
     pub queue: usize,
     pub job_timeout: Duration,
     /// Time for a worker to load its models and say hello.
@@ -95,10 +97,7 @@ struct QueuedJob {
 
 struct Shared {
     config: PoolConfig,
-    queue_tx: flume::Sender<QueuedJob>,
-    queue_rx: flume::Receiver<QueuedJob>,
-    retry_tx: flume::Sender<QueuedJob>,
-    retry_rx: flume::Receiver<QueuedJob>,
+    queue: FairQueue<QueuedJob>,
     metrics: Arc<PoolMetrics>,
     next_id: AtomicU64,
     shutdown: watch::Sender<bool>,
@@ -115,15 +114,10 @@ pub struct Pool {
 impl Pool {
     /// Starts the worker slots; workers come up in the background (see [`Pool::status`]).
     pub fn start(config: PoolConfig) -> Pool {
-        let (queue_tx, queue_rx) = flume::bounded(config.queue);
-        let (retry_tx, retry_rx) = flume::unbounded();
         let workers = config.workers.max(1);
         let shared = Arc::new(Shared {
+            queue: FairQueue::new(config.queue),
             config,
-            queue_tx,
-            queue_rx,
-            retry_tx,
-            retry_rx,
             metrics: Arc::default(),
             next_id: AtomicU64::new(1),
             shutdown: watch::Sender::new(false),
@@ -155,7 +149,7 @@ impl Pool {
         PoolStatus {
             workers: self.shared.config.workers.max(1),
             alive: m.alive.load(Ordering::Relaxed),
-            queue_depth: self.shared.queue_rx.len() + self.shared.retry_rx.len(),
+            queue_depth: self.shared.queue.len(),
             queue_capacity: self.shared.config.queue,
             in_flight: m.in_flight.load(Ordering::Relaxed),
             models,
@@ -163,9 +157,10 @@ impl Pool {
         }
     }
 
-    /// Runs `job` on a worker and waits for its answer. Never hangs: every path answers, and a
-    /// full queue answers at once with `Overloaded`.
-    pub async fn submit(&self, job: Job) -> Result<(Output, Timings), PoolError> {
+    /// Runs `job` on a worker and waits for its answer. Never hangs: every path answers. An
+    /// interactive job finding the queue full is answered at once with `Overloaded`; a batch
+    /// job waits for room. Owners' lanes take turns for the workers.
+    pub async fn submit(&self, job: Job, lane: Lane) -> Result<(Output, Timings), PoolError> {
         if *self.shared.shutdown.borrow() {
             return Err(PoolError::ShuttingDown);
         }
@@ -179,17 +174,21 @@ impl Pool {
             attempts: 0,
             reply,
         };
-        match self.shared.queue_tx.try_send(queued) {
-            // Shutdown may have drained the queue between the check above and this send.
+        let queued = match lane.batch {
+            true => self.shared.queue.push_waiting(queued, lane).await,
+            false => self.shared.queue.try_push(queued, lane),
+        };
+        match queued {
+            // Shutdown may have drained the queue between the check above and this push.
             Ok(()) if self.shared.stopping() => {
                 self.shared.fail_waiting(|| PoolError::ShuttingDown)
             }
             Ok(()) => self.shared.update_queue_depth(),
-            Err(flume::TrySendError::Full(_)) => {
+            Err(Refused::Full(_)) => {
                 self.shared.metrics.rejected.fetch_add(1, Ordering::Relaxed);
                 return Err(PoolError::Overloaded { retry_after: 1 });
             }
-            Err(flume::TrySendError::Disconnected(_)) => return Err(PoolError::ShuttingDown),
+            Err(Refused::Closed(_)) => return Err(PoolError::ShuttingDown),
         }
         let result = answer.await.unwrap_or(Err(PoolError::ShuttingDown));
         self.shared.metrics.observe(kind, started.elapsed());
@@ -200,6 +199,7 @@ impl Pool {
     /// stops every worker; whatever is still running after `grace` is killed.
     pub async fn shutdown(&self, grace: Duration) {
         self.shared.shutdown.send_replace(true);
+        self.shared.queue.close();
         self.shared.fail_waiting(|| PoolError::ShuttingDown);
         let slots: Vec<JoinHandle<()>> = self
             .slots
@@ -225,14 +225,14 @@ impl Shared {
 
     /// Answers every job still waiting with `error`.
     fn fail_waiting(&self, error: impl Fn() -> PoolError) {
-        for job in self.queue_rx.drain().chain(self.retry_rx.drain()) {
+        for job in self.queue.drain() {
             let _ = job.reply.send(Err(error()));
         }
         self.update_queue_depth();
     }
 
     fn update_queue_depth(&self) {
-        let waiting = self.queue_rx.len() + self.retry_rx.len();
+        let waiting = self.queue.len();
         self.metrics
             .queue_depth
             .store(waiting as i64, Ordering::Relaxed);
@@ -252,9 +252,8 @@ impl Shared {
                 reason,
                 "retrying the job on another worker"
             );
-            // `Shared` holds a receiver, so this cannot fail; if shutdown began meanwhile, the
-            // final drain in `Pool::shutdown` answers the job.
-            let _ = self.retry_tx.send(job);
+            // If shutdown began meanwhile, the final drain in `Pool::shutdown` answers the job.
+            self.queue.push_retry(job);
         } else {
             let error = PoolError::Crashed {
                 reason: reason.to_owned(),
@@ -329,8 +328,7 @@ async fn serve(shared: &Shared, mut worker: Worker, shutdown: &mut watch::Receiv
                 worker.retire().await;
                 return true;
             }
-            Ok(job) = shared.retry_rx.recv_async() => job,
-            Ok(job) = shared.queue_rx.recv_async() => job,
+            job = shared.queue.pop() => job,
             status = worker.child.wait() => {
                 let reason = status.map_or_else(|e| format!("wait failed: {e}"), |s| describe_exit(&s));
                 tracing::warn!(pid = worker.pid, %reason, "idle worker died");
@@ -349,7 +347,7 @@ async fn serve(shared: &Shared, mut worker: Worker, shutdown: &mut watch::Receiv
             shared.metrics.crash(&metric_reason(&reason));
             match shared.stopping() {
                 true => drop(job.reply.send(Err(PoolError::ShuttingDown))),
-                false => drop(shared.retry_tx.send(job)),
+                false => shared.queue.push_retry(job),
             }
             return false;
         }

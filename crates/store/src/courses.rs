@@ -36,7 +36,8 @@ impl Store {
             "INSERT INTO courses (owner_id, name, code, embedding_model, match_threshold, match_margin, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COURSE_COLUMNS}"
         );
-        sqlx::query_as::<_, Course>(&sql)
+        let mut tx = self.write_tx().await?;
+        let course = sqlx::query_as::<_, Course>(&sql)
             .bind(owner)
             .bind(&fields.name)
             .bind(&fields.code)
@@ -44,9 +45,11 @@ impl Store {
             .bind(fields.match_threshold)
             .bind(fields.match_margin)
             .bind(Utc::now())
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await
-            .map_err(conflict_on_unique(|| course_code_taken(&fields.code)))
+            .map_err(conflict_on_unique(|| course_code_taken(&fields.code)))?;
+        tx.commit().await?;
+        Ok(course)
     }
 
     pub async fn get_course(&self, scope: Scope, id: i64) -> Result<Course> {
@@ -92,7 +95,8 @@ impl Store {
             "UPDATE courses SET name = $1, code = $2, embedding_model = $3, match_threshold = $4, match_margin = $5
              WHERE id = $6 AND ($7 IS NULL OR owner_id = $7) RETURNING {COURSE_COLUMNS}"
         );
-        sqlx::query_as::<_, Course>(&sql)
+        let mut tx = self.write_tx().await?;
+        let course = sqlx::query_as::<_, Course>(&sql)
             .bind(&fields.name)
             .bind(&fields.code)
             .bind(&fields.embedding_model)
@@ -100,13 +104,15 @@ impl Store {
             .bind(fields.match_margin)
             .bind(id)
             .bind(scope.owner())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(conflict_on_unique(|| course_code_taken(&fields.code)))?
             .ok_or(StoreError::NotFound {
                 entity: "Course",
                 id,
-            })
+            })?;
+        tx.commit().await?;
+        Ok(course)
     }
 
     /// Deletes a course with its students, sessions and everything recorded for them.
@@ -205,12 +211,13 @@ impl Store {
              WHERE id = $3 AND course_id IN (SELECT id FROM courses WHERE $4 IS NULL OR owner_id = $4)
              RETURNING {STUDENT_COLUMNS}"
         );
-        sqlx::query_as::<_, Student>(&sql)
+        let mut tx = self.write_tx().await?;
+        let student = sqlx::query_as::<_, Student>(&sql)
             .bind(&fields.name)
             .bind(&fields.external_id)
             .bind(id)
             .bind(scope.owner())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(conflict_on_unique(|| {
                 external_id_taken(&fields.external_id)
@@ -218,7 +225,9 @@ impl Store {
             .ok_or(StoreError::NotFound {
                 entity: "Student",
                 id,
-            })
+            })?;
+        tx.commit().await?;
+        Ok(student)
     }
 
     pub async fn delete_student(&self, scope: Scope, id: i64) -> Result<()> {
@@ -303,17 +312,20 @@ impl Store {
              WHERE id = $3 AND course_id IN (SELECT id FROM courses WHERE $4 IS NULL OR owner_id = $4)
              RETURNING {SESSION_COLUMNS}"
         );
-        sqlx::query_as::<_, ClassSession>(&sql)
+        let mut tx = self.write_tx().await?;
+        let session = sqlx::query_as::<_, ClassSession>(&sql)
             .bind(&fields.title)
             .bind(fields.held_at)
             .bind(id)
             .bind(scope.owner())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound {
                 entity: "Session",
                 id,
-            })
+            })?;
+        tx.commit().await?;
+        Ok(session)
     }
 
     /// Sets a session's processing status (not scoped: the job runner's bookkeeping).

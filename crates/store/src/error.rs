@@ -44,9 +44,27 @@ pub enum StoreError {
 
     #[error("password hashing failed: {0}")]
     PasswordHash(String),
+
+    /// Every password-checking slot stayed busy (a flood of logins); try again shortly.
+    #[error("too many password checks at once; try again in a moment")]
+    PasswordChecksBusy,
 }
 
 impl StoreError {
+    /// Whether the storage itself failed (disk full, I/O error, database locked or gone): the
+    /// request may succeed later, unlike a conflict or a bug. Callers answer "unavailable".
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Database(error) | Self::Open { source: error, .. } => {
+                sqlx_error_is_unavailable(error)
+            }
+            // The backend failed to read or write (a full disk, a lost connection); a missing
+            // blob or a bad key is not that.
+            Self::Blob(object_store::Error::Generic { .. }) | Self::Io { .. } => true,
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let context = context.into();
         move |source| Self::Io { context, source }
@@ -60,5 +78,38 @@ pub(crate) fn conflict_on_unique(
     move |error| match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
         _ => StoreError::Database(error),
+    }
+}
+
+/// SQLite's primary result codes for a storage that cannot take the write now.
+const SQLITE_BUSY: u32 = 5;
+const SQLITE_LOCKED: u32 = 6;
+const SQLITE_READONLY: u32 = 8;
+const SQLITE_IOERR: u32 = 10;
+const SQLITE_FULL: u32 = 13;
+const SQLITE_CANTOPEN: u32 = 14;
+
+fn sqlx_error_is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|code| code.parse::<u32>().ok())
+            // Extended result codes carry the primary code in their low byte.
+            .is_some_and(|code| {
+                matches!(
+                    code & 0xff,
+                    SQLITE_BUSY
+                        | SQLITE_LOCKED
+                        | SQLITE_READONLY
+                        | SQLITE_IOERR
+                        | SQLITE_FULL
+                        | SQLITE_CANTOPEN
+                )
+            }),
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
     }
 }

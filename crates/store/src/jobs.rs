@@ -48,15 +48,18 @@ impl Store {
 
     /// Takes the oldest queued job and marks it running; `None` when there is none.
     pub async fn claim_job(&self) -> Result<Option<JobRecord>> {
-        Ok(sqlx::query_as::<_, JobRecord>(&format!(
+        let mut tx = self.write_tx().await?;
+        let job = sqlx::query_as::<_, JobRecord>(&format!(
             "UPDATE jobs SET status = 'running', started_at = $1
              WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1) AND status = 'queued'
              RETURNING {}",
             JOB_COLUMNS.replace("j.", "")
         ))
         .bind(Utc::now())
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(job)
     }
 
     pub async fn job_status(&self, id: i64) -> Result<JobStatus> {

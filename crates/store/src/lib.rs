@@ -10,6 +10,7 @@ mod data_dir;
 mod error;
 mod jobs;
 mod models;
+mod password_work;
 mod photos;
 mod recognition;
 mod users;
@@ -26,10 +27,11 @@ pub use recognition::{
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, SqlitePool};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -40,7 +42,12 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// Password hashing and checking, on one dedicated thread per core.
+    password_work: Arc<password_work::PasswordWork>,
 }
+
+/// How long a password check waits for its turn before the caller is told to come back.
+const PASSWORD_WAIT: Duration = Duration::from_secs(5);
 
 impl Store {
     /// Opens (creating if missing) the SQLite database at `path` and runs the embedded migrations.
@@ -57,6 +64,17 @@ impl Store {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A transaction whose COMMIT failed (disk full) may have been rolled back by SQLite
+            // itself; sqlx's own ROLLBACK then fails and leaves the connection believing it is
+            // still inside a transaction, so every later `begin` on it would fail. Such a
+            // connection is closed instead of going back to the pool.
+            .after_release(|connection, _| {
+                Box::pin(async move {
+                    // Flushes the rollback a dropped transaction queued before looking.
+                    connection.ping().await?;
+                    Ok(!connection.is_in_transaction())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(|source| StoreError::Open {
@@ -70,7 +88,11 @@ impl Store {
                 path: path.display().to_string(),
                 source,
             })?;
-        Ok(Self { pool })
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Ok(Self {
+            pool,
+            password_work: Arc::new(password_work::PasswordWork::start(cores, PASSWORD_WAIT)?),
+        })
     }
 
     /// A transaction for writing. `BEGIN IMMEDIATE` takes SQLite's write lock at the start, so
@@ -78,6 +100,15 @@ impl Store {
     /// would instead fail at once ("database is locked") when it tried to write.
     async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Runs CPU- and memory-heavy password work (argon2) on the password threads, at most one
+    /// per core at a time; `PasswordChecksBusy` if no turn comes within a few seconds.
+    pub(crate) async fn password_work<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        self.password_work.run(work).await
     }
 
     /// Cheap liveness probe for the health endpoint.

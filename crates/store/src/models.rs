@@ -288,13 +288,18 @@ pub enum JobStatus {
     Queued,
     Running,
     Succeeded,
+    /// Finished, but some of its items (photos) failed; the others were done.
+    Partial,
     Failed,
     Cancelled,
 }
 
 impl JobStatus {
     pub fn is_finished(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+        matches!(
+            self,
+            Self::Succeeded | Self::Partial | Self::Failed | Self::Cancelled
+        )
     }
 }
 

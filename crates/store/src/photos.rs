@@ -140,6 +140,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7) RETURNING {}",
             IMAGE_COLUMNS.replace("i.", "")
         );
+        let mut tx = self.write_tx().await?;
         let inserted = sqlx::query_as::<_, SessionImage>(&sql)
             .bind(session_id)
             .bind(&image.blob_key)
@@ -148,9 +149,13 @@ impl Store {
             .bind(image.width)
             .bind(image.height)
             .bind(Utc::now())
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await
             .map_err(conflict_on_unique(String::new));
+        let inserted = match inserted {
+            Ok(image) => tx.commit().await.map(|()| image).map_err(StoreError::from),
+            Err(e) => Err(e),
+        };
         match inserted {
             Ok(image) => Ok(ImageInsert::Stored(image)),
             // The same photo uploaded twice at once: the other request stored it.

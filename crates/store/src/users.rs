@@ -26,21 +26,27 @@ struct TokenLookup {
 impl Store {
     /// Creates a user; the password is hashed with argon2id before it reaches the database.
     pub async fn create_user(&self, username: &str, password: &str, role: Role) -> Result<User> {
-        let hash = hash_blocking(password.to_owned()).await?;
+        let password = password.to_owned();
+        let hash = self
+            .password_work(move || credentials::hash_password(&password))
+            .await??;
         let sql = format!(
             "INSERT INTO users (username, password_hash, role, active, created_at)
              VALUES ($1, $2, $3, TRUE, $4) RETURNING {USER_COLUMNS}"
         );
-        sqlx::query_as::<_, User>(&sql)
+        let mut tx = self.write_tx().await?;
+        let user = sqlx::query_as::<_, User>(&sql)
             .bind(username)
             .bind(hash)
             .bind(role)
             .bind(Utc::now())
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await
             .map_err(conflict_on_unique(|| {
                 format!("a user named '{username}' already exists")
-            }))
+            }))?;
+        tx.commit().await?;
+        Ok(user)
     }
 
     pub async fn count_users(&self) -> Result<i64> {
@@ -81,7 +87,10 @@ impl Store {
     /// revokes all their tokens in the same transaction.
     pub async fn update_user(&self, id: UserId, update: UserUpdate) -> Result<User> {
         let hash = match update.password {
-            Some(password) => Some(hash_blocking(password).await?),
+            Some(password) => Some(
+                self.password_work(move || credentials::hash_password(&password))
+                    .await??,
+            ),
             None => None,
         };
         let mut tx = self.write_tx().await?;
@@ -124,15 +133,15 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?;
         let password = password.to_owned();
-        let verified = tokio::task::spawn_blocking(move || match row {
-            Some((hash, active)) => credentials::verify_password(&password, &hash) && active,
-            None => {
-                credentials::verify_against_dummy(&password);
-                false
-            }
-        })
-        .await
-        .map_err(|e| StoreError::PasswordHash(e.to_string()))?;
+        let verified = self
+            .password_work(move || match row {
+                Some((hash, active)) => credentials::verify_password(&password, &hash) && active,
+                None => {
+                    credentials::verify_against_dummy(&password);
+                    false
+                }
+            })
+            .await?;
         if verified {
             self.find_user_by_name(username).await
         } else {
@@ -153,14 +162,16 @@ impl Store {
             "INSERT INTO api_tokens (user_id, token_hash, label, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5) RETURNING {TOKEN_COLUMNS}"
         );
+        let mut tx = self.write_tx().await?;
         let token = sqlx::query_as::<_, ApiToken>(&sql)
             .bind(user_id)
             .bind(token_digest(&secret))
             .bind(label)
             .bind(now)
             .bind(now + ttl)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(IssuedToken { token, secret })
     }
 
@@ -186,11 +197,16 @@ impl Store {
             .last_used_at
             .is_none_or(|at| now - at > LAST_USED_RESOLUTION)
         {
-            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+            // Bookkeeping only: a read must still work when the disk is full, so a failure here
+            // is logged rather than failing the request.
+            if let Err(error) = sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(lookup.token_id)
                 .execute(&self.pool)
-                .await?;
+                .await
+            {
+                tracing::warn!(%error, token = lookup.token_id, "cannot record a token's last use");
+            }
         }
         Ok(Some((user, lookup.token_id)))
     }
@@ -228,11 +244,4 @@ impl Store {
         }
         Ok(())
     }
-}
-
-/// argon2 takes tens of milliseconds of CPU: keep it off the async executor.
-async fn hash_blocking(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || credentials::hash_password(&password))
-        .await
-        .map_err(|e| StoreError::PasswordHash(e.to_string()))?
 }

@@ -531,7 +531,7 @@ mod concurrency {
 /// A session of a new course with one processed photo of `faces` faces (2-D embeddings).
 async fn photo_with_faces(store: &Store, faces: &[[f32; 2]]) -> (i64, i64, Vec<i64>) {
     let owner = store
-        .create_user("rec", "password123", Role::Instructor)
+        .create_user("rec", "horse battery staple", Role::Instructor)
         .await
         .unwrap();
     let course = store.create_course(owner.id, &course("REC")).await.unwrap();

@@ -39,14 +39,15 @@ impl Response {
 }
 
 pub async fn app() -> TestApp {
+    app_with(Settings::default()).await
+}
+
+/// The application with these settings.
+pub async fn app_with(settings: Settings) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db.sqlite3")).await.unwrap();
     let blobs = BlobStore::local(&dir.path().join("blobs")).unwrap();
-    let router = router(AppState::new(
-        store.clone(),
-        blobs.clone(),
-        Settings::default(),
-    ));
+    let router = router(AppState::new(store.clone(), blobs.clone(), settings));
     TestApp {
         store,
         blobs,
@@ -60,7 +61,7 @@ impl TestApp {
     pub async fn user(&self, name: &str, role: Role) -> (User, String) {
         let user = self
             .store
-            .create_user(name, "password123", role)
+            .create_user(name, "horse battery staple", role)
             .await
             .unwrap();
         let token = self

@@ -297,3 +297,57 @@ pub fn multipart(image: &[u8], fields: &[(&str, &str)]) -> (String, Vec<u8>) {
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
+
+/// A small tmpfs mounted at a directory (a disk that can really fill up); unmounted on drop.
+pub struct Tmpfs {
+    pub path: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `megabytes` at `path` (created). Mounting needs root: elsewhere the
+    /// calling test is skipped, saying so — except under `ATTENDANSEE_REQUIRE_TMPFS=1` (CI),
+    /// where that is a failure.
+    pub fn mount(path: &Path, megabytes: u32, test: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(path).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(path)
+            .stderr(Stdio::null())
+            .status();
+        if status.is_ok_and(|s| s.success()) {
+            return Some(Tmpfs {
+                path: path.to_owned(),
+            });
+        }
+        assert!(
+            std::env::var_os("ATTENDANSEE_REQUIRE_TMPFS").is_none(),
+            "{test}: cannot mount a tmpfs (needs root) but ATTENDANSEE_REQUIRE_TMPFS is set"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {test}: cannot mount a tmpfs here (needs root)"
+        );
+        None
+    }
+
+    /// Fills the file system up with a file named `filler`, to the last byte it takes.
+    pub fn fill(&self) {
+        let mut file = std::fs::File::create(self.path.join("filler")).unwrap();
+        for chunk in [1 << 20, 4096, 512, 1] {
+            let block = vec![0u8; chunk];
+            while file.write_all(&block).is_ok() && file.flush().is_ok() {}
+        }
+        let _ = file.sync_all();
+    }
+
+    /// Frees what [`Tmpfs::fill`] took.
+    pub fn free(&self) {
+        std::fs::remove_file(self.path.join("filler")).unwrap();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}

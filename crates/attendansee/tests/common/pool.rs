@@ -62,7 +62,12 @@ template = [[38.29, 51.69], [73.53, 51.50], [56.02, 71.73], [41.54, 92.36], [70.
 impl PoolServer {
     /// Starts `serve` with tiny models, `extra` serve flags and `env` variables.
     pub fn start(extra: &[&str], env: &[(&str, &str)]) -> PoolServer {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), extra, env)
+    }
+
+    /// Like [`PoolServer::start`], in `dir` (its `data` directory may already be prepared, e.g.
+    /// a mounted file system).
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> PoolServer {
         let config = tiny_setup(dir.path());
         let models = dir.path().join("models");
         let global = [
@@ -101,7 +106,7 @@ impl PoolServer {
         env: &[(&str, &str)],
     ) -> PoolServer {
         let data = dir.path().join("data");
-        let (ok, out) = create_user(&data, "admin", "password123", true);
+        let (ok, out) = create_user(&data, "admin", "horse battery staple", true);
         assert!(ok, "{out}");
         let mut command = super::attendansee(&data);
         command
@@ -119,7 +124,7 @@ impl PoolServer {
             command.env(k, v);
         }
         let server = Server::spawn(command).unwrap();
-        let token = server.login("admin", "password123");
+        let token = server.login("admin", "horse battery staple");
         let pool = PoolServer {
             server,
             token,
@@ -221,7 +226,8 @@ impl PoolServer {
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             let job = self.get(&format!("/api/attendance/jobs/{id}/")).json();
-            if ["succeeded", "failed", "cancelled"].contains(&job["status"].as_str().unwrap_or(""))
+            if ["succeeded", "partial", "failed", "cancelled"]
+                .contains(&job["status"].as_str().unwrap_or(""))
             {
                 return job;
             }
