@@ -95,6 +95,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
@@ -132,9 +133,11 @@ impl From<ApiToken> for TokenDto {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
     pub label: String,
     /// Lifetime in days, 1–365 (default: the server's token lifetime).
+    #[schema(minimum = 1, maximum = 365)]
     pub expires_in_days: Option<u32>,
 }
 
@@ -159,7 +162,7 @@ fn check_label(label: &str) -> ApiResult<()> {
 /// Exchange a username and password for an API token. After a few failed attempts, a username
 /// and a client address must each wait before their next try (429 `TooManyRequests` with
 /// `Retry-After`), twice as long after every further failure.
-#[utoipa::path(post, path = "/api/auth/login/", tag = "auth", security(()),
+#[utoipa::path(post, path = "/api/auth/login/", tag = "auth", request_body = LoginRequest, security(()),
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn login(
@@ -230,7 +233,7 @@ async fn list_tokens(
 }
 
 /// Issue another token for the caller, e.g. for a script.
-#[utoipa::path(post, path = "/api/auth/tokens/", tag = "auth",
+#[utoipa::path(post, path = "/api/auth/tokens/", tag = "auth", request_body = CreateTokenRequest,
     responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody)))]
 async fn create_token(
     State(state): State<AppState>,

@@ -74,6 +74,7 @@ pub struct NewStudent {
 #[serde(deny_unknown_fields)]
 pub struct NameCluster {
     pub student_id: Option<i64>,
+    #[serde(default, deserialize_with = "crate::extract::object")]
     pub new_student: Option<NewStudent>,
 }
 
@@ -212,6 +213,15 @@ async fn merge_clusters(
         return Err(ApiError::invalid_field(
             "cluster_ids",
             "name at least two clusters to merge",
+        ));
+    }
+    // Naming a cluster twice would merge it into itself: the store would delete the cluster that
+    // is also the merge target.
+    let mut seen = std::collections::HashSet::new();
+    if let Some(twice) = body.cluster_ids.iter().find(|id| !seen.insert(**id)) {
+        return Err(ApiError::invalid_field(
+            "cluster_ids",
+            format!("cluster {twice} is named more than once"),
         ));
     }
     Ok(Json(

@@ -141,6 +141,7 @@ async fn reset_crop(
 #[into_params(parameter_in = Query)]
 pub struct SimilarQuery {
     /// How many faces to return (1–100, default 10).
+    #[param(minimum = 1, maximum = 100)]
     pub k: Option<usize>,
 }
 

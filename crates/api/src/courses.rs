@@ -48,6 +48,7 @@ impl From<Course> for CourseDto {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateCourse {
     #[schema(example = "Introduction to Databases")]
     pub name: String,
@@ -66,6 +67,7 @@ pub struct CreateCourse {
 
 /// For PUT every field is required; for PATCH any subset.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateCourse {
     pub name: Option<String>,
     pub code: Option<String>,
@@ -150,7 +152,7 @@ async fn list_courses(
 }
 
 /// Create a course owned by the caller (or, for admins, by `owner`).
-#[utoipa::path(post, path = "/api/attendance/courses/", tag = "courses",
+#[utoipa::path(post, path = "/api/attendance/courses/", tag = "courses", request_body = CreateCourse,
     responses((status = 201, body = CourseDto), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn create_course(
     State(state): State<AppState>,
@@ -199,8 +201,8 @@ async fn get_course(
 }
 
 /// Replace a course's name and code.
-#[utoipa::path(put, path = "/api/attendance/courses/{id}/", tag = "courses", params(("id" = i64, Path)),
-    responses((status = 200, body = CourseDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/attendance/courses/{id}/", tag = "courses", request_body = UpdateCourse, params(("id" = i64, Path)),
+    responses((status = 200, body = CourseDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn replace_course(
     State(state): State<AppState>,
     actor: Actor,
@@ -213,8 +215,8 @@ async fn replace_course(
 }
 
 /// Change some of a course's fields.
-#[utoipa::path(patch, path = "/api/attendance/courses/{id}/", tag = "courses", params(("id" = i64, Path)),
-    responses((status = 200, body = CourseDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(patch, path = "/api/attendance/courses/{id}/", tag = "courses", request_body = UpdateCourse, params(("id" = i64, Path)),
+    responses((status = 200, body = CourseDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn patch_course(
     State(state): State<AppState>,
     actor: Actor,

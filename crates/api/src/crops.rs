@@ -167,6 +167,7 @@ pub struct VectorsQuery {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct GenerateEmbedding {
     /// Recognizer (default: the course's model).
     #[schema(example = "mobilefacenet")]
@@ -188,8 +189,10 @@ pub struct EmbeddingResult {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct GenerateEmbeddingsBatch {
     /// 1 to 500 crop ids.
+    #[schema(min_items = 1, max_items = 500)]
     pub face_crop_ids: Vec<i64>,
     pub model_name: Option<String>,
     #[serde(default)]
@@ -318,7 +321,7 @@ async fn crop_embeddings(
 }
 
 /// Generate (or keep) one crop's embedding — compatible with the old service.
-#[utoipa::path(post, path = "/api/attendance/face-crops/{id}/generate-embedding/", tag = "faces",
+#[utoipa::path(post, path = "/api/attendance/face-crops/{id}/generate-embedding/", tag = "faces", request_body = GenerateEmbedding,
     params(("id" = i64, Path)),
     responses((status = 200, body = EmbeddingResult), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -352,7 +355,7 @@ async fn generate_embedding(
 }
 
 /// Generate (or keep) embeddings for several crops — compatible with the old service.
-#[utoipa::path(post, path = "/api/attendance/face-crops/generate-embeddings-batch/", tag = "faces",
+#[utoipa::path(post, path = "/api/attendance/face-crops/generate-embeddings-batch/", tag = "faces", request_body = GenerateEmbeddingsBatch,
     responses((status = 200, body = BatchResult), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn generate_embeddings_batch(
     State(state): State<AppState>,

@@ -91,7 +91,18 @@ async fn embed(
         match field.name().unwrap_or_default() {
             "image" => image = Some(state.save_field(field).await?),
             "model_name" => model_name = Some(small_text(field).await?.trim().to_owned()),
-            "include_vectors" => include_vectors = small_text(field).await?.trim() == "true",
+            "include_vectors" => {
+                include_vectors = match small_text(field).await?.trim() {
+                    "true" => true,
+                    "false" => false,
+                    other => {
+                        return Err(ApiError::invalid_field(
+                            "include_vectors",
+                            format!("include_vectors must be true or false, not {other:?}"),
+                        ));
+                    }
+                }
+            }
             _ => {}
         }
     }

@@ -304,8 +304,23 @@ impl From<JsonRejection> for ApiError {
             }
             _ => rejection.body_text(),
         };
-        Self::new(from_rejection_status(rejection.status()), message)
+        let error = Self::new(from_rejection_status(rejection.status()), message);
+        // serde names a field it does not know in backticks; clients get it as `details.field`
+        // like every other field error.
+        match unknown_field(&error.message) {
+            Some(field) => {
+                let details = serde_json::json!({ "field": field });
+                error.with_details(details)
+            }
+            None => error,
+        }
     }
+}
+
+/// The field named in serde's "unknown field `x`, expected …" message.
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = &message[message.find("unknown field `")? + "unknown field `".len()..];
+    Some(rest[..rest.find('`')?].to_owned())
 }
 
 impl From<QueryRejection> for ApiError {

@@ -13,10 +13,12 @@ mod embed;
 mod enrollment;
 pub mod error;
 mod extract;
+pub mod headers;
 mod inference;
 pub mod jobs;
 pub mod login_limits;
 pub mod metrics;
+mod openapi;
 mod pagination;
 mod photos;
 pub mod recognition;
@@ -277,10 +279,11 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::public_routes())
         .routes(routes!(system::health))
         .routes(routes!(system::metrics));
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public)
         .merge(protected)
         .split_for_parts();
+    openapi::document_errors(&mut openapi);
     let document = openapi
         .to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
@@ -292,11 +295,13 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.settings.json_body_limit))
         .layer(from_fn(errors_as_json))
         .layer(CatchPanicLayer::custom(panic_as_json))
+        .layer(from_fn(headers::request_limits))
         .layer(from_fn_with_state(
             state.metrics.clone(),
             metrics::count_responses,
         ))
         .layer(from_fn(request_id::middleware))
+        .layer(from_fn(headers::security_headers))
         .with_state(state)
 }
 

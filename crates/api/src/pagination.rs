@@ -11,13 +11,17 @@ use crate::error::{ApiError, ApiResult};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
+/// The document calls `page` an int32, so a larger number is refused rather than read as a u32.
+pub const MAX_PAGE: u32 = i32::MAX as u32;
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Page number, from 1.
+    #[param(minimum = 1, maximum = 2147483647)]
     pub page: Option<u32>,
     /// Items per page, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub page_size: Option<u32>,
 }
 
@@ -27,6 +31,12 @@ impl PageParams {
         let size = self.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
         if number == 0 {
             return Err(ApiError::invalid_field("page", "page numbers start at 1"));
+        }
+        if number > MAX_PAGE {
+            return Err(ApiError::invalid_field(
+                "page",
+                format!("page must be at most {MAX_PAGE}"),
+            ));
         }
         if !(1..=MAX_PAGE_SIZE).contains(&size) {
             return Err(ApiError::invalid_field(

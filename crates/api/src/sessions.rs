@@ -2,7 +2,7 @@
 
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -11,7 +11,7 @@ use attendansee_store::{ClassSession, SessionFields, SessionStatus};
 
 use crate::AppState;
 use crate::auth::Actor;
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{PageParams, PagedResponse};
 use crate::students::CourseFilter;
@@ -61,22 +61,53 @@ impl From<ClassSession> for SessionDto {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateSession {
     pub course: i64,
     #[schema(example = "Week 3 lecture")]
     pub title: String,
-    /// RFC 3339 date and time, e.g. `2026-11-25T09:00:00Z`.
+    /// RFC 3339 date and time, e.g. `2026-11-25T09:00:00Z`, in the years 1970–9999; no leap
+    /// second. Answers give it in UTC.
     pub held_at: DateTime<Utc>,
 }
 
 /// For PUT every field is required; for PATCH any subset. A session's course is fixed.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateSession {
     pub title: Option<String>,
+    /// As for creating: RFC 3339, years 1970–9999, no leap second.
     pub held_at: Option<DateTime<Utc>>,
 }
 
 const TITLE_MAX: usize = 200;
+
+/// Years a session may be held in. Outside them a time has no RFC 3339 form (years beyond 4
+/// digits or before year 0), and the store keeps times as text whose order is the time's order
+/// only while every year has 4 digits. Nobody recorded attendance with this service before 1970.
+const HELD_AT_YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
+
+/// `held_at` must be a time we can answer in RFC 3339 and sort: no leap second (chrono keeps
+/// `23:59:60` as a nanosecond count past 10⁹, which it then writes back as `:59.1000000000`).
+fn check_held_at(held_at: DateTime<Utc>) -> ApiResult<DateTime<Utc>> {
+    if !HELD_AT_YEARS.contains(&held_at.year()) {
+        return Err(ApiError::invalid_field(
+            "held_at",
+            format!(
+                "held_at must be in the years {} to {}",
+                HELD_AT_YEARS.start(),
+                HELD_AT_YEARS.end()
+            ),
+        ));
+    }
+    if held_at.nanosecond() >= 1_000_000_000 {
+        return Err(ApiError::invalid_field(
+            "held_at",
+            "held_at must not be a leap second (second 60)",
+        ));
+    }
+    Ok(held_at)
+}
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -113,7 +144,7 @@ async fn list_sessions(
 }
 
 /// Create a session in one of the caller's courses.
-#[utoipa::path(post, path = "/api/attendance/sessions/", tag = "sessions",
+#[utoipa::path(post, path = "/api/attendance/sessions/", tag = "sessions", request_body = CreateSession,
     responses((status = 201, body = SessionDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn create_session(
     State(state): State<AppState>,
@@ -122,7 +153,7 @@ async fn create_session(
 ) -> ApiResult<(StatusCode, Json<SessionDto>)> {
     let fields = SessionFields {
         title: text("title", &body.title, TITLE_MAX)?,
-        held_at: body.held_at,
+        held_at: check_held_at(body.held_at)?,
     };
     let session = state
         .store
@@ -145,7 +176,7 @@ async fn get_session(
 }
 
 /// Replace a session's title and time.
-#[utoipa::path(put, path = "/api/attendance/sessions/{id}/", tag = "sessions", params(("id" = i64, Path)),
+#[utoipa::path(put, path = "/api/attendance/sessions/{id}/", tag = "sessions", request_body = UpdateSession, params(("id" = i64, Path)),
     responses((status = 200, body = SessionDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn replace_session(
     State(state): State<AppState>,
@@ -159,7 +190,7 @@ async fn replace_session(
 }
 
 /// Change some of a session's fields.
-#[utoipa::path(patch, path = "/api/attendance/sessions/{id}/", tag = "sessions", params(("id" = i64, Path)),
+#[utoipa::path(patch, path = "/api/attendance/sessions/{id}/", tag = "sessions", request_body = UpdateSession, params(("id" = i64, Path)),
     responses((status = 200, body = SessionDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn patch_session(
     State(state): State<AppState>,
@@ -183,7 +214,11 @@ async fn update(
             body.title.as_deref().unwrap_or(&current.title),
             TITLE_MAX,
         )?,
-        held_at: body.held_at.unwrap_or(current.held_at),
+        held_at: body
+            .held_at
+            .map(check_held_at)
+            .transpose()?
+            .unwrap_or(current.held_at),
     };
     Ok(Json(
         state

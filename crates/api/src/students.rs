@@ -39,6 +39,7 @@ impl From<Student> for StudentDto {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateStudent {
     pub course: i64,
     pub name: String,
@@ -48,6 +49,7 @@ pub struct CreateStudent {
 /// For PUT `name` is required and a missing `external_id` clears it; for PATCH any subset.
 /// A student's course is fixed at creation.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateStudent {
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
@@ -100,7 +102,7 @@ async fn list_students(
 }
 
 /// Add a student to one of the caller's courses.
-#[utoipa::path(post, path = "/api/attendance/students/", tag = "students",
+#[utoipa::path(post, path = "/api/attendance/students/", tag = "students", request_body = CreateStudent,
     responses((status = 201, body = StudentDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
 async fn create_student(
@@ -133,8 +135,8 @@ async fn get_student(
 }
 
 /// Replace a student's name and external id.
-#[utoipa::path(put, path = "/api/attendance/students/{id}/", tag = "students", params(("id" = i64, Path)),
-    responses((status = 200, body = StudentDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/attendance/students/{id}/", tag = "students", request_body = UpdateStudent, params(("id" = i64, Path)),
+    responses((status = 200, body = StudentDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn replace_student(
     State(state): State<AppState>,
     actor: Actor,
@@ -147,8 +149,8 @@ async fn replace_student(
 }
 
 /// Change some of a student's fields.
-#[utoipa::path(patch, path = "/api/attendance/students/{id}/", tag = "students", params(("id" = i64, Path)),
-    responses((status = 200, body = StudentDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(patch, path = "/api/attendance/students/{id}/", tag = "students", request_body = UpdateStudent, params(("id" = i64, Path)),
+    responses((status = 200, body = StudentDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn patch_student(
     State(state): State<AppState>,
     actor: Actor,

@@ -64,6 +64,7 @@ impl From<User> for UserDto {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateUser {
     pub username: String,
     pub password: String,
@@ -72,6 +73,7 @@ pub struct CreateUser {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     pub role: Option<RoleDto>,
     /// Deactivating a user revokes all their tokens.
@@ -198,7 +200,7 @@ async fn list_users(
 }
 
 /// Create a user (admin only).
-#[utoipa::path(post, path = "/api/auth/users/", tag = "users",
+#[utoipa::path(post, path = "/api/auth/users/", tag = "users", request_body = CreateUser,
     responses((status = 201, body = UserDto), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn create_user(
     State(state): State<AppState>,
@@ -231,7 +233,7 @@ async fn get_user(
 }
 
 /// Change a user's role, active flag or password (admin only).
-#[utoipa::path(patch, path = "/api/auth/users/{id}/", tag = "users", params(("id" = i64, Path)),
+#[utoipa::path(patch, path = "/api/auth/users/{id}/", tag = "users", request_body = UpdateUser, params(("id" = i64, Path)),
     responses((status = 200, body = UserDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn update_user(
     State(state): State<AppState>,

@@ -365,6 +365,9 @@ async fn another_instructors_objects_answer_404_exactly_like_missing_ones() {
             json!({"status": null})
         } else if path.ends_with("/name/") {
             json!({"student_id": 1})
+        } else if path.ends_with("/generate-embedding/") {
+            // Its body names no session field: an unknown one is refused before the lookup.
+            json!({"force_regenerate": false})
         } else if path.contains("courses") {
             json!({"name": "Stolen", "code": "X1"})
         } else if path.contains("students") {

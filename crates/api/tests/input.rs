@@ -434,3 +434,554 @@ async fn admins_manage_users_and_deactivation_or_new_password_revokes_tokens() {
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "Unauthorized");
 }
+
+/// Every JSON body refuses a field it does not know (a client's typo, or `ttl_days` meant for
+/// another API, must not be silently dropped), names the field, and writes nothing.
+#[tokio::test]
+async fn unknown_json_fields_are_refused_by_name_on_every_json_route() {
+    let t = app().await;
+    let (_, admin) = t.user("root", Role::Admin).await;
+    let (alice_user, alice) = t.user("alice", Role::Instructor).await;
+    let course = t
+        .create(
+            COURSES,
+            &alice,
+            json!({"name": "Databases", "code": "CS305"}),
+        )
+        .await;
+    let student = t
+        .create(
+            "/api/attendance/students/",
+            &alice,
+            json!({"course": course, "name": "Ada"}),
+        )
+        .await;
+    let session = t
+        .create(
+            "/api/attendance/sessions/",
+            &alice,
+            json!({"course": course, "title": "W1", "held_at": "2026-09-01T09:00:00Z"}),
+        )
+        .await;
+    let held_at = "2026-09-02T09:00:00Z";
+    let cases: Vec<(Method, String, Option<&str>, serde_json::Value)> = vec![
+        (
+            Method::POST,
+            "/api/auth/login/".into(),
+            None,
+            json!({"username": "alice", "password": "horse battery staple"}),
+        ),
+        (
+            Method::POST,
+            "/api/auth/tokens/".into(),
+            Some(&alice),
+            json!({"label": "script"}),
+        ),
+        (
+            Method::POST,
+            "/api/auth/users/".into(),
+            Some(&admin),
+            json!({"username": "carol", "password": "horse battery staple"}),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/auth/users/{}/", alice_user.id),
+            Some(&admin),
+            json!({"active": true}),
+        ),
+        (
+            Method::POST,
+            COURSES.into(),
+            Some(&alice),
+            json!({"name": "N", "code": "NEW"}),
+        ),
+        (
+            Method::PUT,
+            format!("{COURSES}{course}/"),
+            Some(&alice),
+            json!({"name": "N", "code": "C"}),
+        ),
+        (
+            Method::PATCH,
+            format!("{COURSES}{course}/"),
+            Some(&alice),
+            json!({"name": "N"}),
+        ),
+        (
+            Method::POST,
+            "/api/attendance/students/".into(),
+            Some(&alice),
+            json!({"course": course, "name": "Bo"}),
+        ),
+        (
+            Method::PUT,
+            format!("/api/attendance/students/{student}/"),
+            Some(&alice),
+            json!({"name": "Bo"}),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/attendance/students/{student}/"),
+            Some(&alice),
+            json!({"name": "Bo"}),
+        ),
+        (
+            Method::POST,
+            "/api/attendance/sessions/".into(),
+            Some(&alice),
+            json!({"course": course, "title": "W2", "held_at": held_at}),
+        ),
+        (
+            Method::PUT,
+            format!("/api/attendance/sessions/{session}/"),
+            Some(&alice),
+            json!({"title": "W2", "held_at": held_at}),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/attendance/sessions/{session}/"),
+            Some(&alice),
+            json!({"title": "W2"}),
+        ),
+        (
+            Method::PUT,
+            format!("/api/attendance/sessions/{session}/attendance/{student}/"),
+            Some(&alice),
+            json!({"status": "present"}),
+        ),
+        (
+            Method::POST,
+            "/api/attendance/face-crops/1/generate-embedding/".into(),
+            Some(&alice),
+            json!({}),
+        ),
+        (
+            Method::POST,
+            "/api/attendance/face-crops/generate-embeddings-batch/".into(),
+            Some(&alice),
+            json!({"face_crop_ids": [1]}),
+        ),
+        (
+            Method::POST,
+            "/api/attendance/face-crops/1/assign/".into(),
+            Some(&alice),
+            json!({"student_id": student}),
+        ),
+        (
+            Method::POST,
+            "/api/attendance/clusters/1/name/".into(),
+            Some(&alice),
+            json!({"student_id": student}),
+        ),
+        (
+            Method::POST,
+            "/api/attendance/clusters/merge/".into(),
+            Some(&alice),
+            json!({"cluster_ids": [1, 2]}),
+        ),
+    ];
+    let tokens_before = t.get("/api/auth/tokens/", &alice).await.body;
+    for (method, path, token, mut body) in cases {
+        body["ttl_days"] = json!(30);
+        let what = format!("{method} {path}");
+        let r = t.call(method, &path, token, Some(body)).await;
+        let message = r.assert_error(StatusCode::BAD_REQUEST, "ValidationError");
+        assert!(message.contains("ttl_days"), "{what}: {message}");
+        assert_eq!(r.body["details"]["field"], "ttl_days", "{what}: {}", r.body);
+    }
+    // A nested object is held to the same rule.
+    let nested = json!({"new_student": {"name": "Cy", "nickname": "C"}});
+    let r = t
+        .post("/api/attendance/clusters/1/name/", &alice, nested)
+        .await;
+    assert!(
+        r.assert_error(StatusCode::BAD_REQUEST, "ValidationError")
+            .contains("nickname")
+    );
+
+    assert_eq!(
+        t.get(COURSES, &alice).await.body["results"][0]["name"],
+        "Databases"
+    );
+    assert_eq!(t.get(COURSES, &alice).await.body["count"], 1);
+    let students = t.get("/api/attendance/students/", &alice).await.body;
+    assert_eq!(
+        (
+            students["count"].clone(),
+            students["results"][0]["name"].clone()
+        ),
+        (json!(1), json!("Ada"))
+    );
+    let sessions = t.get("/api/attendance/sessions/", &alice).await.body;
+    assert_eq!(
+        (
+            sessions["count"].clone(),
+            sessions["results"][0]["title"].clone()
+        ),
+        (json!(1), json!("W1"))
+    );
+    assert_eq!(t.get("/api/auth/users/", &admin).await.body["count"], 2);
+    assert_eq!(t.get("/api/auth/tokens/", &alice).await.body, tokens_before);
+}
+
+#[tokio::test]
+async fn merging_a_cluster_with_itself_is_refused() {
+    use attendansee_store::{ImageInsert, NewCrop, NewImage, Scope};
+    let t = app().await;
+    let (_, alice) = t.user("alice", Role::Instructor).await;
+    let course = t
+        .create(
+            COURSES,
+            &alice,
+            json!({"name": "Databases", "code": "CS305"}),
+        )
+        .await;
+    let session = t
+        .create(
+            "/api/attendance/sessions/",
+            &alice,
+            json!({"course": course, "title": "W1", "held_at": "2026-09-01T09:00:00Z"}),
+        )
+        .await;
+    let image = NewImage {
+        blob_key: "images/t".into(),
+        sha256: "ab".repeat(32),
+        original_name: None,
+        width: 8,
+        height: 8,
+    };
+    let ImageInsert::Stored(image) = t
+        .store
+        .add_session_image(Scope::All, session, &image)
+        .await
+        .unwrap()
+    else {
+        panic!("a fresh photo")
+    };
+    let face = NewCrop {
+        bbox: [1.0, 1.0, 4.0, 4.0],
+        landmarks: [[2.0, 2.0]; 5],
+        score: 0.9,
+        quality_size: 4.0,
+        quality_blur: Some(1.0),
+        crop_blob_key: None,
+        embedding: Some(("mobilefacenet".into(), vec![0.6, 0.8])),
+    };
+    let crops = t
+        .store
+        .record_image_faces(image.id, &[face.clone(), face])
+        .await
+        .unwrap();
+    let clusters = t
+        .store
+        .add_to_clusters(
+            course,
+            "mobilefacenet",
+            &[],
+            &[vec![crops[0]], vec![crops[1]]],
+        )
+        .await
+        .unwrap();
+    let (a, b) = (clusters[0], clusters[1]);
+    for ids in [json!([a, a]), json!([a, b, a]), json!([b, b, b])] {
+        let r = t
+            .post(
+                "/api/attendance/clusters/merge/",
+                &alice,
+                json!({"cluster_ids": ids}),
+            )
+            .await;
+        r.assert_error(StatusCode::BAD_REQUEST, "ValidationError");
+        assert_eq!(r.body["details"]["field"], "cluster_ids", "{}", r.body);
+    }
+    // Both clusters are untouched, and a proper merge still works.
+    for id in [a, b] {
+        let cluster = t
+            .get(&format!("/api/attendance/clusters/{id}/"), &alice)
+            .await;
+        assert_eq!(cluster.status, StatusCode::OK, "{}", cluster.body);
+    }
+    let merged = t
+        .post(
+            "/api/attendance/clusters/merge/",
+            &alice,
+            json!({"cluster_ids": [a, b]}),
+        )
+        .await;
+    assert_eq!(merged.status, StatusCode::OK, "{}", merged.body);
+}
+
+/// `held_at` is refused unless it has an RFC 3339 form that sorts as text: years 1970–9999, no
+/// leap second; what is accepted is answered in RFC 3339 UTC.
+#[tokio::test]
+async fn held_at_outside_sane_years_or_on_a_leap_second_is_refused() {
+    let t = app().await;
+    let (_, alice) = t.user("alice", Role::Instructor).await;
+    let course = t
+        .create(
+            COURSES,
+            &alice,
+            json!({"name": "Databases", "code": "CS305"}),
+        )
+        .await;
+    let sessions = "/api/attendance/sessions/";
+    let session = t
+        .create(
+            sessions,
+            &alice,
+            json!({"course": course, "title": "W1", "held_at": "2026-09-01T09:00:00Z"}),
+        )
+        .await;
+    let bad = [
+        "-0001-01-01T00:00:00Z",
+        "0000-06-01T00:00:00Z",
+        "1969-12-31T23:59:59Z",
+        "+10000-01-01T00:00:00Z",
+        "2026-06-30T23:59:60Z",
+        "2016-12-31T23:59:60.5Z",
+        "9999-12-31T23:00:00-05:00",
+    ];
+    for held_at in bad {
+        let create = json!({"course": course, "title": "W2", "held_at": held_at});
+        let r = t.post(sessions, &alice, create).await;
+        let message = r.assert_error(StatusCode::BAD_REQUEST, "ValidationError");
+        assert!(message.contains("held_at"), "{held_at}: {message}");
+        let r = t
+            .call(
+                Method::PATCH,
+                &format!("{sessions}{session}/"),
+                Some(&alice),
+                Some(json!({"held_at": held_at})),
+            )
+            .await;
+        let message = r.assert_error(StatusCode::BAD_REQUEST, "ValidationError");
+        assert!(message.contains("held_at"), "{held_at}: {message}");
+    }
+    let listed = t.get(sessions, &alice).await.body;
+    assert_eq!(listed["count"], 1);
+    assert_eq!(listed["results"][0]["held_at"], "2026-09-01T09:00:00Z");
+
+    let good = [
+        ("1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z"),
+        ("2026-11-25T10:00:00+01:00", "2026-11-25T09:00:00Z"),
+        ("2026-11-25T09:00:00.250Z", "2026-11-25T09:00:00.250Z"),
+        ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z"),
+    ];
+    for (held_at, answered) in good {
+        let create = json!({"course": course, "title": "W", "held_at": held_at});
+        let r = t.post(sessions, &alice, create).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{held_at}: {}", r.body);
+        assert_eq!(r.body["held_at"], answered);
+        let parsed = chrono::DateTime::parse_from_rfc3339(r.body["held_at"].as_str().unwrap());
+        assert!(parsed.is_ok(), "{}", r.body);
+    }
+}
+
+/// serde fills a struct from an array of its fields in order; a body (or a nested object) sent as
+/// an array is refused instead of being read positionally.
+#[tokio::test]
+async fn bodies_and_nested_objects_sent_as_arrays_are_refused() {
+    let t = app().await;
+    let (_, alice) = t.user("alice", Role::Instructor).await;
+    let course = t
+        .create(
+            COURSES,
+            &alice,
+            json!({"name": "Databases", "code": "CS305"}),
+        )
+        .await;
+    let cases = [
+        (
+            Method::PATCH,
+            format!("{COURSES}{course}/"),
+            json!([null, null]),
+        ),
+        (
+            Method::PATCH,
+            format!("{COURSES}{course}/"),
+            json!(["Renamed", "X1"]),
+        ),
+        (
+            Method::PUT,
+            format!("{COURSES}{course}/"),
+            json!(["Renamed", "X1"]),
+        ),
+        (Method::POST, COURSES.to_owned(), json!(["Other", "X2"])),
+        (
+            Method::POST,
+            "/api/attendance/clusters/1/name/".to_owned(),
+            json!({"new_student": ["Cy", null]}),
+        ),
+    ];
+    for (method, path, body) in cases {
+        let what = format!("{method} {path} {body}");
+        let r = t.call(method, &path, Some(&alice), Some(body)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{what}: {}", r.body);
+        assert_eq!(r.body["error_type"], "ValidationError", "{what}");
+    }
+    let courses = t.get(COURSES, &alice).await.body;
+    assert_eq!(courses["count"], 1);
+    assert_eq!(courses["results"][0]["name"], "Databases");
+    // The object form still works.
+    let r = t
+        .call(
+            Method::PATCH,
+            &format!("{COURSES}{course}/"),
+            Some(&alice),
+            Some(json!({"name": "Renamed"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["name"].clone()),
+        (StatusCode::OK, json!("Renamed"))
+    );
+}
+
+/// The document calls `page` an int32 of at least 1: what lies outside is refused, not served.
+#[tokio::test]
+async fn page_numbers_beyond_int32_are_refused() {
+    let t = app().await;
+    let (_, alice) = t.user("alice", Role::Instructor).await;
+    t.get(&format!("{COURSES}?page=2147483648"), &alice)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "ValidationError");
+    let r = t.get(&format!("{COURSES}?page=2147483647"), &alice).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+/// `include_vectors` is a boolean form field: anything but `true`/`false` is refused by name
+/// rather than read as false.
+#[tokio::test]
+async fn embed_refuses_an_include_vectors_that_is_not_a_boolean() {
+    let t = app().await;
+    let (_, alice) = t.user("alice", Role::Instructor).await;
+    let boundary = "b0undary";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n\
+         not really a png\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"include_vectors\"\r\n\r\n\
+         {{}}\r\n--{boundary}--\r\n"
+    );
+    let r = t
+        .send(raw(
+            Method::POST,
+            "/api/attendance/embed/",
+            &alice,
+            Some(&format!("multipart/form-data; boundary={boundary}")),
+            body,
+        ))
+        .await;
+    r.assert_error(StatusCode::BAD_REQUEST, "ValidationError");
+    assert_eq!(r.body["details"]["field"], "include_vectors", "{}", r.body);
+}
+
+/// `nosniff` and `no-referrer` on every answer, `no-store` on every answer but the UI's static
+/// files (which keep their own `no-cache`): API data, errors, photos, face crops and CSV exports.
+#[tokio::test]
+async fn every_answer_carries_nosniff_no_referrer_and_api_answers_no_store() {
+    use attendansee_store::{ImageInsert, NewCrop, NewImage, Scope};
+    use axum::body::Bytes;
+    let t = app().await;
+    let (_, alice) = t.user("alice", Role::Instructor).await;
+    let course = t
+        .create(
+            COURSES,
+            &alice,
+            json!({"name": "Databases", "code": "CS305"}),
+        )
+        .await;
+    let session = t
+        .create(
+            "/api/attendance/sessions/",
+            &alice,
+            json!({"course": course, "title": "W1", "held_at": "2026-09-01T09:00:00Z"}),
+        )
+        .await;
+    t.blobs
+        .put("images/h", Bytes::from_static(b"\x89PNG fake"))
+        .await
+        .unwrap();
+    t.blobs
+        .put("crops/h.jpg", Bytes::from_static(b"\xff\xd8\xff fake"))
+        .await
+        .unwrap();
+    let image = NewImage {
+        blob_key: "images/h".into(),
+        sha256: "cd".repeat(32),
+        original_name: None,
+        width: 8,
+        height: 8,
+    };
+    let ImageInsert::Stored(image) = t
+        .store
+        .add_session_image(Scope::All, session, &image)
+        .await
+        .unwrap()
+    else {
+        panic!("a fresh photo")
+    };
+    let face = NewCrop {
+        bbox: [1.0, 1.0, 4.0, 4.0],
+        landmarks: [[2.0, 2.0]; 5],
+        score: 0.9,
+        quality_size: 4.0,
+        quality_blur: Some(1.0),
+        crop_blob_key: Some("crops/h.jpg".into()),
+        embedding: None,
+    };
+    let crop = t.store.record_image_faces(image.id, &[face]).await.unwrap()[0];
+
+    let authorised = [
+        (COURSES.to_owned(), StatusCode::OK),
+        (
+            format!("/api/attendance/images/{}/file/", image.id),
+            StatusCode::OK,
+        ),
+        (
+            format!("/api/attendance/face-crops/{crop}/image/"),
+            StatusCode::OK,
+        ),
+        (
+            format!("/api/attendance/sessions/{session}/attendance/csv/"),
+            StatusCode::OK,
+        ),
+        (
+            format!("/api/attendance/courses/{course}/attendance/csv/"),
+            StatusCode::OK,
+        ),
+        (format!("{COURSES}99999/"), StatusCode::NOT_FOUND),
+        ("/api/no/such/route/".to_owned(), StatusCode::NOT_FOUND),
+    ];
+    let mut answers = Vec::new();
+    for (path, status) in authorised {
+        answers.push((path.clone(), status, t.get(&path, &alice).await));
+    }
+    for (method, path, status) in [
+        (Method::GET, "/api/auth/me/", StatusCode::UNAUTHORIZED),
+        (Method::GET, "/api/health/", StatusCode::OK),
+        (Method::GET, "/metrics", StatusCode::OK),
+        (
+            Method::DELETE,
+            "/api/health/",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ] {
+        answers.push((
+            path.to_owned(),
+            status,
+            t.call(method, path, None, None).await,
+        ));
+    }
+    for (path, status, r) in &answers {
+        assert_eq!(r.status, *status, "{path}: {}", r.body);
+        assert_eq!(r.headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(r.headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(r.headers["cache-control"], "no-store", "{path}");
+    }
+    for path in ["/", "/ui/app.js", "/ui/app.css"] {
+        let r = t.call(Method::GET, path, None, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_eq!(r.headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(r.headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(r.headers["cache-control"], "no-cache", "{path}");
+    }
+}

@@ -188,3 +188,37 @@ fn config_file_environment_and_flags_combine_in_that_order() {
             .exists()
     );
 }
+
+/// A request target over 8 KiB answers 414 and headers over 16 KiB answer 431, both with the JSON
+/// error body and the usual headers (hyper's own refusals, much further out, have no body).
+#[test]
+fn oversized_uris_and_headers_answer_the_json_error_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--workers", "1"]).unwrap();
+    let long_query = format!("/api/health/?pad={}", "a".repeat(9 * 1024));
+    let big_header = vec![("X-Padding".to_owned(), "b".repeat(17 * 1024))];
+    let cases = [
+        (long_query.as_str(), vec![], 414),
+        ("/api/health/", big_header, 431),
+    ];
+    for (path, headers, status) in cases {
+        let reply = common::request(&server.addr, "GET", path, &headers, "", b"");
+        assert_eq!(reply.status, status, "{}", reply.body);
+        let body = reply.json();
+        assert_eq!(body["status"], "error", "{body}");
+        assert_eq!(body["error_type"], "ValidationError", "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("at most"),
+            "{body}"
+        );
+        assert_eq!(reply.header("x-request-id").unwrap(), body["request_id"]);
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(reply.header("referrer-policy"), Some("no-referrer"));
+    }
+    // Just inside both limits is served.
+    let fits = format!("/api/health/?pad={}", "a".repeat(7 * 1024));
+    let header = vec![("X-Padding".to_owned(), "b".repeat(14 * 1024))];
+    let reply = common::request(&server.addr, "GET", &fits, &header, "", b"");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
