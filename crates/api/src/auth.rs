@@ -172,28 +172,18 @@ async fn login(
 ) -> ApiResult<Json<LoginResponse>> {
     let label = body.label.unwrap_or_else(|| "login".into());
     check_label(&label)?;
-    let username = normalize_username(&body.username);
     let address = connection.map(|Extension(ConnectInfo(peer))| peer.ip());
-    let attempt = state
-        .login_throttle
-        .begin(&username, address, Instant::now())
-        .map_err(|wait| {
-            let seconds = u32::try_from(wait.as_secs_f64().ceil() as u64).unwrap_or(u32::MAX);
-            ApiError {
-                retry_after: Some(seconds.max(1)),
-                ..ApiError::new(
-                    ErrorType::TooManyRequests,
-                    format!("Too many failed logins; try again in {} s", seconds.max(1)),
-                )
-            }
-        })?;
-    // A storage error ends the try without counting it (dropping `attempt`).
-    let Some(user) = state.store.verify_login(&username, &body.password).await? else {
-        attempt.failed();
-        tracing::info!(%username, address = ?address, "login failed");
-        return Err(ApiError::unauthorized("Invalid username or password"));
-    };
-    attempt.succeeded();
+    // The check runs in a task of its own: a client that hangs up cannot cut it short, so its
+    // try is counted and its password thread stays taken until the check is done.
+    let check = tokio::spawn(check_password(
+        state.clone(),
+        body.username,
+        body.password,
+        address,
+    ));
+    let user = check
+        .await
+        .map_err(|e| ApiError::internal(format!("login check failed: {e}")))??;
     let issued = state
         .store
         .issue_token(user.id, &label, state.settings.token_ttl)
@@ -204,6 +194,49 @@ async fn login(
         expires_at: issued.token.expires_at,
         user: user.into(),
     }))
+}
+
+/// Longest password looked at: anything longer is no password of ours (and would only cost the
+/// hash function time).
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Checks a login's password under the failed-login limits: the user, or 401, or 429.
+async fn check_password(
+    state: AppState,
+    username: String,
+    password: String,
+    address: Option<std::net::IpAddr>,
+) -> ApiResult<User> {
+    let invalid = || ApiError::unauthorized("Invalid username or password");
+    let username = normalize_username(&username);
+    // No account has such a name or password (`check_username`): no check, no record.
+    if username.is_empty() || username.chars().count() > 150 || password.len() > MAX_PASSWORD_BYTES
+    {
+        return Err(invalid());
+    }
+    let attempt = state
+        .login_throttle
+        .begin(&username, address, Instant::now())
+        .map_err(|wait| {
+            let seconds = u32::try_from(wait.as_secs_f64().ceil() as u64)
+                .unwrap_or(u32::MAX)
+                .max(1);
+            ApiError {
+                retry_after: Some(seconds),
+                ..ApiError::new(
+                    ErrorType::TooManyRequests,
+                    format!("Too many failed logins; try again in {seconds} s"),
+                )
+            }
+        })?;
+    // A storage error ends the try without counting it (dropping `attempt`).
+    let Some(user) = state.store.verify_login(&username, &password).await? else {
+        attempt.failed();
+        tracing::info!(%username, address = ?address, "login failed");
+        return Err(invalid());
+    };
+    attempt.succeeded();
+    Ok(user)
 }
 
 /// Revoke the token this request was made with.

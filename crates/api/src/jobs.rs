@@ -250,6 +250,11 @@ async fn record_end(store: &Store, id: i64, end: &JobEnd) {
         };
         match saved.await {
             Ok(()) => return,
+            Err(e) if !e.is_unavailable() => {
+                // Not a storage outage that will pass: retrying would stall every later job.
+                tracing::error!(job = id, error = %e, "cannot record the end of a job; giving up");
+                return;
+            }
             Err(e) => {
                 tracing::error!(job = id, error = %e, "cannot record the end of a job; retrying in {backoff:?}");
                 tokio::time::sleep(backoff).await;
@@ -360,6 +365,8 @@ async fn process_photos(
     let mut images = store.unprocessed_images(payload.session).await?;
     largest_first(&mut images);
     let (mut done, total) = starting_progress(job, images.len());
+    // Photos done before a restart were processed (the failed ones are among those to do).
+    let processed_before = usize::try_from(done).unwrap_or(0);
     let parallel = state.jobs_in_flight();
     // The pool's lanes take turns per user: a flood of requests from someone else waits its
     // turn instead of starving this job, and this job's photos wait for room, never failing.
@@ -430,7 +437,7 @@ async fn process_photos(
         .await
         .map_err(JobFailure::Stopped)?;
     save_progress(store, job.id, (done, total), &errors, &stats).await?;
-    let (status, session_status, error) = outcome(processed, errors.len());
+    let (status, session_status, error) = outcome(processed_before + processed, errors.len());
     Ok(JobEnd {
         status,
         error,
@@ -510,7 +517,13 @@ async fn process_image(
         });
     }
     let count = crops.len();
-    state.store.record_image_faces(image.id, &crops).await?;
+    if let Err(e) = state.store.record_image_faces(image.id, &crops).await {
+        // Nothing records these crops (the photo was deleted meanwhile, or storage failed; a
+        // later run writes them again): their files must not stay behind.
+        let keys = crops.into_iter().filter_map(|c| c.crop_blob_key).collect();
+        state.delete_blobs(keys).await;
+        return Err(e.into());
+    }
     Ok((count, timings))
 }
 
@@ -518,6 +531,47 @@ async fn process_image(
 mod tests {
     use super::*;
     use attendansee_store::ImageStatus;
+
+    fn job(done: i64, total: i64) -> JobRecord {
+        JobRecord {
+            id: 1,
+            kind: PROCESS_SESSION.into(),
+            payload: String::new(),
+            status: JobStatus::Running,
+            done,
+            total,
+            error: None,
+            errors: "[]".into(),
+            stats: "{}".into(),
+            course_id: None,
+            created_by: None,
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn a_resumed_job_keeps_its_total_and_counts_what_was_done_before() {
+        assert_eq!(starting_progress(&job(0, 48), 48), (0, 48));
+        // Killed after 38 of 48 (two of them failed, so 12 are still to do).
+        assert_eq!(starting_progress(&job(38, 48), 12), (36, 48));
+        // More photos than the job knew of: the total grows.
+        assert_eq!(starting_progress(&job(5, 10), 12), (0, 12));
+    }
+
+    #[test]
+    fn a_job_succeeds_only_when_no_photo_failed() {
+        assert_eq!(outcome(20, 0).0, JobStatus::Succeeded);
+        assert_eq!(outcome(0, 0).0, JobStatus::Succeeded);
+        let (status, session, error) = outcome(17, 3);
+        assert_eq!(
+            (status, session),
+            (JobStatus::Partial, SessionStatus::Failed)
+        );
+        assert!(error.unwrap().starts_with("3 of 20 photos failed"));
+        assert_eq!(outcome(0, 4).0, JobStatus::Failed);
+    }
 
     fn image(id: i64, width: i64, height: i64) -> SessionImage {
         SessionImage {

@@ -214,12 +214,17 @@ impl AppState {
 
     /// Deletes the blobs a committed deletion freed. A blob that cannot be deleted now is only
     /// logged: no row points to it any more, so the orphan sweep at the next start removes it.
+    /// The deleting runs in a task of its own, so a client that hangs up cannot cut it short.
     pub async fn delete_blobs(&self, keys: Vec<String>) {
-        for key in keys {
-            if let Err(e) = self.blobs.delete(&key).await {
-                tracing::warn!(%key, error = %e, "cannot delete a blob; the next start sweeps it");
+        let blobs = self.blobs.clone();
+        let deleting = tokio::spawn(async move {
+            for key in keys {
+                if let Err(e) = blobs.delete(&key).await {
+                    tracing::warn!(%key, error = %e, "cannot delete a blob; the next start sweeps it");
+                }
             }
-        }
+        });
+        let _ = deleting.await;
     }
 
     /// The recognizer a course uses: its own setting, else the server's default.

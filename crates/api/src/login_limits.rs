@@ -1,9 +1,11 @@
-//! Failed-login throttling: after a few failures, a username and a client address each must wait
-//! before their next try, twice as long after every further failure. Refused tries cost no
-//! password check, so a flood of guesses costs the server almost nothing; a success clears the
-//! username's record, so its owner gets in as soon as the wait has passed. Tries still being
-//! checked count as failures-to-be, so a burst of concurrent guesses cannot slip past the limit
-//! before the first of them has failed.
+//! Failed-login throttling: after a few failures, a username from one client address, and a
+//! client address whatever the usernames, must wait before their next try, twice as long after
+//! every further failure. Refused tries cost no password check, so a flood of guesses costs the
+//! server almost nothing. An attacker's failures never lock the account's owner out from
+//! another address: only a far larger number of failures for the username from everywhere (a
+//! distributed attack) makes every address wait. A success clears the username's records. Tries
+//! still being checked count as failures-to-be, so a burst of concurrent guesses cannot slip past
+//! the limit before the first of them has failed.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -13,7 +15,8 @@ use std::time::{Duration, Instant};
 /// How many failures are free, and how the wait grows after them.
 #[derive(Clone, Debug)]
 pub struct LoginLimits {
-    /// Failed logins for one username before it must wait.
+    /// Failed logins for one username from one address before that pair must wait; from all
+    /// addresses together, [`GLOBAL_USER_FACTOR`] times as many make every address wait.
     pub failures_per_user: u32,
     /// Failed logins from one client address before it must wait.
     pub failures_per_address: u32,
@@ -36,10 +39,18 @@ impl Default for LoginLimits {
     }
 }
 
+/// How many times `failures_per_user` failures for one username, from all addresses together,
+/// make every address wait for it.
+pub const GLOBAL_USER_FACTOR: u32 = 20;
+
 /// Whose failures are counted.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Key {
+    /// A username, from everywhere.
     User(String),
+    /// A username from one address.
+    UserAt(String, Option<IpAddr>),
+    /// An address, whatever the usernames.
     Address(IpAddr),
 }
 
@@ -71,14 +82,21 @@ impl LoginThrottle {
     }
 
     fn keys(username: &str, address: Option<IpAddr>) -> Vec<Key> {
-        let mut keys = vec![Key::User(username.to_owned())];
+        let mut keys = vec![
+            Key::UserAt(username.to_owned(), address),
+            Key::User(username.to_owned()),
+        ];
         keys.extend(address.map(Key::Address));
         keys
     }
 
     fn free_failures(&self, key: &Key) -> u32 {
         match key {
-            Key::User(_) => self.limits.failures_per_user,
+            Key::UserAt(..) => self.limits.failures_per_user,
+            Key::User(_) => self
+                .limits
+                .failures_per_user
+                .saturating_mul(GLOBAL_USER_FACTOR),
             Key::Address(_) => self.limits.failures_per_address,
         }
     }
@@ -140,9 +158,10 @@ impl LoginThrottle {
         })
     }
 
-    /// Ends a try: a failure counts against its username and address (and may start a wait);
-    /// a success clears the username's record (not the address's: one good account must not buy
-    /// an address more guesses at others).
+    /// Ends a try: a failure counts against its username, its username from this address, and
+    /// its address (and may start a wait); a success clears the username's records for this
+    /// address (not the address's own: one good account must not buy an address more guesses at
+    /// others; nor the username's from other addresses, where an attacker may be waiting).
     fn end(&self, keys: &[Key], failed: bool, now: Instant) {
         let mut records = self.lock();
         for key in keys {
@@ -166,20 +185,26 @@ impl LoginThrottle {
                 record.blocked_until = Some(now + wait);
             }
         }
-        if !failed && let Some(Key::User(user)) = keys.first() {
-            records.remove(&Key::User(user.clone()));
+        if !failed {
+            for key in keys {
+                if matches!(key, Key::User(_) | Key::UserAt(..)) {
+                    records.remove(key);
+                }
+            }
         }
     }
 
     fn forget_old(&self, records: &mut HashMap<Key, Record>, now: Instant) {
+        let live = |r: &Record| r.checking > 0 || r.blocked_until.is_some_and(|until| until > now);
         records.retain(|_, r| {
-            now.duration_since(r.last_failure) <= self.limits.forget_after
-                || r.checking > 0
-                || r.blocked_until.is_some_and(|until| until > now)
+            now.duration_since(r.last_failure) <= self.limits.forget_after || live(r)
         });
         if records.len() > MAX_RECORDS {
+            // Waits that run and tries being checked are never forgotten: filling the table with
+            // new names must not wipe a victim's record.
             let mut by_age: Vec<(Key, Instant)> = records
                 .iter()
+                .filter(|(_, r)| !live(r))
                 .map(|(k, r)| (k.clone(), r.last_failure))
                 .collect();
             by_age.sort_by_key(|(_, last)| *last);
@@ -266,26 +291,38 @@ mod tests {
         let throttle = LoginThrottle::new(limits());
         let t0 = Instant::now();
         for _ in 0..3 {
-            assert!(throttle.begin("alice", B, t0).is_ok());
             fail(&throttle, "alice", A, t0);
         }
         assert_eq!(
-            throttle.begin("alice", B, t0).err(),
+            throttle.begin("alice", A, t0).err(),
             Some(Duration::from_secs(1))
         );
         // Once the wait is over, one more failure doubles it.
         let t1 = t0 + Duration::from_secs(1);
         fail(&throttle, "alice", A, t1);
         assert_eq!(
-            throttle.begin("alice", B, t1).err(),
+            throttle.begin("alice", A, t1).err(),
             Some(Duration::from_secs(2))
         );
-        // Another user from another address is not affected.
-        assert!(throttle.begin("bob", B, t1).is_ok());
-        // The wait ends, and a success clears the username.
-        let t2 = t1 + Duration::from_secs(2);
-        throttle.begin("alice", B, t2).unwrap().end_at(false, t2);
-        assert!(throttle.begin("alice", B, t2).is_ok());
+        // The owner, from another address, is not locked out by the attacker's failures.
+        throttle.begin("alice", B, t1).unwrap().end_at(false, t1);
+        // Another user from the attacker's address is not affected (below the address's limit).
+        assert!(throttle.begin("bob", A, t1).is_ok());
+        // The owner's success clears alice's records from the owner's address, not the
+        // attacker's: the attacker still waits.
+        assert!(throttle.begin("alice", A, t1).is_err());
+    }
+
+    #[test]
+    fn a_username_guessed_from_many_addresses_waits_everywhere() {
+        let throttle = LoginThrottle::new(limits());
+        let t0 = Instant::now();
+        for i in 0..(3 * GLOBAL_USER_FACTOR) {
+            let address = Some(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)));
+            fail(&throttle, "alice", address, t0);
+        }
+        assert!(throttle.begin("alice", B, t0).is_err());
+        assert!(throttle.begin("bob", B, t0).is_ok());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Login under attack, and the rules for usernames and passwords: failed logins make a username
-//! and a client address wait (429 `TooManyRequests` with `Retry-After`, doubling), refused tries
-//! cost no password check, and the account's owner gets in from elsewhere once the wait is over.
+//! from that address, and the address, wait (429 `TooManyRequests` with `Retry-After`, doubling);
+//! refused tries cost no password check; the account's owner gets in from elsewhere meanwhile.
 
 mod common;
 
@@ -53,7 +53,7 @@ fn retry_after(response: &Response) -> u64 {
 }
 
 #[tokio::test]
-async fn failed_logins_make_the_username_wait_and_its_owner_gets_in_from_elsewhere_afterwards() {
+async fn an_attackers_failures_make_the_attacker_wait_and_never_lock_the_owner_out() {
     let app = app_with(quick_limits()).await;
     app.user("alice", Role::Instructor).await;
     for _ in 0..3 {
@@ -61,46 +61,67 @@ async fn failed_logins_make_the_username_wait_and_its_owner_gets_in_from_elsewhe
             .await
             .assert_error(StatusCode::UNAUTHORIZED, "Unauthorized");
     }
-    // The attacker is refused without a password check, and so is everyone for alice meanwhile
-    // — even with the right password, from another address.
-    let refused = login_from(&app, "127.0.0.9", "alice", "wrong password").await;
+    // The attacker is refused without a password check, even with the right password...
+    let refused = login_from(&app, "127.0.0.9", "alice", "horse battery staple").await;
     refused.assert_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests");
     assert!(retry_after(&refused) >= 1);
-    login_from(&app, "127.0.0.2", "alice", "horse battery staple")
-        .await
-        .assert_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests");
+    // ...while the owner, from another address, gets in at once, again and again, whatever the
+    // attacker keeps trying each time its wait runs out.
+    for _ in 0..3 {
+        let alice = login_from(&app, "127.0.0.2", "alice", "horse battery staple").await;
+        assert_eq!(alice.status, StatusCode::OK, "{}", alice.body);
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        login_from(&app, "127.0.0.9", "alice", "another guess").await;
+    }
     // Another user is not affected.
     app.user("bob", Role::Instructor).await;
     let bob = login_from(&app, "127.0.0.2", "bob", "horse battery staple").await;
     assert_eq!(bob.status, StatusCode::OK, "{}", bob.body);
+}
 
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    let alice = login_from(&app, "127.0.0.2", "alice", "horse battery staple").await;
-    assert_eq!(alice.status, StatusCode::OK, "{}", alice.body);
-    // The success cleared alice's record: a typo now is an ordinary 401.
-    login_from(&app, "127.0.0.2", "alice", "typo")
+#[tokio::test]
+async fn the_wait_doubles_with_every_further_failure_and_then_the_right_password_works() {
+    let mut settings = quick_limits();
+    settings.login_limits.first_wait = Duration::from_millis(600);
+    let app = app_with(settings).await;
+    app.user("alice", Role::Instructor).await;
+    for _ in 0..3 {
+        login_from(&app, "127.0.0.9", "alice", "wrong").await;
+    }
+    tokio::time::sleep(Duration::from_millis(650)).await;
+    login_from(&app, "127.0.0.9", "alice", "wrong")
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "Unauthorized");
+    // Now 1200 ms: still refused after 700 ms.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    login_from(&app, "127.0.0.9", "alice", "horse battery staple")
+        .await
+        .assert_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let ok = login_from(&app, "127.0.0.9", "alice", "horse battery staple").await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    // The success cleared alice's records: a typo now is an ordinary 401.
+    login_from(&app, "127.0.0.9", "alice", "typo")
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "Unauthorized");
 }
 
 #[tokio::test]
-async fn the_wait_doubles_with_every_further_failure() {
+async fn absurdly_long_usernames_and_passwords_are_refused_without_a_check_or_a_record() {
     let app = app_with(quick_limits()).await;
     app.user("alice", Role::Instructor).await;
-    for _ in 0..3 {
-        login_from(&app, "127.0.0.9", "alice", "wrong").await;
+    let long_name = "x".repeat(100_000);
+    let long_password = "y".repeat(100_000);
+    for _ in 0..10 {
+        login_from(&app, "127.0.0.9", &long_name, "wrong")
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "Unauthorized");
+        login_from(&app, "127.0.0.9", "alice", &long_password)
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "Unauthorized");
     }
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    login_from(&app, "127.0.0.9", "alice", "wrong")
-        .await
-        .assert_error(StatusCode::UNAUTHORIZED, "Unauthorized");
-    // Now 800 ms: still refused after 450 ms.
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    login_from(&app, "127.0.0.2", "alice", "horse battery staple")
-        .await
-        .assert_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests");
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let ok = login_from(&app, "127.0.0.2", "alice", "horse battery staple").await;
+    // None of them counted against the address or alice.
+    let ok = login_from(&app, "127.0.0.9", "alice", "horse battery staple").await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
 }
 

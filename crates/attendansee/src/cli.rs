@@ -238,7 +238,8 @@ pub struct ServeArgs {
     /// Largest image upload accepted, in MB [default: 32]
     #[arg(long, env = "ATTENDANSEE_MAX_UPLOAD_MB", value_name = "MB")]
     pub max_upload_mb: Option<usize>,
-    /// Failed logins for one username before it must wait (1 s, doubling per failure) [default: 5]
+    /// Failed logins for one username from one address before it must wait there (1 s, doubling
+    /// per failure; 20 times as many from all addresses make it wait everywhere) [default: 5]
     #[arg(long, env = "ATTENDANSEE_LOGIN_FAILURES_PER_USER", value_name = "N")]
     pub login_failures_per_user: Option<u32>,
     /// Failed logins from one client address before it must wait [default: 20]

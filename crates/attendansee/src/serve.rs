@@ -32,6 +32,15 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
         blobs = swept,
         "removed orphan blobs (no row references them)"
     );
+    for name in store
+        .normalize_usernames(attendansee_api::normalize_username)
+        .await?
+    {
+        tracing::warn!(
+            username = %name,
+            "this user's name differs from another's only by case or Unicode form; it cannot log in until an admin renames one of them"
+        );
+    }
     if store.count_users().await? == 0 {
         tracing::warn!(
             "no users yet: create an admin with `attendansee users create --username admin --admin --password-stdin`"

@@ -2,11 +2,13 @@
 //! round-robin between owners, so one user's flood of requests cannot starve another user's
 //! session. Interactive jobs are refused at once when the room is full (the client retries);
 //! batch jobs (an upload's files, a processing job's photos) wait for room instead of failing.
+//! Either kind of room holds at most half its jobs for one owner, so another user always finds
+//! some.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 
 /// Who a job is for, and whether its caller wants an answer now or can wait for room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,8 +46,6 @@ pub enum Refused<T> {
 struct Waiting<T> {
     item: T,
     lane: Lane,
-    /// A batch job holds its room until a worker takes it.
-    _room: Option<OwnedSemaphorePermit>,
 }
 
 struct State<T> {
@@ -56,14 +56,18 @@ struct State<T> {
     turns: VecDeque<i64>,
     interactive: usize,
     interactive_by_owner: HashMap<i64, usize>,
+    batch: usize,
+    batch_by_owner: HashMap<i64, usize>,
     closed: bool,
 }
 
 pub(crate) struct FairQueue<T> {
     state: Mutex<State<T>>,
+    /// A job was queued (wakes a worker).
     ready: Notify,
-    batch_room: Arc<Semaphore>,
-    /// Interactive jobs that may wait, in all and per owner.
+    /// A batch job left the room, or the queue closed (wakes batch producers).
+    room: Notify,
+    /// Jobs of each kind that may wait, in all and per owner.
     capacity: usize,
     per_owner: usize,
 }
@@ -80,10 +84,12 @@ impl<T> FairQueue<T> {
                 turns: VecDeque::new(),
                 interactive: 0,
                 interactive_by_owner: HashMap::new(),
+                batch: 0,
+                batch_by_owner: HashMap::new(),
                 closed: false,
             }),
             ready: Notify::new(),
-            batch_room: Arc::new(Semaphore::new(capacity)),
+            room: Notify::new(),
             capacity,
             per_owner: (capacity / 2).max(1),
         }
@@ -118,7 +124,6 @@ impl<T> FairQueue<T> {
             Waiting {
                 item,
                 lane: Lane::interactive(lane.owner),
-                _room: None,
             },
         );
         drop(state);
@@ -126,26 +131,36 @@ impl<T> FairQueue<T> {
         Ok(())
     }
 
-    /// Queues a batch job, waiting for room first.
+    /// Queues a batch job, waiting for room first (in all, and within the owner's share).
     pub async fn push_waiting(&self, item: T, lane: Lane) -> Result<(), Refused<T>> {
-        let Ok(room) = self.batch_room.clone().acquire_owned().await else {
-            return Err(Refused::Closed(item));
-        };
-        let mut state = self.lock();
-        if state.closed {
-            return Err(Refused::Closed(item));
+        loop {
+            // Registered before looking, so room made between the look and the wait is seen.
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut state = self.lock();
+                if state.closed {
+                    return Err(Refused::Closed(item));
+                }
+                let mine = state.batch_by_owner.get(&lane.owner).copied().unwrap_or(0);
+                if state.batch < self.capacity && mine < self.per_owner {
+                    state.batch += 1;
+                    *state.batch_by_owner.entry(lane.owner).or_default() += 1;
+                    enqueue(
+                        &mut state,
+                        Waiting {
+                            item,
+                            lane: Lane::batch(lane.owner),
+                        },
+                    );
+                    drop(state);
+                    self.ready.notify_one();
+                    return Ok(());
+                }
+            }
+            room.await;
         }
-        enqueue(
-            &mut state,
-            Waiting {
-                item,
-                lane: Lane::batch(lane.owner),
-                _room: Some(room),
-            },
-        );
-        drop(state);
-        self.ready.notify_one();
-        Ok(())
     }
 
     /// Queues a job to be tried again, ahead of everything else (never refused).
@@ -168,14 +183,14 @@ impl<T> FairQueue<T> {
         } else {
             state.turns.push_back(owner);
         }
-        if !waiting.lane.batch {
+        if waiting.lane.batch {
+            state.batch -= 1;
+            leave(&mut state.batch_by_owner, owner);
+            drop(state);
+            self.room.notify_waiters();
+        } else {
             state.interactive -= 1;
-            if let Some(count) = state.interactive_by_owner.get_mut(&owner) {
-                *count -= 1;
-                if *count == 0 {
-                    state.interactive_by_owner.remove(&owner);
-                }
-            }
+            leave(&mut state.interactive_by_owner, owner);
         }
         Some(waiting.item)
     }
@@ -214,13 +229,27 @@ impl<T> FairQueue<T> {
         }
         state.interactive = 0;
         state.interactive_by_owner.clear();
+        state.batch = 0;
+        state.batch_by_owner.clear();
+        drop(state);
+        self.room.notify_waiters();
         items
     }
 
     /// Refuses every later push and wakes batch producers waiting for room (they get `Closed`).
     pub fn close(&self) {
         self.lock().closed = true;
-        self.batch_room.close();
+        self.room.notify_waiters();
+    }
+}
+
+/// One job of `owner` left the room.
+fn leave(by_owner: &mut HashMap<i64, usize>, owner: i64) {
+    if let Some(count) = by_owner.get_mut(&owner) {
+        *count -= 1;
+        if *count == 0 {
+            by_owner.remove(&owner);
+        }
     }
 }
 
@@ -236,6 +265,7 @@ fn enqueue<T>(state: &mut State<T>, waiting: Waiting<T>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn popped(queue: &FairQueue<&'static str>) -> Vec<&'static str> {
         std::iter::from_fn(|| queue.try_pop()).collect()
@@ -283,7 +313,7 @@ mod tests {
 
     #[tokio::test]
     async fn batch_jobs_wait_for_room_instead_of_failing() {
-        let queue = Arc::new(FairQueue::new(2));
+        let queue = Arc::new(FairQueue::new(4));
         queue.push_waiting("b1", Lane::batch(1)).await.unwrap();
         queue.push_waiting("b2", Lane::batch(1)).await.unwrap();
         // A full interactive room does not stop batch work, and the reverse.
@@ -300,8 +330,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_owners_batch_work_leaves_room_for_another_owners() {
+        let queue = Arc::new(FairQueue::new(4));
+        queue.push_waiting("a1", Lane::batch(1)).await.unwrap();
+        queue.push_waiting("a2", Lane::batch(1)).await.unwrap();
+        let a3 = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.push_waiting("a3", Lane::batch(1)).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(
+            !a3.is_finished(),
+            "owner 1 has used its half of the batch room"
+        );
+        // Owner 2 gets in at once, ahead of owner 1's waiting job.
+        tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            queue.push_waiting("b1", Lane::batch(2)),
+        )
+        .await
+        .expect("another owner finds room")
+        .unwrap();
+        assert_eq!(queue.try_pop(), Some("a1"));
+        a3.await.unwrap().unwrap();
+        assert_eq!(popped(&queue), ["b1", "a2", "a3"]);
+    }
+
+    #[tokio::test]
     async fn closing_refuses_pushes_and_releases_waiting_producers() {
-        let queue = Arc::new(FairQueue::new(1));
+        let queue = Arc::new(FairQueue::new(2));
         queue.push_waiting("b1", Lane::batch(1)).await.unwrap();
         let waiting = tokio::spawn({
             let queue = queue.clone();

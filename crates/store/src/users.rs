@@ -125,6 +125,40 @@ impl Store {
         Ok(user)
     }
 
+    /// Renames users whose stored name is not in `normalize`d form (accounts from before names
+    /// were normalized: SQLite's `lower()` in migration 0007 folds only ASCII), unless that would
+    /// merge two accounts. Returns the names left as they are because of such a clash.
+    pub async fn normalize_usernames(
+        &self,
+        normalize: impl Fn(&str) -> String,
+    ) -> Result<Vec<String>> {
+        let users: Vec<(UserId, String)> = sqlx::query_as("SELECT id, username FROM users")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut taken: std::collections::HashSet<String> =
+            users.iter().map(|(_, name)| name.clone()).collect();
+        let mut clashes = Vec::new();
+        for (id, name) in users {
+            let normalized = normalize(&name);
+            if normalized == name {
+                continue;
+            }
+            if taken.contains(&normalized) {
+                clashes.push(name);
+                continue;
+            }
+            let mut tx = self.write_tx().await?;
+            sqlx::query("UPDATE users SET username = $1 WHERE id = $2")
+                .bind(&normalized)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            taken.insert(normalized);
+        }
+        Ok(clashes)
+    }
+
     /// The active user with this username and password, or `None` (never saying which part was wrong).
     pub async fn verify_login(&self, username: &str, password: &str) -> Result<Option<User>> {
         let row: Option<(String, bool)> =

@@ -121,6 +121,37 @@ async fn scoped_reads_and_writes_treat_foreign_objects_as_missing() {
 }
 
 #[tokio::test]
+async fn usernames_from_before_normalization_are_renamed_unless_two_would_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    // As an older version stored them (the store itself does not normalize).
+    for name in ["ÉMILE", "Bob", "bob", "ｉｎｓｔ１"] {
+        store
+            .create_user(name, "horse battery staple", Role::Instructor)
+            .await
+            .unwrap();
+    }
+    let normalize = |name: &str| -> String {
+        // Stands in for the API's rule (NFKC, then lower case) on these names.
+        match name {
+            "ｉｎｓｔ１" => "inst1".into(),
+            other => other.to_lowercase(),
+        }
+    };
+    let clashes = store.normalize_usernames(normalize).await.unwrap();
+    assert_eq!(clashes, ["Bob"]);
+    for name in ["émile", "bob", "Bob", "inst1"] {
+        assert!(
+            store.find_user_by_name(name).await.unwrap().is_some(),
+            "{name}"
+        );
+    }
+    assert!(store.find_user_by_name("ÉMILE").await.unwrap().is_none());
+    // Running it again changes nothing.
+    assert_eq!(store.normalize_usernames(normalize).await.unwrap(), ["Bob"]);
+}
+
+#[tokio::test]
 async fn unique_violations_are_conflicts_and_quotes_are_just_data() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
