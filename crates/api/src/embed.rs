@@ -114,7 +114,9 @@ async fn embed(
     })?;
     // Not under the upload memory budget: this interactive route keeps the pool's answer, an
     // immediate `Overloaded` when the queue is full, and the queue bounds how many images wait.
-    state.pool()?;
+    // Refused before the image is read back into memory, where the queue has no room for it.
+    let lane = Lane::interactive(actor.user.id);
+    state.pool()?.check_room(lane)?;
     let model = model_name.filter(|m| !m.is_empty()).unwrap_or_else(|| {
         state
             .settings
@@ -138,12 +140,7 @@ async fn embed(
         faces,
         timings,
     } = state
-        .detect_and_embed(
-            image.read().await?,
-            &model,
-            false,
-            Lane::interactive(actor.user.id),
-        )
+        .detect_and_embed(image.read().await?, &model, false, lane)
         .await?;
     let faces = faces
         .into_iter()

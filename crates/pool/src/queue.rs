@@ -131,6 +131,14 @@ impl<T> FairQueue<T> {
         Ok(())
     }
 
+    /// Whether an interactive job of this owner would find room now (a hint: the room may be
+    /// taken by the time the job is pushed, which then refuses it).
+    pub fn has_room(&self, owner: i64) -> bool {
+        let state = self.lock();
+        let mine = state.interactive_by_owner.get(&owner).copied().unwrap_or(0);
+        !state.closed && state.interactive < self.capacity && mine < self.per_owner
+    }
+
     /// Queues a batch job, waiting for room first (in all, and within the owner's share).
     pub async fn push_waiting(&self, item: T, lane: Lane) -> Result<(), Refused<T>> {
         loop {
@@ -306,8 +314,10 @@ mod tests {
             queue.try_push("d1", Lane::interactive(4)),
             Err(Refused::Full("d1"))
         );
+        assert!(!queue.has_room(1) && !queue.has_room(5));
         // Taking a job out makes room again.
         assert_eq!(queue.try_pop(), Some("a1"));
+        assert!(queue.has_room(1));
         queue.try_push("a3", Lane::interactive(1)).unwrap();
     }
 

@@ -195,6 +195,16 @@ impl Pool {
         result
     }
 
+    /// `Overloaded` (counted as a rejection) when an interactive job of `lane` would be refused
+    /// now: lets a route refuse before it loads a large input it would only have to drop.
+    pub fn check_room(&self, lane: Lane) -> Result<(), PoolError> {
+        if lane.batch || self.shared.queue.has_room(lane.owner) {
+            return Ok(());
+        }
+        self.shared.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+        Err(PoolError::Overloaded { retry_after: 1 })
+    }
+
     /// Stops taking jobs, fails the queued ones, lets each worker finish its current job, then
     /// stops every worker; whatever is still running after `grace` is killed.
     pub async fn shutdown(&self, grace: Duration) {

@@ -46,12 +46,20 @@ impl Store {
         Ok((job, true))
     }
 
-    /// Takes the oldest queued job and marks it running; `None` when there is none.
+    /// Takes the next queued job and marks it running; `None` when there is none. Users take
+    /// turns: the next job is the oldest of the user whose last job started longest ago (or who
+    /// has never had one), so one user's many queued sessions do not hold up everyone else's.
     pub async fn claim_job(&self) -> Result<Option<JobRecord>> {
         let mut tx = self.write_tx().await?;
         let job = sqlx::query_as::<_, JobRecord>(&format!(
             "UPDATE jobs SET status = 'running', started_at = $1
-             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1) AND status = 'queued'
+             WHERE id = (
+                 SELECT q.id FROM jobs q WHERE q.status = 'queued'
+                 ORDER BY (SELECT MAX(s.started_at) FROM jobs s
+                           WHERE s.created_by IS q.created_by AND s.started_at IS NOT NULL),
+                          q.id
+                 LIMIT 1)
+               AND status = 'queued'
              RETURNING {}",
             JOB_COLUMNS.replace("j.", "")
         ))

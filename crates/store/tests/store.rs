@@ -426,6 +426,42 @@ mod photos_and_jobs {
     }
 
     #[tokio::test]
+    async fn users_take_turns_for_the_job_runner() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let (alice, c, _) = session(&store).await;
+        let bob = store
+            .create_user("bob", "password-b", Role::Instructor)
+            .await
+            .unwrap();
+        // Alice queues three sessions, then Bob one.
+        let mut ids = Vec::new();
+        for (user, payload) in [
+            (alice.id, "a1"),
+            (alice.id, "a2"),
+            (alice.id, "a3"),
+            (bob.id, "b1"),
+        ] {
+            let (job, _) = store
+                .queue_job("process", payload, c, user, 1)
+                .await
+                .unwrap();
+            ids.push(job.id);
+        }
+        let mut order = Vec::new();
+        while let Some(job) = store.claim_job().await.unwrap() {
+            order.push(job.payload);
+            store
+                .finish_job(job.id, JobStatus::Succeeded, None)
+                .await
+                .unwrap();
+            // Started one after the other, as the runner does.
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(order, ["a1", "b1", "a2", "a3"]);
+    }
+
+    #[tokio::test]
     async fn jobs_are_deduplicated_claimed_cancelled_and_requeued_after_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir).await;
