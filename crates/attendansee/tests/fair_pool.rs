@@ -148,7 +148,7 @@ fn a_flood_of_embed_requests_does_not_starve_another_users_upload_and_processing
         job["status"]
     );
     assert!(
-        slowest_refusal < Duration::from_secs(2),
+        slowest_refusal < Duration::from_secs(5),
         "Overloaded comes at once, not after a wait: {slowest_refusal:?}"
     );
 }

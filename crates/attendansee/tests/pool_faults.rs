@@ -8,6 +8,11 @@ mod common;
 #[test]
 fn fault_injection_tests_need_the_feature() {
     use std::io::Write;
+    // CI runs the suite with the feature; there, landing here means the fault tests never ran.
+    assert!(
+        std::env::var_os("ATTENDANSEE_REQUIRE_FAULT_INJECTION").is_none(),
+        "the pool fault tests were built without `--features attendansee/fault-injection`"
+    );
     let _ = writeln!(
         std::io::stderr(),
         "SKIPPED pool fault tests: build with `--features attendansee/fault-injection` (scripts/test.sh does)"

@@ -81,12 +81,17 @@ pub fn tiny_spec(name: &str, file: &str, dimension: usize) -> ModelSpec {
 }
 
 /// `../shared` when its models are there; otherwise says plainly (past the test harness's output
-/// capture) that the calling test is skipped.
+/// capture) that the calling test is skipped — or fails it under `ATTENDANSEE_REQUIRE_SHARED=1`
+/// (CI), where a skip would hide that the test never ran.
 pub fn shared(test: &str) -> Option<PathBuf> {
     let shared = workspace_root().join("../shared");
     if shared.join("models").is_dir() {
         return Some(shared.canonicalize().unwrap());
     }
+    assert!(
+        std::env::var_os("ATTENDANSEE_REQUIRE_SHARED").is_none(),
+        "{test}: ../shared/models is not present but ATTENDANSEE_REQUIRE_SHARED is set"
+    );
     let _ = writeln!(
         std::io::stderr(),
         "SKIPPED {test}: ../shared/models is not present"
