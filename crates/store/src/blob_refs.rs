@@ -36,6 +36,17 @@ impl Owner {
         }
     }
 
+    /// The table of the owner's own row (its dependants go with it by cascade).
+    fn table(self) -> &'static str {
+        match self {
+            Owner::Course(_) => "courses",
+            Owner::Session(_) => "sessions",
+            Owner::Student(_) => "students",
+            Owner::Reference(_) => "reference_photos",
+            Owner::Image(_) => "session_images",
+        }
+    }
+
     pub(crate) fn id(self) -> i64 {
         match self {
             Owner::Course(id)
@@ -47,12 +58,23 @@ impl Owner {
     }
 }
 
-/// The blob keys of everything `owner` owns: photos, reference photos, and their face crops.
-/// Called inside the deleting transaction, before the `DELETE`.
-pub(crate) async fn owned_keys(
+/// Deletes `owner`'s row (and by cascade what hangs off it) inside `tx`, and returns the blob
+/// keys that only the deleted rows referenced, for the caller to delete after the commit.
+pub(crate) async fn delete_owner(
     tx: &mut sqlx::SqliteConnection,
     owner: Owner,
 ) -> Result<Vec<String>> {
+    let keys = owned_keys(tx, owner).await?;
+    sqlx::query(&format!("DELETE FROM {} WHERE id = $1", owner.table()))
+        .bind(owner.id())
+        .execute(&mut *tx)
+        .await?;
+    unreferenced(tx, keys).await
+}
+
+/// The blob keys of everything `owner` owns: photos, reference photos, and their face crops.
+/// Called inside the deleting transaction, before the `DELETE`.
+async fn owned_keys(tx: &mut sqlx::SqliteConnection, owner: Owner) -> Result<Vec<String>> {
     let (images, references) = owner.conditions();
     let sql = format!(
         "WITH imgs AS (SELECT id, blob_key FROM session_images WHERE {images}),
@@ -71,10 +93,7 @@ pub(crate) async fn owned_keys(
 
 /// `keys` without those some row still references (a key two rows share, such as the same
 /// photo's, must outlive the first row). Called inside the transaction, after the `DELETE`.
-pub(crate) async fn unreferenced(
-    tx: &mut sqlx::SqliteConnection,
-    keys: Vec<String>,
-) -> Result<Vec<String>> {
+async fn unreferenced(tx: &mut sqlx::SqliteConnection, keys: Vec<String>) -> Result<Vec<String>> {
     if keys.is_empty() {
         return Ok(keys);
     }

@@ -5,7 +5,7 @@
 
 use chrono::Utc;
 
-use crate::blob_refs::{Owner, owned_keys, unreferenced};
+use crate::blob_refs::{Owner, delete_owner};
 use crate::error::conflict_on_unique;
 use crate::{
     ClassSession, Course, CourseFields, Page, Paged, Result, Scope, SessionFields, Store,
@@ -122,12 +122,7 @@ impl Store {
     pub async fn delete_course(&self, scope: Scope, id: i64) -> Result<Vec<String>> {
         let mut tx = self.write_tx().await?;
         require_course(&mut tx, scope, id).await?;
-        let keys = owned_keys(&mut tx, Owner::Course(id)).await?;
-        sqlx::query("DELETE FROM courses WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let keys = unreferenced(&mut tx, keys).await?;
+        let keys = delete_owner(&mut tx, Owner::Course(id)).await?;
         tx.commit().await?;
         Ok(keys)
     }
@@ -366,12 +361,7 @@ impl Store {
         if visible.is_none() {
             return Err(StoreError::NotFound { entity, id });
         }
-        let keys = owned_keys(&mut tx, owner).await?;
-        sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let keys = unreferenced(&mut tx, keys).await?;
+        let keys = delete_owner(&mut tx, owner).await?;
         tx.commit().await?;
         Ok(keys)
     }

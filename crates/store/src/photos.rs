@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::blob_refs::{Owner, owned_keys, unreferenced};
+use crate::blob_refs::{Owner, delete_owner};
 use crate::error::conflict_on_unique;
 use crate::{
     CropFilter, EmbeddingRecord, FaceCrop, ImageInsert, MatchDecision, NewCrop, NewImage, Page,
@@ -222,12 +222,7 @@ impl Store {
                 id,
             });
         }
-        let keys = owned_keys(&mut tx, Owner::Image(id)).await?;
-        sqlx::query("DELETE FROM session_images WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let keys = unreferenced(&mut tx, keys).await?;
+        let keys = delete_owner(&mut tx, Owner::Image(id)).await?;
         tx.commit().await?;
         Ok(keys)
     }

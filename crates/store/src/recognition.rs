@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::blob_refs::{Owner, owned_keys, unreferenced};
+use crate::blob_refs::{Owner, delete_owner};
 use crate::photos::{CropOwner, insert_crop, vector_from_bytes};
 use crate::{FaceCrop, NewCrop, Result, Scope, Store, StoreError};
 
@@ -190,12 +190,7 @@ impl Store {
                 id,
             });
         }
-        let keys = owned_keys(&mut tx, Owner::Reference(id)).await?;
-        sqlx::query("DELETE FROM reference_photos WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let keys = unreferenced(&mut tx, keys).await?;
+        let keys = delete_owner(&mut tx, Owner::Reference(id)).await?;
         tx.commit().await?;
         Ok(keys)
     }
