@@ -64,10 +64,7 @@ pub fn tiny_spec(name: &str, file: &str, dimension: usize) -> ModelSpec {
         sha256: None,
         input_size: [112, 112],
         color: ColorOrder::Rgb,
-        normalization: Normalization {
-            mean: [127.5; 3],
-            std: [127.5; 3],
-        },
+        normalization: Normalization::channels([127.5; 3], [127.5; 3]),
         family: None,
         score_threshold: None,
         nms_threshold: None,
