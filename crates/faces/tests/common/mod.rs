@@ -61,6 +61,8 @@ pub fn tiny_spec(name: &str, file: &str, dimension: usize) -> ModelSpec {
         kind: ModelKind::Recognizer,
         file: file.into(),
         url: None,
+        member: None,
+        export: None,
         sha256: None,
         input_size: [112, 112],
         color: ColorOrder::Rgb,
