@@ -559,4 +559,63 @@ mod tests {
             "{err}"
         );
     }
+
+    /// Serves `body` once per connection on loopback, `times` times, and returns the base URL.
+    fn serve(body: Vec<u8>, times: usize) -> String {
+        use std::io::BufRead;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(times) {
+                let mut stream = stream.unwrap();
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                // The request's head ends with an empty line.
+                while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+                    line.clear();
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                stream.write_all(head.as_bytes()).unwrap();
+                stream.write_all(&body).unwrap();
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn an_archive_member_is_downloaded_extracted_and_verified_and_the_archive_is_not_kept() {
+        let content = b"member bytes from the network".to_vec();
+        let (tmp, _, mut spec, _) = archived(hex(&Sha256::digest(&content)));
+        let zip_path = tmp.path().join("served.zip");
+        pack(&zip_path, "member.onnx", &content);
+        spec.url = Some(format!(
+            "{}/pack.zip",
+            serve(std::fs::read(&zip_path).unwrap(), 2)
+        ));
+        let models = ModelDir::new(tmp.path().join("models"), vec![spec.clone()]);
+        let path = models
+            .install(&spec, None, &mut |_, _| {}, &|_| Ok(()))
+            .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), content);
+        let files: Vec<_> = std::fs::read_dir(&models.dir).unwrap().collect();
+        assert_eq!(
+            files.len(),
+            1,
+            "the archive or a partial file was kept: {files:?}"
+        );
+
+        // The same archive against a wrong checksum: refused, nothing at all left behind.
+        let mut wrong = spec.clone();
+        wrong.sha256 = Some("0".repeat(64));
+        let models = ModelDir::new(tmp.path().join("other-models"), vec![wrong.clone()]);
+        let err = models
+            .install(&wrong, None, &mut |_, _| {}, &|_| Ok(()))
+            .unwrap_err();
+        assert!(matches!(err, InstallError::Checksum { .. }), "{err}");
+        let leftovers: Vec<_> = std::fs::read_dir(&models.dir).unwrap().collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
 }
