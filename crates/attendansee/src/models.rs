@@ -6,6 +6,7 @@ use anyhow::{Result, bail};
 
 use std::path::Path;
 
+use attendansee_faces::catalog::Source;
 use attendansee_faces::models::FileStatus;
 use attendansee_faces::{FaceError, ModelKind, ModelSpec, Recognizer, Runtime};
 
@@ -18,8 +19,8 @@ pub fn run(common: &Common, command: ModelsCommand) -> Result<()> {
         ModelsCommand::List => {
             println!("model directory: {}", models.dir.display());
             println!(
-                "{:<20} {:<10} {:<36} {:<11} notes",
-                "name", "kind", "file", "installed"
+                "{:<20} {:<10} {:<36} {:<11} {:<46} notes",
+                "name", "kind", "file", "installed", "obtained by"
             );
             for spec in &models.catalog {
                 let status = match models.status(spec)? {
@@ -30,9 +31,20 @@ pub fn run(common: &Common, command: ModelsCommand) -> Result<()> {
                 };
                 let kind = format!("{:?}", spec.kind).to_lowercase();
                 println!(
-                    "{:<20} {:<10} {:<36} {:<11} {}",
-                    spec.name, kind, spec.file, status, spec.notes
+                    "{:<20} {:<10} {:<36} {:<11} {:<46} {}",
+                    spec.name,
+                    kind,
+                    spec.file,
+                    status,
+                    spec.source().to_string(),
+                    spec.notes
                 );
+            }
+            // The commands themselves are too long for the table.
+            for spec in &models.catalog {
+                if let Source::Export { command } = spec.source() {
+                    println!("{}: {command}", spec.name);
+                }
             }
             Ok(())
         }

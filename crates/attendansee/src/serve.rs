@@ -129,13 +129,7 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
 
 /// How a user gets a catalog model's file: a download, or (no download source) where to put it.
 fn install_advice(common: &Common, spec: &attendansee_faces::ModelSpec) -> String {
-    match &spec.url {
-        Some(_) => format!("install it with `attendansee models fetch {}`", spec.name),
-        None => format!(
-            "it has no download source: place its ONNX file at {} (see `attendansee models list`)",
-            common.model_dir.join(&spec.file).display()
-        ),
-    }
+    attendansee_faces::models::install_advice(spec, &common.model_dir.join(&spec.file))
 }
 
 /// Workers are this same binary, started as `attendansee worker` with the server's settings

@@ -245,6 +245,164 @@ fn everywhere_fetch_from_a_mirror_checks_sha256_installs_atomically_and_verify_f
     assert!(String::from_utf8_lossy(&out.stdout).contains("tiny: CORRUPT"));
 }
 
+/// Generates the tiny test models into `dir` (tools/make_test_models.py).
+fn make_tiny_models(dir: &Path) {
+    let status = std::process::Command::new(root().join(".local/venv/bin/python"))
+        .arg(root().join("tools/make_test_models.py"))
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A config whose catalog has `tiny-packed`: tiny_fixed.onnx as a member of a zip "published" at
+/// an address that is never contacted (the tests use `--mirror`).
+fn packed_catalog(dir: &Path, sha256: &str) -> PathBuf {
+    let config = dir.join("packed.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[models]]\nname = \"tiny-packed\"\nkind = \"recognizer\"\nfile = \"tiny_packed.onnx\"\n\
+             url = \"https://models.invalid/v1/tiny_pack.zip\"\nmember = \"tiny_fixed.onnx\"\nsha256 = \"{sha256}\"\n\
+             input_size = [112, 112]\ncolor = \"rgb\"\nnormalization = {{ mean = [127.5, 127.5, 127.5], std = [127.5, 127.5, 127.5] }}\n\
+             dimension = 16\ntemplate = [[38.29, 51.69], [73.53, 51.50], [56.02, 71.73], [41.54, 92.36], [70.72, 92.20]]\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn everywhere_fetch_installs_one_archive_member_by_its_checksum_and_a_wrong_one_installs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = dir.path().join("generated");
+    make_tiny_models(&generated);
+    let model = std::fs::read(generated.join("tiny_fixed.onnx")).unwrap();
+    let sha = attendansee_faces::models::sha256_file(&generated.join("tiny_fixed.onnx")).unwrap();
+    // The mirror holds only the pack (a folder, a decoy, the member deflated), as upstream does.
+    let mirror = dir.path().join("mirror");
+    std::fs::create_dir_all(&mirror).unwrap();
+    {
+        use zip::write::SimpleFileOptions;
+        let mut zip =
+            zip::ZipWriter::new(std::fs::File::create(mirror.join("tiny_pack.zip")).unwrap());
+        let deflated =
+            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("tiny_pack/decoy.onnx", deflated).unwrap();
+        zip.write_all(b"not a model").unwrap();
+        zip.start_file("tiny_pack/tiny_fixed.onnx", deflated)
+            .unwrap();
+        zip.write_all(&model).unwrap();
+        zip.finish().unwrap();
+    }
+    let data = dir.path().join("data");
+    let models = data.join("models");
+    let fetch = |config: &Path| {
+        run(
+            &data,
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "models",
+                "fetch",
+                "tiny-packed",
+                "--mirror",
+                mirror.to_str().unwrap(),
+            ],
+        )
+    };
+
+    let out = fetch(&packed_catalog(dir.path(), &"0".repeat(64)));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("checksum mismatch") && stderr.contains(&sha),
+        "{stderr}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&models)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "a refused fetch left {leftovers:?}");
+
+    let good = packed_catalog(dir.path(), &sha);
+    let out = fetch(&good);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(models.join("tiny_packed.onnx")).unwrap(),
+        model
+    );
+    let files: Vec<_> = std::fs::read_dir(&models)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files, ["tiny_packed.onnx"], "only the member is kept");
+    let list = run(
+        &data,
+        &["--config", good.to_str().unwrap(), "models", "list"],
+    );
+    let listing = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listing.lines().any(|l| l.starts_with("tiny-packed ")
+            && l.contains(" yes ")
+            && l.contains("archive member tiny_fixed.onnx of tiny_pack.zip")),
+        "{listing}"
+    );
+}
+
+#[test]
+fn everywhere_models_list_says_how_each_model_is_obtained_and_fetch_says_how_to_make_facenet() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let list = run(&data, &["models", "list"]);
+    assert!(list.status.success());
+    let listing = String::from_utf8_lossy(&list.stdout);
+    let line = |name: &str| {
+        listing
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {listing}"))
+            .to_owned()
+    };
+    assert!(line("yunet").contains(" download "), "{listing}");
+    assert!(
+        line("arcface").contains(" archive member w600k_r50.onnx of buffalo_l.zip "),
+        "{listing}"
+    );
+    for name in ["facenet", "facenet512"] {
+        assert!(
+            line(name).contains(" export script tools/export_facenet.py "),
+            "{listing}"
+        );
+        assert!(
+            listing.contains(&format!(
+                "{name}: download https://github.com/serengil/deepface_models/releases/download/v1.0/{name}_weights.h5, \
+                 then: python tools/export_facenet.py --variant {name} --weights {name}_weights.h5 --out {name}.onnx"
+            )),
+            "{listing}"
+        );
+    }
+    assert!(
+        line("mobilefacenet-batch").contains(" your own file "),
+        "{listing}"
+    );
+
+    // No network is touched: the entry has nothing to download.
+    let out = run(&data, &["models", "fetch", "facenet"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let target = data.join("models/facenet.onnx");
+    assert!(
+        stderr.contains(&format!("place its ONNX file at {}", target.display()))
+            && stderr.contains(
+                "python tools/export_facenet.py --variant facenet --weights facenet_weights.h5 --out facenet.onnx"
+            ),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn embed_keeps_the_one_shot_contract_for_success_and_each_failure() {
     let Some(shared) = shared("embed_keeps_the_one_shot_contract_for_success_and_each_failure")

@@ -58,7 +58,8 @@ fn embed_route_runs_in_workers_and_health_and_metrics_report_the_pool() {
     );
 
     // A catalog model the workers do not load says how to get it: `facenet` has no download
-    // source, so the advice is where its file goes, not a `models fetch` that cannot work.
+    // source, so the advice is where its file goes and the script that makes it, not a
+    // `models fetch` that cannot work.
     let course = p.call(
         "POST",
         "/api/attendance/courses/",
@@ -76,6 +77,9 @@ fn embed_route_runs_in_workers_and_health_and_metrics_report_the_pool() {
         facenet
             .body
             .contains("no download source: place its ONNX file at")
+            && facenet
+                .body
+                .contains("tools/export_facenet.py --variant facenet")
             && !facenet.body.contains("models fetch facenet"),
         "{}",
         facenet.body

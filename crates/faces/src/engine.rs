@@ -71,7 +71,7 @@ impl Runtime {
             return Err(FaceError::ModelNotAvailable {
                 name: spec.name.clone(),
                 path: path.display().to_string(),
-                hint: format!("install it with `attendansee models fetch {}`", spec.name),
+                hint: crate::models::install_advice(spec, path),
             });
         }
         let inference = |e: ort::Error| FaceError::Inference {

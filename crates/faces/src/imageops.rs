@@ -14,11 +14,50 @@ pub enum ColorOrder {
     Bgr,
 }
 
-/// `(pixel − mean) / std` per channel, in the model's channel order, on 0–255 values.
+/// `(pixel − mean) / std` per channel, in the model's channel order, on 0–255 values; then,
+/// with `per_image_standardization`, the whole image (all channels together) is shifted and scaled
+/// to mean 0 and standard deviation 1, as DeepFace's `normalization="Facenet"` and FaceNet's
+/// `prewhiten` do.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Normalization {
     pub mean: [f32; 3],
     pub std: [f32; 3],
+    /// `(x − m) / max(s, 1/√N)` over the N values of one image (m, s: their mean and population
+    /// standard deviation). The floor keeps a constant image finite (DeepFace divides by s alone
+    /// and returns NaN there); for any other face crop the floor is far below s and changes nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub per_image_standardization: bool,
+}
+
+impl Normalization {
+    /// Per-channel `(pixel − mean) / std` only.
+    pub const fn channels(mean: [f32; 3], std: [f32; 3]) -> Self {
+        Self {
+            mean,
+            std,
+            per_image_standardization: false,
+        }
+    }
+}
+
+/// Standardises one image's values in place (see `Normalization::per_image_standardization`).
+/// Sums in f64 so that the result does not depend on the order of 76 800 additions.
+fn standardize(values: &mut [f32]) {
+    if values.is_empty() {
+        return;
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let variance = values
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    let scale = variance.sqrt().max(1.0 / n.sqrt());
+    for v in values {
+        *v = ((f64::from(*v) - mean) / scale) as f32;
+    }
 }
 
 /// Bilinear resize with OpenCV's pixel-centre convention (`INTER_LINEAR`, no antialiasing).
@@ -213,6 +252,9 @@ pub fn to_nchw(images: &[&RgbImage], order: ColorOrder, norm: &Normalization) ->
                 *value = (f32::from(px[source]) - mean) / std;
             }
         }
+        if norm.per_image_standardization {
+            standardize(&mut out[n * 3 * plane..][..3 * plane]);
+        }
     }
     out
 }
@@ -403,6 +445,20 @@ mod tests {
                             (f32::from(px[source]) - norm.mean[c]) / norm.std[c];
                     }
                 }
+                if norm.per_image_standardization {
+                    // Textbook form: E[x²] − E[x]² from the pixels in pixel-major order.
+                    let values = &mut out[n * 3 * plane..(n + 1) * 3 * plane];
+                    let count = values.len() as f64;
+                    let (sum, sum_sq) = values.iter().fold((0.0f64, 0.0f64), |(s, q), &v| {
+                        (s + f64::from(v), q + f64::from(v) * f64::from(v))
+                    });
+                    let mean = sum / count;
+                    let std = (sum_sq / count - mean * mean).max(0.0).sqrt();
+                    let scale = std.max(1.0 / count.sqrt());
+                    for v in values.iter_mut() {
+                        *v = ((f64::from(*v) - mean) / scale) as f32;
+                    }
+                }
             }
             out
         }
@@ -445,16 +501,28 @@ mod tests {
             if w >= 3 && h >= 3 {
                 assert_eq!(laplacian_variance(&src), reference::laplacian(&src));
             }
-            let norm = Normalization {
-                mean: [123.7, 116.3, 103.5],
-                std: [58.4, 57.1, 57.4],
-            };
             let other = noise(w, h, 99);
-            for order in [ColorOrder::Rgb, ColorOrder::Bgr] {
-                assert_eq!(
-                    to_nchw(&[&src, &other], order, &norm),
-                    reference::nchw(&[&src, &other], order, &norm)
-                );
+            for per_image_standardization in [false, true] {
+                let norm = Normalization {
+                    mean: [123.7, 116.3, 103.5],
+                    std: [58.4, 57.1, 57.4],
+                    per_image_standardization,
+                };
+                for order in [ColorOrder::Rgb, ColorOrder::Bgr] {
+                    let (ours, theirs) = (
+                        to_nchw(&[&src, &other], order, &norm),
+                        reference::nchw(&[&src, &other], order, &norm),
+                    );
+                    if per_image_standardization {
+                        // Two summation orders in f64 agree to far below one f32 step.
+                        assert_eq!(ours.len(), theirs.len());
+                        for (a, b) in ours.iter().zip(&theirs) {
+                            assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
+                        }
+                    } else {
+                        assert_eq!(ours, theirs);
+                    }
+                }
             }
         }
     }
@@ -462,10 +530,7 @@ mod tests {
     #[test]
     fn nchw_packing_orders_channels_and_normalises() {
         let a = RgbImage::from_pixel(2, 1, Rgb([255, 0, 51]));
-        let norm = Normalization {
-            mean: [0.0; 3],
-            std: [255.0; 3],
-        };
+        let norm = Normalization::channels([0.0; 3], [255.0; 3]);
         assert_eq!(
             to_nchw(&[&a], ColorOrder::Rgb, &norm),
             [1.0, 1.0, 0.0, 0.0, 0.2, 0.2]
@@ -475,5 +540,41 @@ mod tests {
             [0.2, 0.2, 0.0, 0.0, 1.0, 1.0]
         );
         assert!(to_nchw(&[], ColorOrder::Rgb, &norm).is_empty());
+    }
+
+    #[test]
+    fn per_image_standardization_matches_deepface_facenet_and_keeps_flat_images_finite() {
+        // Values 0 and 255 in equal numbers: mean 127.5, population std 127.5, so ±1 — and the same
+        // on DeepFace's [0, 1] scale (std 255), since standardisation ignores a common scale.
+        let image = RgbImage::from_fn(2, 1, |x, _| Rgb([if x == 0 { 0 } else { 255 }; 3]));
+        for std in [1.0, 255.0] {
+            let norm = Normalization {
+                per_image_standardization: true,
+                ..Normalization::channels([0.0; 3], [std; 3])
+            };
+            let packed = to_nchw(&[&image, &image], ColorOrder::Bgr, &norm);
+            assert_eq!(packed, [-1.0, 1.0, -1.0, 1.0, -1.0, 1.0].repeat(2));
+        }
+        // A flat image has std 0: the 1/√N floor gives zeros where DeepFace would give NaN.
+        let flat = RgbImage::from_pixel(4, 4, Rgb([90, 90, 90]));
+        let norm = Normalization {
+            per_image_standardization: true,
+            ..Normalization::channels([0.0; 3], [1.0; 3])
+        };
+        assert!(
+            to_nchw(&[&flat], ColorOrder::Rgb, &norm)
+                .iter()
+                .all(|&v| v == 0.0)
+        );
+        // In TOML the flag is optional and off by default; an unknown key is refused.
+        let parsed: Normalization =
+            serde_json::from_str(r#"{"mean": [0, 0, 0], "std": [1, 1, 1]}"#).unwrap();
+        assert!(!parsed.per_image_standardization);
+        assert!(
+            serde_json::from_str::<Normalization>(
+                r#"{"mean": [0, 0, 0], "std": [1, 1, 1], "per_image": true}"#
+            )
+            .is_err()
+        );
     }
 }

@@ -80,14 +80,24 @@ fn a_model_whose_dimension_differs_from_its_entry_is_refused() {
 #[test]
 fn a_missing_model_file_is_model_not_available_and_a_wrong_kind_is_refused() {
     let dir = tiny_models();
-    let err = Recognizer::load(
-        &runtime(),
-        &tiny_spec("tiny", "nope.onnx", 16),
-        &dir.join("nope.onnx"),
-    )
-    .err()
-    .unwrap();
+    // Without a download source the advice is where the file goes, not a fetch that cannot work.
+    let mut spec = tiny_spec("tiny", "nope.onnx", 16);
+    let err = Recognizer::load(&runtime(), &spec, &dir.join("nope.onnx"))
+        .err()
+        .unwrap();
     assert_eq!(err.error_type(), "ModelNotAvailable");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!(
+            "place its ONNX file at {}",
+            dir.join("nope.onnx").display()
+        )) && !message.contains("models fetch"),
+        "{message}"
+    );
+    spec.url = Some("https://models.invalid/nope.onnx".into());
+    let err = Recognizer::load(&runtime(), &spec, &dir.join("nope.onnx"))
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("models fetch tiny"), "{err}");
 
     let mut detector_spec = tiny_spec("tiny", "tiny_fixed.onnx", 16);
