@@ -85,6 +85,13 @@ impl PoolServer {
         )
     }
 
+    /// Starts `serve` with the models of `model_dir` and these `--detector`/`--recognizers`.
+    pub fn start_real_with(model_dir: &Path, models: &[&str], extra: &[&str]) -> PoolServer {
+        let dir = tempfile::tempdir().unwrap();
+        let global = ["--model-dir".into(), model_dir.as_os_str().to_owned()];
+        Self::launch(dir, &global, models, extra, &[])
+    }
+
     /// Starts `serve` with the real models of `../shared/models` (yunet, mobilefacenet).
     pub fn start_real(shared_models: &Path, extra: &[&str]) -> PoolServer {
         let dir = tempfile::tempdir().unwrap();
