@@ -77,6 +77,7 @@ fn spec(variant: &str, dimension: usize) -> ModelSpec {
         normalization: Normalization {
             mean: [0.0; 3],
             std: [255.0; 3],
+            per_image_standardization: false,
         },
         template: Some(ARCFACE_TEMPLATE_112.map(|[x, y]| [x * 160.0 / 112.0, y * 160.0 / 112.0])),
         ..tiny_spec(variant, &format!("{variant}.onnx"), dimension)
