@@ -1,6 +1,6 @@
 //! `tools/export_facenet.py` on DeepFace's real FaceNet architecture with seeded random weights
-//! (no download): the exported ONNX matches Keras within 1e-4 and loads through the engine as a
-//! 128-D / 512-D recognizer. Needs the venv of `scripts/setup.sh --test` and fails without it, like
+//! (no download): the exported ONNX matches Keras within 1e-4 and loads through the engine with
+//! its built-in catalog entry as a 128-D / 512-D recognizer. Needs the venv of `scripts/setup.sh --test` and fails without it, like
 //! every Python-backed test (a skip here would hide an untested export path).
 
 mod common;
@@ -8,13 +8,11 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use attendansee_faces::catalog::ARCFACE_TEMPLATE_112;
-use attendansee_faces::imageops::Normalization;
 use attendansee_faces::{ModelSpec, Recognizer};
 use image::{Rgb, RgbImage};
 use sha2::{Digest, Sha256};
 
-use common::{runtime, tiny_spec, workspace_root};
+use common::{runtime, workspace_root};
 
 /// The export script's report: the SHA-256 it printed and the max |Keras - ONNX| it measured.
 struct Export {
@@ -69,19 +67,15 @@ fn export(variant: &str) -> Export {
     }
 }
 
-/// A catalog entry for the export as the worker would feed it: 160×160 RGB, DeepFace's default
-/// "base" scaling to [0, 1].
+/// The built-in catalog entry of `variant`, as the workers load it.
 fn spec(variant: &str, dimension: usize) -> ModelSpec {
-    ModelSpec {
-        input_size: [160, 160],
-        normalization: Normalization {
-            mean: [0.0; 3],
-            std: [255.0; 3],
-            per_image_standardization: false,
-        },
-        template: Some(ARCFACE_TEMPLATE_112.map(|[x, y]| [x * 160.0 / 112.0, y * 160.0 / 112.0])),
-        ..tiny_spec(variant, &format!("{variant}.onnx"), dimension)
-    }
+    let spec = attendansee_faces::catalog::builtin()
+        .into_iter()
+        .find(|s| s.name == variant)
+        .unwrap_or_else(|| panic!("no catalog entry {variant}"));
+    assert_eq!(spec.dimension, Some(dimension), "{variant}");
+    assert_eq!(spec.input_size, [160, 160], "{variant}");
+    spec
 }
 
 fn face_sized(seed: u32) -> RgbImage {
