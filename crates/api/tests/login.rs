@@ -146,7 +146,7 @@ async fn concurrent_guesses_cannot_slip_past_the_limit() {
     let app = app_with(quick_limits()).await;
     app.user("dave", Role::Instructor).await;
     let guesses = (0..24).map(|_| login_from(&app, "127.0.0.9", "dave", "wrong"));
-    let answers = futures_join_all(guesses).await;
+    let answers = futures::future::join_all(guesses).await;
     let unauthorized = answers
         .iter()
         .filter(|r| r.status == StatusCode::UNAUTHORIZED)
@@ -160,39 +160,6 @@ async fn concurrent_guesses_cannot_slip_past_the_limit() {
         (3, 21),
         "only the free failures reach a password check"
     );
-}
-
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for f in futures {
-        set.push(Box::pin(f));
-    }
-    let mut out = Vec::new();
-    // Started together: poll them all concurrently.
-    let mut pending: Vec<_> = set.into_iter().map(Some).collect();
-    std::future::poll_fn(|cx| {
-        let mut all_done = true;
-        for slot in pending.iter_mut() {
-            if let Some(f) = slot {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        out.push(v);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => all_done = false,
-                }
-            }
-        }
-        if all_done {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    out
 }
 
 #[tokio::test]

@@ -6,19 +6,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
-use common::pool::PoolServer;
+use common::pool::{PoolServer, root};
 use common::shared;
 use serde_json::json;
-
-fn root() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 #[test]
 fn the_old_services_facenet_requests_pass_against_a_random_weight_export() {

@@ -11,22 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Server, create_user};
+use common::{Server, create_user, resident_bytes};
 
 /// The server's resident memory must stay below this under the flood (the review saw 7.6 GB).
 const RSS_LIMIT_BYTES: u64 = 300 * 1024 * 1024;
-
-fn resident_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
 
 /// A login from `source` (a loopback address); returns the status and the headers and body.
 fn login_from(addr: &str, source: &str, username: &str, password: &str) -> (u16, String) {

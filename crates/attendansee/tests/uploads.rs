@@ -9,18 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::pool::PoolServer;
-use common::shared;
-
-/// The resident memory of a process, in bytes (`VmRSS` of /proc/PID/status).
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb * 1024
-}
+use common::{resident_bytes, shared};
 
 /// `len` bytes that no decoder accepts and no other call produces (xorshift from `seed`).
 fn noise(len: usize, seed: u64) -> Vec<u8> {
@@ -67,7 +56,7 @@ fn eight_concurrent_31_mb_uploads_keep_the_server_memory_flat() {
     let bodies: Vec<Vec<u8>> = (0..8).map(|i| noise(31 * MB as usize, i + 1)).collect();
     // Settle: the first requests allocate the server's pools and caches.
     std::thread::sleep(Duration::from_millis(500));
-    let before = rss(pid);
+    let before = resident_bytes(pid);
 
     let (peak, stop) = (
         Arc::new(AtomicU64::new(before)),
@@ -77,7 +66,7 @@ fn eight_concurrent_31_mb_uploads_keep_the_server_memory_flat() {
         let (peak, stop) = (peak.clone(), stop.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                peak.fetch_max(rss(pid), Ordering::Relaxed);
+                peak.fetch_max(resident_bytes(pid), Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(2));
             }
         })
@@ -94,7 +83,7 @@ fn eight_concurrent_31_mb_uploads_keep_the_server_memory_flat() {
     stop.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
     std::thread::sleep(Duration::from_secs(1));
-    let after = rss(pid);
+    let after = resident_bytes(pid);
     let peak = peak.load(Ordering::Relaxed).max(after);
 
     println!(

@@ -54,10 +54,8 @@ struct State<T> {
     lanes: HashMap<i64, VecDeque<Waiting<T>>>,
     /// Owners with waiting jobs, in the order in which they get their next turn.
     turns: VecDeque<i64>,
-    interactive: usize,
-    interactive_by_owner: HashMap<i64, usize>,
-    batch: usize,
-    batch_by_owner: HashMap<i64, usize>,
+    interactive: Room,
+    batch: Room,
     closed: bool,
 }
 
@@ -82,10 +80,8 @@ impl<T> FairQueue<T> {
                 retries: VecDeque::new(),
                 lanes: HashMap::new(),
                 turns: VecDeque::new(),
-                interactive: 0,
-                interactive_by_owner: HashMap::new(),
-                batch: 0,
-                batch_by_owner: HashMap::new(),
+                interactive: Room::default(),
+                batch: Room::default(),
                 closed: false,
             }),
             ready: Notify::new(),
@@ -109,16 +105,13 @@ impl<T> FairQueue<T> {
         if state.closed {
             return Err(Refused::Closed(item));
         }
-        let mine = state
-            .interactive_by_owner
-            .get(&lane.owner)
-            .copied()
-            .unwrap_or(0);
-        if state.interactive >= self.capacity || mine >= self.per_owner {
+        if !state
+            .interactive
+            .has_space(lane.owner, self.capacity, self.per_owner)
+        {
             return Err(Refused::Full(item));
         }
-        state.interactive += 1;
-        *state.interactive_by_owner.entry(lane.owner).or_default() += 1;
+        state.interactive.enter(lane.owner);
         enqueue(
             &mut state,
             Waiting {
@@ -135,8 +128,10 @@ impl<T> FairQueue<T> {
     /// taken by the time the job is pushed, which then refuses it).
     pub fn has_room(&self, owner: i64) -> bool {
         let state = self.lock();
-        let mine = state.interactive_by_owner.get(&owner).copied().unwrap_or(0);
-        !state.closed && state.interactive < self.capacity && mine < self.per_owner
+        !state.closed
+            && state
+                .interactive
+                .has_space(owner, self.capacity, self.per_owner)
     }
 
     /// Queues a batch job, waiting for room first (in all, and within the owner's share).
@@ -151,10 +146,11 @@ impl<T> FairQueue<T> {
                 if state.closed {
                     return Err(Refused::Closed(item));
                 }
-                let mine = state.batch_by_owner.get(&lane.owner).copied().unwrap_or(0);
-                if state.batch < self.capacity && mine < self.per_owner {
-                    state.batch += 1;
-                    *state.batch_by_owner.entry(lane.owner).or_default() += 1;
+                if state
+                    .batch
+                    .has_space(lane.owner, self.capacity, self.per_owner)
+                {
+                    state.batch.enter(lane.owner);
                     enqueue(
                         &mut state,
                         Waiting {
@@ -192,13 +188,11 @@ impl<T> FairQueue<T> {
             state.turns.push_back(owner);
         }
         if waiting.lane.batch {
-            state.batch -= 1;
-            leave(&mut state.batch_by_owner, owner);
+            state.batch.leave(owner);
             drop(state);
             self.room.notify_waiters();
         } else {
-            state.interactive -= 1;
-            leave(&mut state.interactive_by_owner, owner);
+            state.interactive.leave(owner);
         }
         Some(waiting.item)
     }
@@ -235,10 +229,8 @@ impl<T> FairQueue<T> {
                 items.extend(lane.into_iter().map(|w| w.item));
             }
         }
-        state.interactive = 0;
-        state.interactive_by_owner.clear();
-        state.batch = 0;
-        state.batch_by_owner.clear();
+        state.interactive = Room::default();
+        state.batch = Room::default();
         drop(state);
         self.room.notify_waiters();
         items
@@ -251,16 +243,6 @@ impl<T> FairQueue<T> {
     }
 }
 
-/// One job of `owner` left the room.
-fn leave(by_owner: &mut HashMap<i64, usize>, owner: i64) {
-    if let Some(count) = by_owner.get_mut(&owner) {
-        *count -= 1;
-        if *count == 0 {
-            by_owner.remove(&owner);
-        }
-    }
-}
-
 fn enqueue<T>(state: &mut State<T>, waiting: Waiting<T>) {
     let owner = waiting.lane.owner;
     let lane = state.lanes.entry(owner).or_default();
@@ -268,6 +250,36 @@ fn enqueue<T>(state: &mut State<T>, waiting: Waiting<T>) {
         state.turns.push_back(owner);
     }
     lane.push_back(waiting);
+}
+
+/// The jobs of one kind waiting in the queue, in all and per owner.
+#[derive(Debug, Default)]
+struct Room {
+    total: usize,
+    by_owner: HashMap<i64, usize>,
+}
+
+impl Room {
+    /// Whether one more job of `owner` fits: `capacity` in all, `per_owner` for one owner.
+    fn has_space(&self, owner: i64, capacity: usize, per_owner: usize) -> bool {
+        let mine = self.by_owner.get(&owner).copied().unwrap_or(0);
+        self.total < capacity && mine < per_owner
+    }
+
+    fn enter(&mut self, owner: i64) {
+        self.total += 1;
+        *self.by_owner.entry(owner).or_default() += 1;
+    }
+
+    fn leave(&mut self, owner: i64) {
+        self.total -= 1;
+        if let Some(count) = self.by_owner.get_mut(&owner) {
+            *count -= 1;
+            if *count == 0 {
+                self.by_owner.remove(&owner);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

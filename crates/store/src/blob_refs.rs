@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use futures::TryStreamExt;
 
-use crate::{BlobStore, Result, Store};
+use crate::{BlobStore, Result, Scope, Store, StoreError};
 
 /// What is being deleted; each owns photos and reference photos, and the crops found in them.
 #[derive(Clone, Copy, Debug)]
@@ -60,10 +60,7 @@ impl Owner {
 
 /// Deletes `owner`'s row (and by cascade what hangs off it) inside `tx`, and returns the blob
 /// keys that only the deleted rows referenced, for the caller to delete after the commit.
-pub(crate) async fn delete_owner(
-    tx: &mut sqlx::SqliteConnection,
-    owner: Owner,
-) -> Result<Vec<String>> {
+async fn delete_owner(tx: &mut sqlx::SqliteConnection, owner: Owner) -> Result<Vec<String>> {
     let keys = owned_keys(tx, owner).await?;
     sqlx::query(&format!("DELETE FROM {} WHERE id = $1", owner.table()))
         .bind(owner.id())
@@ -114,6 +111,32 @@ async fn unreferenced(tx: &mut sqlx::SqliteConnection, keys: Vec<String>) -> Res
 }
 
 impl Store {
+    /// Deletes `owner` (and what hangs off it) in one transaction, if `visible` — a query of its
+    /// id, `$1` the id and `$2` the scope's owner — finds it in `scope`; else `NotFound` naming
+    /// `entity`. Returns the blob keys only the deleted rows referenced, for the caller to delete
+    /// after the commit.
+    pub(crate) async fn delete_visible(
+        &self,
+        scope: Scope,
+        owner: Owner,
+        entity: &'static str,
+        visible: &str,
+    ) -> Result<Vec<String>> {
+        let id = owner.id();
+        let mut tx = self.write_tx().await?;
+        let found: Option<i64> = sqlx::query_scalar(visible)
+            .bind(id)
+            .bind(scope.owner())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if found.is_none() {
+            return Err(StoreError::NotFound { entity, id });
+        }
+        let keys = delete_owner(&mut tx, owner).await?;
+        tx.commit().await?;
+        Ok(keys)
+    }
+
     /// Every blob key some row references.
     pub async fn referenced_blob_keys(&self) -> Result<HashSet<String>> {
         let keys: Vec<String> = sqlx::query_scalar(

@@ -5,7 +5,7 @@
 
 use chrono::Utc;
 
-use crate::blob_refs::{Owner, delete_owner};
+use crate::blob_refs::Owner;
 use crate::error::conflict_on_unique;
 use crate::{
     ClassSession, Course, CourseFields, Page, Paged, Result, Scope, SessionFields, Store,
@@ -120,11 +120,9 @@ impl Store {
     /// the blob keys that belonged to the deleted rows, for the caller to delete after the
     /// commit (see [`crate::sweep_orphan_blobs`] for why in that order).
     pub async fn delete_course(&self, scope: Scope, id: i64) -> Result<Vec<String>> {
-        let mut tx = self.write_tx().await?;
-        require_course(&mut tx, scope, id).await?;
-        let keys = delete_owner(&mut tx, Owner::Course(id)).await?;
-        tx.commit().await?;
-        Ok(keys)
+        let visible = "SELECT id FROM courses WHERE id = $1 AND ($2 IS NULL OR owner_id = $2)";
+        self.delete_visible(scope, Owner::Course(id), "Course", visible)
+            .await
     }
 
     pub async fn create_student(
@@ -348,22 +346,11 @@ impl Store {
         owner: Owner,
         scope: Scope,
     ) -> Result<Vec<String>> {
-        let id = owner.id();
-        let mut tx = self.write_tx().await?;
-        let visible: Option<i64> = sqlx::query_scalar(&format!(
+        let visible = format!(
             "SELECT id FROM {table} WHERE id = $1
              AND course_id IN (SELECT id FROM courses WHERE $2 IS NULL OR owner_id = $2)"
-        ))
-        .bind(id)
-        .bind(scope.owner())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if visible.is_none() {
-            return Err(StoreError::NotFound { entity, id });
-        }
-        let keys = delete_owner(&mut tx, owner).await?;
-        tx.commit().await?;
-        Ok(keys)
+        );
+        self.delete_visible(scope, owner, entity, &visible).await
     }
 }
 

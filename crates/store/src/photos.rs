@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::blob_refs::{Owner, delete_owner};
+use crate::blob_refs::Owner;
 use crate::error::conflict_on_unique;
 use crate::{
     CropFilter, EmbeddingRecord, FaceCrop, ImageInsert, MatchDecision, NewCrop, NewImage, Page,
@@ -207,24 +207,10 @@ impl Store {
     /// Deletes a photo with its faces and their embeddings; returns the blob keys only they
     /// referenced, for the caller to delete after the commit.
     pub async fn delete_session_image(&self, scope: Scope, id: i64) -> Result<Vec<String>> {
-        let mut tx = self.write_tx().await?;
-        let visible: Option<i64> = sqlx::query_scalar(
-            "SELECT i.id FROM session_images i JOIN sessions s ON s.id = i.session_id
-             JOIN courses c ON c.id = s.course_id WHERE i.id = $1 AND ($2 IS NULL OR c.owner_id = $2)",
-        )
-        .bind(id)
-        .bind(scope.owner())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if visible.is_none() {
-            return Err(StoreError::NotFound {
-                entity: "Image",
-                id,
-            });
-        }
-        let keys = delete_owner(&mut tx, Owner::Image(id)).await?;
-        tx.commit().await?;
-        Ok(keys)
+        let visible = "SELECT i.id FROM session_images i JOIN sessions s ON s.id = i.session_id
+             JOIN courses c ON c.id = s.course_id WHERE i.id = $1 AND ($2 IS NULL OR c.owner_id = $2)";
+        self.delete_visible(scope, Owner::Image(id), "Image", visible)
+            .await
     }
 
     /// A session's photos in upload order.

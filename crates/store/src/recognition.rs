@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::blob_refs::{Owner, delete_owner};
+use crate::blob_refs::Owner;
 use crate::photos::{CropOwner, insert_crop, vector_from_bytes};
 use crate::{FaceCrop, NewCrop, Result, Scope, Store, StoreError};
 
@@ -175,24 +175,10 @@ impl Store {
     /// Removes a reference photo with its face and embeddings; returns the blob keys only they
     /// referenced, for the caller to delete after the commit.
     pub async fn delete_reference_photo(&self, scope: Scope, id: i64) -> Result<Vec<String>> {
-        let mut tx = self.write_tx().await?;
-        let visible: Option<i64> = sqlx::query_scalar(
-            "SELECT r.id FROM reference_photos r JOIN students st ON st.id = r.student_id
-             JOIN courses c ON c.id = st.course_id WHERE r.id = $1 AND ($2 IS NULL OR c.owner_id = $2)",
-        )
-        .bind(id)
-        .bind(scope.owner())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if visible.is_none() {
-            return Err(StoreError::NotFound {
-                entity: "Reference photo",
-                id,
-            });
-        }
-        let keys = delete_owner(&mut tx, Owner::Reference(id)).await?;
-        tx.commit().await?;
-        Ok(keys)
+        let visible = "SELECT r.id FROM reference_photos r JOIN students st ON st.id = r.student_id
+             JOIN courses c ON c.id = st.course_id WHERE r.id = $1 AND ($2 IS NULL OR c.owner_id = $2)";
+        self.delete_visible(scope, Owner::Reference(id), "Reference photo", visible)
+            .await
     }
 
     /// The course's known faces for a model, labelled with their student: every reference

@@ -356,3 +356,9 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg("-l").arg(&self.path).status();
     }
 }
+
+/// The resident memory of a running process, in bytes (the pool's own reading of `VmRSS`).
+pub fn resident_bytes(pid: u32) -> u64 {
+    attendansee_pool::supervisor::resident_bytes(pid)
+        .unwrap_or_else(|| panic!("cannot read the resident memory of process {pid}"))
+}

@@ -12,7 +12,8 @@ pub struct PoolServer {
     _dir: tempfile::TempDir,
 }
 
-fn root() -> PathBuf {
+/// The workspace root (the checkout).
+pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .canonicalize()
