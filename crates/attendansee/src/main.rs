@@ -3,8 +3,6 @@
 
 mod attend;
 mod bench;
-mod bench_pool;
-mod bench_recognition;
 mod cli;
 mod config;
 mod detect;

@@ -15,21 +15,8 @@ pub struct Thresholds {
     pub margin: f32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// The face was assigned to its best student.
-    Matched,
-    /// Nothing to compare with: the gallery is empty, or the face's vector has the wrong
-    /// dimension for it.
-    NoStudents,
-    /// Even the best student is below the similarity threshold.
-    BelowThreshold,
-    /// The best student does not lead the runner-up by the margin.
-    Ambiguous,
-    /// The face's best student went to another face of the same photo.
-    Conflict,
-}
+/// Why a decision was made (shared with the store and the API, which spell it the same way).
+pub use attendansee_vocabulary::Reason;
 
 /// The outcome for one face crop.
 #[derive(Debug, Clone, PartialEq, Serialize)]

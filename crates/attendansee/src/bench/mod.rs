@@ -3,8 +3,11 @@
 //!
 //! Face engine, MobileFaceNet: model-only throughput at batch 1 and 16, against end-to-end
 //! throughput from a JPEG crop file to a normalised embedding; and whole photos through
-//! decode → detect → align → embed. Then the worker pool part (`bench_pool`) and the
-//! recognition part (`bench_recognition`: assignment and clustering, time and memory).
+//! decode → detect → align → embed. Then the worker pool part (`bench::pool`) and the
+//! recognition part (`bench::recognition`: assignment and clustering, time and memory).
+
+mod pool;
+mod recognition;
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -22,8 +25,8 @@ use crate::cli::BenchArgs;
 use crate::config::Common;
 use crate::faces::image_paths;
 
-fn recognition_sizes(args: &BenchArgs) -> crate::bench_recognition::Sizes {
-    crate::bench_recognition::Sizes {
+fn recognition_sizes(args: &BenchArgs) -> recognition::Sizes {
+    recognition::Sizes {
         assign_crops: args.assign_crops,
         assign_students: args.assign_students,
         cluster_crops: args.cluster_crops,
@@ -32,10 +35,10 @@ fn recognition_sizes(args: &BenchArgs) -> crate::bench_recognition::Sizes {
 
 pub fn run(common: &Common, args: &BenchArgs) -> Result<()> {
     if let Some(case) = &args.recognition_case {
-        return crate::bench_recognition::run_case(case.parse()?);
+        return recognition::run_case(case.parse()?);
     }
     if args.recognition_only {
-        return crate::bench_recognition::run(recognition_sizes(args));
+        return recognition::run(recognition_sizes(args));
     }
     let models = common.models();
     let runtime = Runtime::load(&Runtime::locate(common.ort_lib.as_deref()))?;
@@ -145,11 +148,11 @@ pub fn run(common: &Common, args: &BenchArgs) -> Result<()> {
     );
     if let (false, Some(recognizer)) = (args.engine_only, pipeline.recognizer.as_mut()) {
         println!();
-        crate::bench_pool::run(common, recognizer, &crop_files, args.requests, &args.faces)?;
+        pool::run(common, recognizer, &crop_files, args.requests, &args.faces)?;
     }
     if !args.engine_only {
         println!();
-        crate::bench_recognition::run(recognition_sizes(args))?;
+        recognition::run(recognition_sizes(args))?;
     }
     Ok(())
 }
