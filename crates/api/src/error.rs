@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use attendansee_pool::PoolError;
 use attendansee_store::StoreError;
+use attendansee_vocabulary::ErrorKind;
 
 use crate::request_id;
 
@@ -253,42 +254,48 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl ErrorType {
-    /// The error type named by a worker's job error (`"NoFaceDetected"`…); unknown names are `Internal`.
-    pub fn from_name(name: &str) -> Self {
-        match name {
-            "ValidationError" => Self::ValidationError,
-            "UnsupportedImage" => Self::UnsupportedImage,
-            "NoFaceDetected" => Self::NoFaceDetected,
-            "ModelNotAvailable" => Self::ModelNotAvailable,
-            "DimensionMismatch" => Self::DimensionMismatch,
-            "PayloadTooLarge" => Self::PayloadTooLarge,
-            _ => Self::Internal,
+impl From<ErrorKind> for ErrorType {
+    fn from(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::ValidationError => Self::ValidationError,
+            ErrorKind::Unauthorized => Self::Unauthorized,
+            ErrorKind::Forbidden => Self::Forbidden,
+            ErrorKind::NotFound => Self::NotFound,
+            ErrorKind::Conflict => Self::Conflict,
+            ErrorKind::PayloadTooLarge => Self::PayloadTooLarge,
+            ErrorKind::UnsupportedImage => Self::UnsupportedImage,
+            ErrorKind::NoFaceDetected => Self::NoFaceDetected,
+            ErrorKind::MultipleFaces => Self::MultipleFaces,
+            ErrorKind::ModelNotAvailable => Self::ModelNotAvailable,
+            ErrorKind::DimensionMismatch => Self::DimensionMismatch,
+            ErrorKind::WorkerCrashed => Self::WorkerCrashed,
+            ErrorKind::WorkerTimeout => Self::WorkerTimeout,
+            ErrorKind::Overloaded => Self::Overloaded,
+            ErrorKind::TooManyRequests => Self::TooManyRequests,
+            ErrorKind::StorageUnavailable => Self::StorageUnavailable,
+            ErrorKind::Internal => Self::Internal,
         }
     }
 }
 
 impl From<PoolError> for ApiError {
     fn from(error: PoolError) -> Self {
+        let error_type = ErrorType::from(error.kind());
         match error {
             PoolError::Overloaded { retry_after } => Self {
                 retry_after: Some(retry_after),
-                ..Self::new(ErrorType::Overloaded, error.to_string())
+                ..Self::new(error_type, error.to_string())
             },
-            PoolError::Unavailable { .. } => Self::new(ErrorType::ModelNotAvailable, error.to_string()),
-            PoolError::ShuttingDown => Self { retry_after: Some(5), ..Self::new(ErrorType::Overloaded, error.to_string()) },
-            PoolError::Timeout { timeout, ref stderr_tail } => Self::new(ErrorType::WorkerTimeout, error.to_string())
+            PoolError::Unavailable { .. } => Self::new(error_type, error.to_string()),
+            PoolError::ShuttingDown => Self { retry_after: Some(5), ..Self::new(error_type, error.to_string()) },
+            PoolError::Timeout { timeout, ref stderr_tail } => Self::new(error_type, error.to_string())
                 .with_details(serde_json::json!({"timeout_ms": timeout.as_millis() as u64, "stderr_tail": stderr_tail})),
-            PoolError::Crashed { ref reason, attempts, ref stderr_tail } => Self::new(ErrorType::WorkerCrashed, error.to_string())
+            PoolError::Crashed { ref reason, attempts, ref stderr_tail } => Self::new(error_type, error.to_string())
                 .with_details(serde_json::json!({"reason": reason, "attempts": attempts, "stderr_tail": stderr_tail})),
-            PoolError::Job(job) => {
-                let error_type = ErrorType::from_name(&job.error_type);
-                if error_type == ErrorType::Internal {
-                    Self::internal(format!("{}: {}", job.error_type, job.message))
-                } else {
-                    Self::new(error_type, job.message)
-                }
+            PoolError::Job(job) if error_type == ErrorType::Internal => {
+                Self::internal(format!("{}: {}", job.kind, job.message))
             }
+            PoolError::Job(job) => Self::new(error_type, job.message),
         }
     }
 }
@@ -394,10 +401,38 @@ mod tests {
 
     #[test]
     fn a_worker_refusing_a_too_large_request_is_payload_too_large_not_internal() {
-        assert_eq!(
-            ErrorType::from_name("PayloadTooLarge"),
-            ErrorType::PayloadTooLarge
-        );
+        let refused = PoolError::Job(attendansee_pool::protocol::JobError {
+            kind: ErrorKind::PayloadTooLarge,
+            message: "the request is too large for a worker".into(),
+        });
+        let error = ApiError::from(refused);
+        assert_eq!(error.error_type, ErrorType::PayloadTooLarge);
+        assert_eq!(error.message, "the request is too large for a worker");
+    }
+
+    #[test]
+    fn every_error_kind_maps_to_the_error_type_of_the_same_name() {
+        for &kind in ErrorKind::ALL {
+            assert_eq!(ErrorType::from(kind).name(), kind.as_str());
+        }
+    }
+
+    #[test]
+    fn every_pool_error_keeps_its_kind_and_an_internal_one_keeps_its_cause_to_the_log() {
+        for &kind in ErrorKind::ALL {
+            let job = attendansee_pool::protocol::JobError {
+                kind,
+                message: "detail".into(),
+            };
+            let error = ApiError::from(PoolError::Job(job));
+            assert_eq!(error.error_type.name(), kind.as_str());
+            if kind == ErrorKind::Internal {
+                assert_eq!(error.cause.as_deref(), Some("Internal: detail"));
+                assert_ne!(error.message, "detail");
+            } else {
+                assert_eq!(error.message, "detail");
+            }
+        }
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
                 .into_iter()
                 .map(|u| UnavailableModelDto {
                     name: u.name,
-                    error_type: u.error_type,
+                    error_type: u.kind.to_string(),
                     message: u.message,
                 })
                 .collect(),

@@ -33,7 +33,7 @@ pub fn run(common: &Common, args: &DetectArgs) -> Result<()> {
             .and_then(|bytes| {
                 pipeline
                     .detect(&bytes, args.score_threshold)
-                    .map_err(|e| (e.to_string(), e.error_type().to_owned()))
+                    .map_err(|e| (e.to_string(), e.kind().as_str().to_owned()))
             });
         let line = match result {
             Ok((image, faces)) => {

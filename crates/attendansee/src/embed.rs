@@ -25,7 +25,7 @@ pub fn run(common: &Common, args: &EmbedArgs) -> Result<()> {
         progress.step(i + 1, path);
         let mut result = match &mut pipeline {
             Ok(pipeline) => embed_one(pipeline, path, &args.model),
-            Err(e) => failure(&e.to_string(), e.error_type(), &format!("{e:?}")),
+            Err(e) => failure(&e.to_string(), e.kind().as_str(), &format!("{e:?}")),
         };
         all_ok &= result["success"] == true;
         if many {
@@ -71,7 +71,7 @@ fn embed_one(pipeline: &mut Pipeline, path: &Path, model: &str) -> Value {
             "dimensions": face.embedding.dimension(),
             "model": model,
         }),
-        Err(e) => failure(&e.to_string(), e.error_type(), &traceback(&e, path)),
+        Err(e) => failure(&e.to_string(), e.kind().as_str(), &traceback(&e, path)),
     }
 }
 

@@ -17,6 +17,7 @@ use attendansee_pool::protocol::{
     DetectedFace, FrameError, Hello, Job, JobError, LoadedModel, Output, PROTOCOL_VERSION, Request,
     Response, Timings, UnavailableModel, read_frame, write_frame,
 };
+use attendansee_vocabulary::ErrorKind;
 
 use crate::cli::WorkerArgs;
 use crate::config::Common;
@@ -121,7 +122,7 @@ fn load(common: &Common, args: &WorkerArgs) -> Models {
         .collect();
     let unavailable = |name: &str, e: &FaceError| UnavailableModel {
         name: name.to_owned(),
-        error_type: e.error_type().to_owned(),
+        kind: e.kind(),
         message: e.to_string(),
     };
     let runtime = match Runtime::load(&Runtime::locate(common.ort_lib.as_deref())) {
@@ -185,12 +186,7 @@ fn handle(models: &mut Models, request: Request) -> Response {
         ),
     };
     if let Err(e) = &result {
-        log!(
-            "request {} failed: {}: {}",
-            request.id,
-            e.error_type,
-            e.message
-        );
+        log!("request {} failed: {}: {}", request.id, e.kind, e.message);
     }
     Response {
         id: request.id,
@@ -201,7 +197,7 @@ fn handle(models: &mut Models, request: Request) -> Response {
 
 fn job_error(e: FaceError) -> JobError {
     JobError {
-        error_type: e.error_type().to_owned(),
+        kind: e.kind(),
         message: e.to_string(),
     }
 }
@@ -229,11 +225,11 @@ fn find<'a, T>(
     }
     Err(match unavailable.iter().find(|u| u.name == name) {
         Some(u) => JobError {
-            error_type: u.error_type.clone(),
+            kind: u.kind,
             message: u.message.clone(),
         },
         None => JobError {
-            error_type: "ModelNotAvailable".into(),
+            kind: ErrorKind::ModelNotAvailable,
             message: format!(
                 "model '{name}' is not loaded in the workers (see `serve --detector/--recognizer`)"
             ),

@@ -1,4 +1,6 @@
-//! The face engine's errors, each with the `error_type` string the API and CLI report.
+//! The face engine's errors, each with the shared [`ErrorKind`] the API and CLI report.
+
+use attendansee_vocabulary::ErrorKind;
 
 use crate::detect::DecodeError;
 use crate::image_io::ImageError;
@@ -55,15 +57,19 @@ pub enum FaceError {
 }
 
 impl FaceError {
-    /// The API's `error_type` for this error.
-    pub fn error_type(&self) -> &'static str {
+    /// The kind of this error (the API's `error_type`, the CLI's `error_type`).
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Image(_) => "UnsupportedImage",
-            Self::NoFaceDetected => "NoFaceDetected",
-            Self::UnknownModel { .. } | Self::WrongKind { .. } => "ValidationError",
-            Self::ModelNotAvailable { .. } | Self::RuntimeMissing { .. } => "ModelNotAvailable",
-            Self::DimensionMismatch { .. } => "DimensionMismatch",
-            Self::IncompatibleModel { .. } | Self::Inference { .. } | Self::Decode(_) => "Internal",
+            Self::Image(_) => ErrorKind::UnsupportedImage,
+            Self::NoFaceDetected => ErrorKind::NoFaceDetected,
+            Self::UnknownModel { .. } | Self::WrongKind { .. } => ErrorKind::ValidationError,
+            Self::ModelNotAvailable { .. } | Self::RuntimeMissing { .. } => {
+                ErrorKind::ModelNotAvailable
+            }
+            Self::DimensionMismatch { .. } => ErrorKind::DimensionMismatch,
+            Self::IncompatibleModel { .. } | Self::Inference { .. } | Self::Decode(_) => {
+                ErrorKind::Internal
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 mod common;
 
 use attendansee_faces::{FaceError, Recognizer};
+use attendansee_vocabulary::ErrorKind;
 use image::{Rgb, RgbImage};
 
 use common::{runtime, tiny_models, tiny_spec};
@@ -74,7 +75,7 @@ fn a_model_whose_dimension_differs_from_its_entry_is_refused() {
         ),
         "{err}"
     );
-    assert_eq!(err.error_type(), "DimensionMismatch");
+    assert_eq!(err.kind(), ErrorKind::DimensionMismatch);
 }
 
 #[test]
@@ -85,7 +86,7 @@ fn a_missing_model_file_is_model_not_available_and_a_wrong_kind_is_refused() {
     let err = Recognizer::load(&runtime(), &spec, &dir.join("nope.onnx"))
         .err()
         .unwrap();
-    assert_eq!(err.error_type(), "ModelNotAvailable");
+    assert_eq!(err.kind(), ErrorKind::ModelNotAvailable);
     let message = err.to_string();
     assert!(
         message.contains(&format!(

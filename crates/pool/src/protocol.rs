@@ -5,10 +5,11 @@
 
 use std::io::{Read, Write};
 
+use attendansee_vocabulary::ErrorKind;
 use serde::{Deserialize, Serialize};
 
 /// Bump on any change to the types below.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest frame either side accepts (a 64-megapixel photo is well below this).
 pub const MAX_FRAME_BYTES: usize = 256 * 1024 * 1024;
@@ -36,7 +37,8 @@ pub struct LoadedModel {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UnavailableModel {
     pub name: String,
-    pub error_type: String,
+    #[serde(with = "by_name")]
+    pub kind: ErrorKind,
     pub message: String,
 }
 
@@ -124,9 +126,27 @@ pub struct DetectedFace {
 /// A job that failed inside a healthy worker (a bad image, no face, a missing model…).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobError {
-    /// One of the API's error types, e.g. `UnsupportedImage`, `NoFaceDetected`.
-    pub error_type: String,
+    /// E.g. `UnsupportedImage`, `NoFaceDetected`.
+    #[serde(with = "by_name")]
+    pub kind: ErrorKind,
     pub message: String,
+}
+
+/// An [`ErrorKind`] crosses the pipe as its name. Postcard would otherwise send the variant's
+/// index, whose meaning shifts with any variant added to the shared vocabulary — a change made
+/// in another crate, which would not think of bumping [`PROTOCOL_VERSION`].
+mod by_name {
+    use attendansee_vocabulary::ErrorKind;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(kind: &ErrorKind, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(kind.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ErrorKind, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(D::Error::custom)
+    }
 }
 
 /// Milliseconds spent per stage inside the worker.
@@ -261,7 +281,7 @@ mod tests {
         let response = Response {
             id: 1,
             result: Err(JobError {
-                error_type: "NoFaceDetected".into(),
+                kind: ErrorKind::NoFaceDetected,
                 message: "no face".into(),
             }),
             timings: Timings {
@@ -273,5 +293,67 @@ mod tests {
         write_frame(&mut buffer, &response).unwrap();
         let back: Response = read_frame_async(&mut buffer.as_slice()).await.unwrap();
         assert_eq!(back, response);
+    }
+
+    #[test]
+    fn every_error_kind_survives_a_job_error_frame_and_a_hello() {
+        for &kind in ErrorKind::ALL {
+            let response = Response {
+                id: 3,
+                result: Err(JobError {
+                    kind,
+                    message: kind.to_string(),
+                }),
+                timings: Timings::default(),
+            };
+            let frame = encode(&response).unwrap();
+            let back = read_frame::<Response>(&mut frame.as_slice()).unwrap();
+            assert_eq!(back.result.map_err(|e| e.kind), Err(kind));
+
+            let hello = Hello {
+                protocol_version: PROTOCOL_VERSION,
+                pid: 1,
+                models: Vec::new(),
+                unavailable: vec![UnavailableModel {
+                    name: "m".into(),
+                    kind,
+                    message: String::new(),
+                }],
+            };
+            let frame = encode(&hello).unwrap();
+            assert_eq!(read_frame::<Hello>(&mut frame.as_slice()).unwrap(), hello);
+        }
+    }
+
+    #[test]
+    fn an_error_kind_crosses_the_pipe_as_its_name_and_an_unknown_name_is_refused() {
+        let error = JobError {
+            kind: ErrorKind::PayloadTooLarge,
+            message: String::new(),
+        };
+        let frame = encode(&error).unwrap();
+        assert!(
+            frame.windows(15).any(|w| w == b"PayloadTooLarge"),
+            "{frame:?}"
+        );
+
+        // The same layout as JobError, as a worker speaking another vocabulary would send it.
+        #[derive(Serialize)]
+        struct Foreign<'a> {
+            kind: &'a str,
+            message: &'a str,
+        }
+        let foreign = |kind| encode(&Foreign { kind, message: "m" }).unwrap();
+        assert_eq!(
+            read_frame::<JobError>(&mut foreign("WorkerTimeout").as_slice()).unwrap(),
+            JobError {
+                kind: ErrorKind::WorkerTimeout,
+                message: "m".into()
+            }
+        );
+        assert!(matches!(
+            read_frame::<JobError>(&mut foreign("Nonsense").as_slice()),
+            Err(FrameError::Malformed(_))
+        ));
     }
 }

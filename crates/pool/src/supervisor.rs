@@ -19,6 +19,8 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use attendansee_vocabulary::ErrorKind;
+
 use crate::metrics::PoolMetrics;
 use crate::protocol::{
     FrameError, Hello, Job, JobError, LoadedModel, Output, PROTOCOL_VERSION, Request, Response,
@@ -71,6 +73,19 @@ pub enum PoolError {
     ShuttingDown,
     #[error("no inference worker is running: {message}")]
     Unavailable { message: String },
+}
+
+impl PoolError {
+    /// The shared kind of this error, for any layer that reports it.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Overloaded { .. } | Self::ShuttingDown => ErrorKind::Overloaded,
+            Self::Unavailable { .. } => ErrorKind::ModelNotAvailable,
+            Self::Timeout { .. } => ErrorKind::WorkerTimeout,
+            Self::Crashed { .. } => ErrorKind::WorkerCrashed,
+            Self::Job(job) => job.kind,
+        }
+    }
 }
 
 /// A snapshot for the health endpoint.
@@ -405,7 +420,7 @@ async fn serve(shared: &Shared, mut worker: Worker, shutdown: &mut watch::Receiv
             }
             Outcome::Unsendable(detail) => {
                 let error = JobError {
-                    error_type: "PayloadTooLarge".into(),
+                    kind: ErrorKind::PayloadTooLarge,
                     message: format!("the request is too large for a worker: {detail}"),
                 };
                 let _ = job.reply.send(Err(PoolError::Job(error)));
