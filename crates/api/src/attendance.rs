@@ -8,7 +8,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use attendansee_store::{AttendanceStatus, Page, SessionFacts};
+use attendansee_services::attendance::{
+    self as domain, CourseRow as DomainRow, Evidence, SessionColumn as DomainColumn,
+    StudentAttendance as DomainStudent,
+};
+use attendansee_store::AttendanceStatus;
 
 use crate::AppState;
 use crate::auth::Actor;
@@ -43,23 +47,13 @@ impl From<StatusDto> for AttendanceStatus {
     }
 }
 
-impl StatusDto {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Present => "present",
-            Self::Absent => "absent",
-            Self::Unknown => "unknown",
-        }
-    }
-}
-
 /// A face that shows the student in the session.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EvidenceDto {
     pub crop: i64,
     pub image: i64,
     /// `auto`, `manual` or `cluster`.
-    pub source: String,
+    pub source: &'static str,
     /// Similarity of an automatic match.
     pub similarity: Option<f64>,
 }
@@ -94,81 +88,77 @@ pub struct SessionAttendance {
     pub students: Vec<StudentAttendance>,
 }
 
-/// Derives each student's status: seen in a face → present; otherwise absent only when every
-/// photo is processed and every face is resolved, else unknown. An override wins.
-pub fn session_attendance(facts: SessionFacts) -> SessionAttendance {
-    let unresolved = facts.unresolved_faces > 0;
-    let unfinished = facts.unfinished_photos > 0 || facts.photos == 0;
-    let students: Vec<StudentAttendance> = facts
-        .students
-        .iter()
-        .map(|student| {
-            let evidence: Vec<EvidenceDto> = facts
-                .evidence
-                .iter()
-                .filter(|e| e.student_id == student.id)
-                .map(|e| EvidenceDto {
-                    crop: e.crop_id,
-                    image: e.image_id,
-                    source: e.source.clone(),
-                    similarity: e.similarity,
-                })
-                .collect();
-            let overridden = facts
-                .overrides
-                .iter()
-                .find(|(id, _)| *id == student.id)
-                .map(|(_, status)| StatusDto::from(*status));
-            let (status, source, reason) = match overridden {
-                Some(status) => (status, "manual", "set by hand".to_owned()),
-                None if !evidence.is_empty() => (
-                    StatusDto::Present,
-                    "auto",
-                    format!("seen in {} face(s)", evidence.len()),
-                ),
-                None if facts.photos == 0 => (
-                    StatusDto::Unknown,
-                    "auto",
-                    "no photo uploaded yet".to_owned(),
-                ),
-                None if unfinished => (
-                    StatusDto::Unknown,
-                    "auto",
-                    format!("{} photo(s) not processed yet", facts.unfinished_photos),
-                ),
-                None if unresolved => (
-                    StatusDto::Unknown,
-                    "auto",
-                    format!(
-                        "not seen, but {} face(s) are not identified yet",
-                        facts.unresolved_faces
-                    ),
-                ),
-                None => (StatusDto::Absent, "auto", "not seen in any face".to_owned()),
-            };
-            StudentAttendance {
-                student: student.id,
-                name: student.name.clone(),
-                external_id: student.external_id.clone(),
-                status,
-                source,
-                reason,
-                evidence,
-            }
-        })
-        .collect();
-    let count = |s: StatusDto| students.iter().filter(|a| a.status == s).count();
-    SessionAttendance {
-        session: facts.session.id,
-        title: facts.session.title.clone(),
-        held_at: facts.session.held_at,
-        photos: facts.photos,
-        unfinished_photos: facts.unfinished_photos,
-        unresolved_faces: facts.unresolved_faces,
-        present: count(StatusDto::Present),
-        absent: count(StatusDto::Absent),
-        unknown: count(StatusDto::Unknown),
-        students,
+impl From<Evidence> for EvidenceDto {
+    fn from(e: Evidence) -> Self {
+        Self {
+            crop: e.crop,
+            image: e.image,
+            source: e.source.as_str(),
+            similarity: e.similarity,
+        }
+    }
+}
+
+impl From<DomainStudent> for StudentAttendance {
+    fn from(s: DomainStudent) -> Self {
+        Self {
+            student: s.student,
+            name: s.name,
+            external_id: s.external_id,
+            status: s.status.into(),
+            source: s.source.as_str(),
+            reason: s.reason,
+            evidence: s.evidence.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<domain::SessionAttendance> for SessionAttendance {
+    fn from(a: domain::SessionAttendance) -> Self {
+        Self {
+            session: a.session,
+            title: a.title,
+            held_at: a.held_at,
+            photos: a.photos,
+            unfinished_photos: a.unfinished_photos,
+            unresolved_faces: a.unresolved_faces,
+            present: a.present,
+            absent: a.absent,
+            unknown: a.unknown,
+            students: a.students.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<DomainColumn> for SessionColumn {
+    fn from(c: DomainColumn) -> Self {
+        Self {
+            id: c.id,
+            title: c.title,
+            held_at: c.held_at,
+        }
+    }
+}
+
+impl From<DomainRow> for CourseRow {
+    fn from(r: DomainRow) -> Self {
+        Self {
+            student: r.student,
+            name: r.name,
+            external_id: r.external_id,
+            statuses: r.statuses.into_iter().map(Into::into).collect(),
+            present: r.present,
+        }
+    }
+}
+
+impl From<domain::CourseAttendance> for CourseAttendance {
+    fn from(m: domain::CourseAttendance) -> Self {
+        Self {
+            course: m.course,
+            sessions: m.sessions.into_iter().map(Into::into).collect(),
+            students: m.students.into_iter().map(Into::into).collect(),
+        }
     }
 }
 
@@ -214,12 +204,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(course_csv))
 }
 
-async fn load_session(state: &AppState, actor: &Actor, id: i64) -> ApiResult<SessionAttendance> {
-    Ok(session_attendance(
-        state.store.session_facts(actor.scope(), id).await?,
-    ))
-}
-
 /// Each enrolled student's status in the session, with the faces that show them.
 #[utoipa::path(get, path = "/api/attendance/sessions/{id}/attendance/", tag = "attendance",
     params(("id" = i64, Path)),
@@ -229,7 +213,8 @@ async fn get_session_attendance(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<SessionAttendance>> {
-    Ok(Json(load_session(&state, &actor, id).await?))
+    let attendance = state.services.session_attendance(actor.scope(), id).await?;
+    Ok(Json(attendance.into()))
 }
 
 /// Override a student's status in a session by hand (`null` goes back to the derived status).
@@ -248,11 +233,11 @@ async fn set_attendance(
             "status is required: present, absent, unknown or null",
         ));
     };
-    state
-        .store
-        .set_attendance_override(actor.scope(), id, student, status.map(Into::into))
+    let attendance = state
+        .services
+        .set_attendance(actor.scope(), id, student, status.map(Into::into))
         .await?;
-    Ok(Json(load_session(&state, &actor, id).await?))
+    Ok(Json(attendance.into()))
 }
 
 /// The session's attendance as CSV: one row per student.
@@ -264,74 +249,9 @@ async fn session_csv(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
-    let a = load_session(&state, &actor, id).await?;
-    let mut out = String::from("student_id,external_id,name,status,source,evidence_crops\n");
-    for s in &a.students {
-        let crops: Vec<String> = s.evidence.iter().map(|e| e.crop.to_string()).collect();
-        csv_row(
-            &mut out,
-            &[
-                &s.student.to_string(),
-                s.external_id.as_deref().unwrap_or(""),
-                &s.name,
-                s.status.as_str(),
-                s.source,
-                &crops.join(" "),
-            ],
-        );
-    }
-    Ok(csv_response(out, &format!("session-{id}-attendance.csv")))
-}
-
-async fn load_course(state: &AppState, actor: &Actor, id: i64) -> ApiResult<CourseAttendance> {
-    let mut sessions = Vec::new();
-    for session in state.store.course_session_ids(actor.scope(), id).await? {
-        sessions.push(load_session(state, actor, session).await?);
-    }
-    let all = Page {
-        number: 1,
-        size: u32::MAX / 2,
-    };
-    let students = state
-        .store
-        .list_students(actor.scope(), Some(id), all)
-        .await?
-        .items
-        .into_iter()
-        .map(|student| {
-            let statuses: Vec<StatusDto> = sessions
-                .iter()
-                .map(|s| {
-                    s.students
-                        .iter()
-                        .find(|a| a.student == student.id)
-                        .map_or(StatusDto::Unknown, |a| a.status)
-                })
-                .collect();
-            CourseRow {
-                student: student.id,
-                name: student.name,
-                external_id: student.external_id,
-                present: statuses
-                    .iter()
-                    .filter(|s| **s == StatusDto::Present)
-                    .count(),
-                statuses,
-            }
-        })
-        .collect();
-    Ok(CourseAttendance {
-        course: id,
-        sessions: sessions
-            .iter()
-            .map(|s| SessionColumn {
-                id: s.session,
-                title: s.title.clone(),
-                held_at: s.held_at,
-            })
-            .collect(),
-        students,
-    })
+    let attendance = state.services.session_attendance(actor.scope(), id).await?;
+    let csv = domain::session_csv(&attendance);
+    Ok(csv_response(csv, &format!("session-{id}-attendance.csv")))
 }
 
 /// The course's attendance matrix: students × sessions.
@@ -343,7 +263,8 @@ async fn get_course_attendance(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<CourseAttendance>> {
-    Ok(Json(load_course(&state, &actor, id).await?))
+    let matrix = state.services.course_attendance(actor.scope(), id).await?;
+    Ok(Json(matrix.into()))
 }
 
 /// The course's attendance matrix as CSV: one row per student, one column per session.
@@ -355,34 +276,9 @@ async fn course_csv(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
-    let matrix = load_course(&state, &actor, id).await?;
-    let mut header: Vec<String> = vec!["student_id".into(), "external_id".into(), "name".into()];
-    header.extend(
-        matrix
-            .sessions
-            .iter()
-            .map(|s| format!("{} ({})", s.title, s.held_at.format("%Y-%m-%d"))),
-    );
-    header.push("present".into());
-    let mut out = String::new();
-    csv_row(
-        &mut out,
-        &header.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    for row in &matrix.students {
-        let mut cells: Vec<String> = vec![
-            row.student.to_string(),
-            row.external_id.clone().unwrap_or_default(),
-            row.name.clone(),
-        ];
-        cells.extend(row.statuses.iter().map(|s| s.as_str().to_owned()));
-        cells.push(row.present.to_string());
-        csv_row(
-            &mut out,
-            &cells.iter().map(String::as_str).collect::<Vec<_>>(),
-        );
-    }
-    Ok(csv_response(out, &format!("course-{id}-attendance.csv")))
+    let matrix = state.services.course_attendance(actor.scope(), id).await?;
+    let csv = domain::course_csv(&matrix);
+    Ok(csv_response(csv, &format!("course-{id}-attendance.csv")))
 }
 
 fn csv_response(body: String, file_name: &str) -> Response {
@@ -397,48 +293,4 @@ fn csv_response(body: String, file_name: &str) -> Response {
         body,
     )
         .into_response()
-}
-
-/// Appends one CSV record (RFC 4180 quoting). A cell that a spreadsheet would run as a formula
-/// (`=`, `+`, `-`, `@`, tab or carriage return first) is prefixed with `'`: names are typed by
-/// users.
-pub fn csv_row(out: &mut String, cells: &[&str]) {
-    for (i, cell) in cells.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let guarded;
-        let cell = if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-            guarded = format!("'{cell}");
-            guarded.as_str()
-        } else {
-            cell
-        };
-        if cell.contains([',', '"', '\n', '\r']) {
-            out.push('"');
-            out.push_str(&cell.replace('"', "\"\""));
-            out.push('"');
-        } else {
-            out.push_str(cell);
-        }
-    }
-    out.push('\n');
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_cells_are_quoted_and_formulas_defused() {
-        let mut out = String::new();
-        csv_row(
-            &mut out,
-            &["1", "a,b", "say \"hi\"", "=SUM(A1)", "-3", "\t=1", "@x"],
-        );
-        assert_eq!(
-            out,
-            "1,\"a,b\",\"say \"\"hi\"\"\",'=SUM(A1),'-3,'\t=1,'@x\n"
-        );
-    }
 }

@@ -20,7 +20,8 @@ use attendansee_store::{ApiToken, Role, Scope, User, credentials};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
 use crate::extract::{Json, Path};
-use crate::users::{UserDto, normalize_username};
+use crate::users::UserDto;
+use attendansee_services::users::normalize_username;
 
 /// The authenticated user of a request, put there by [`require_token`].
 #[derive(Clone, Debug)]
@@ -73,7 +74,7 @@ pub async fn require_token(
             ApiError::unauthorized("Malformed Authorization header: expected `Bearer <token>`")
         })?;
     let (user, token_id) = state
-        .store
+        .store()
         .authenticate(token)
         .await?
         .ok_or_else(|| ApiError::unauthorized("Invalid, expired or revoked token"))?;
@@ -185,7 +186,7 @@ async fn login(
         .await
         .map_err(|e| ApiError::internal(format!("login check failed: {e}")))??;
     let issued = state
-        .store
+        .store()
         .issue_token(user.id, &label, state.settings.token_ttl)
         .await?;
     tracing::info!(user = user.id, token = issued.token.id, "login");
@@ -230,7 +231,7 @@ async fn check_password(
             }
         })?;
     // A storage error ends the try without counting it (dropping `attempt`).
-    let Some(user) = state.store.verify_login(&username, &password).await? else {
+    let Some(user) = state.store().verify_login(&username, &password).await? else {
         attempt.failed();
         tracing::info!(%username, address = ?address, "login failed");
         return Err(invalid());
@@ -243,7 +244,7 @@ async fn check_password(
 #[utoipa::path(post, path = "/api/auth/logout/", tag = "auth", responses((status = 204)))]
 async fn logout(State(state): State<AppState>, actor: Actor) -> ApiResult<StatusCode> {
     state
-        .store
+        .store()
         .revoke_token(actor.user.id, actor.token_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -261,7 +262,7 @@ async fn list_tokens(
     State(state): State<AppState>,
     actor: Actor,
 ) -> ApiResult<Json<Vec<TokenDto>>> {
-    let tokens = state.store.list_tokens(actor.user.id).await?;
+    let tokens = state.store().list_tokens(actor.user.id).await?;
     Ok(Json(tokens.into_iter().map(TokenDto::from).collect()))
 }
 
@@ -285,7 +286,7 @@ async fn create_token(
         }
     };
     let issued = state
-        .store
+        .store()
         .issue_token(actor.user.id, body.label.trim(), ttl)
         .await?;
     Ok((
@@ -305,6 +306,6 @@ async fn revoke_token(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    state.store.revoke_token(actor.user.id, id).await?;
+    state.store().revoke_token(actor.user.id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,9 +14,10 @@ use crate::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path};
-use crate::recognition::{ClusterSummary, cluster_course};
+use crate::corrections::ClusterSummaryDto;
 use crate::students::{EXTERNAL_ID_MAX, NAME_MAX, StudentDto};
-use crate::validate::{optional_text, text};
+use attendansee_services::review::ClusterName;
+use attendansee_services::validate::{optional_text, text};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SuggestionDto {
@@ -58,7 +59,7 @@ impl From<ClusterRecord> for ClusterDto {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReclusterResponse {
-    pub summary: ClusterSummary,
+    pub summary: ClusterSummaryDto,
     pub clusters: Vec<ClusterDto>,
 }
 
@@ -110,7 +111,7 @@ async fn list_clusters(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Vec<ClusterDto>>> {
-    let clusters = state.store.list_clusters(actor.scope(), id).await?;
+    let clusters = state.store().list_clusters(actor.scope(), id).await?;
     Ok(Json(clusters.into_iter().map(ClusterDto::from).collect()))
 }
 
@@ -123,11 +124,9 @@ async fn recluster(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<ReclusterResponse>> {
-    let course = state.store.get_course(actor.scope(), id).await?;
-    let summary = cluster_course(&state, &course, true).await?;
-    let clusters = state.store.list_clusters(actor.scope(), id).await?;
+    let (summary, clusters) = state.services.recluster(actor.scope(), id).await?;
     Ok(Json(ReclusterResponse {
-        summary,
+        summary: summary.into(),
         clusters: clusters.into_iter().map(ClusterDto::from).collect(),
     }))
 }
@@ -141,7 +140,7 @@ async fn get_cluster(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<ClusterDto>> {
     Ok(Json(
-        state.store.get_cluster(actor.scope(), id).await?.into(),
+        state.store().get_cluster(actor.scope(), id).await?.into(),
     ))
 }
 
@@ -156,44 +155,23 @@ async fn name_cluster(
     Path(id): Path<i64>,
     Json(body): Json<NameCluster>,
 ) -> ApiResult<Json<NameClusterResponse>> {
-    let cluster = state.store.get_cluster(actor.scope(), id).await?;
-    let created = body.new_student.is_some();
-    let student = match (body.student_id, body.new_student) {
-        (Some(student), None) => state.store.get_student(actor.scope(), student).await?,
-        (None, Some(new)) => {
-            let fields = StudentFields {
-                name: text("new_student.name", &new.name, NAME_MAX)?,
-                external_id: optional_text(
-                    "new_student.external_id",
-                    new.external_id.as_deref(),
-                    EXTERNAL_ID_MAX,
-                )?,
-            };
-            state
-                .store
-                .create_student(actor.scope(), cluster.course_id, &fields)
-                .await?
-        }
+    let name = match (body.student_id, body.new_student) {
+        (Some(student), None) => ClusterName::Existing(student),
+        (None, Some(new)) => ClusterName::New(StudentFields {
+            name: text("new_student.name", &new.name, NAME_MAX)?,
+            external_id: optional_text(
+                "new_student.external_id",
+                new.external_id.as_deref(),
+                EXTERNAL_ID_MAX,
+            )?,
+        }),
         _ => {
             return Err(ApiError::validation(
                 "give exactly one of student_id and new_student",
             ));
         }
     };
-    let assigned = match state
-        .store
-        .name_cluster(actor.scope(), id, student.id)
-        .await
-    {
-        Ok(assigned) => assigned,
-        Err(e) => {
-            // Enrolled for this cluster only: do not leave a student without faces behind.
-            if created {
-                let _ = state.store.delete_student(actor.scope(), student.id).await;
-            }
-            return Err(e.into());
-        }
-    };
+    let (student, assigned) = state.services.name_cluster(actor.scope(), id, name).await?;
     Ok(Json(NameClusterResponse {
         student: student.into(),
         assigned,
@@ -209,24 +187,9 @@ async fn merge_clusters(
     actor: Actor,
     Json(body): Json<MergeClusters>,
 ) -> ApiResult<Json<ClusterDto>> {
-    if body.cluster_ids.len() < 2 {
-        return Err(ApiError::invalid_field(
-            "cluster_ids",
-            "name at least two clusters to merge",
-        ));
-    }
-    // Naming a cluster twice would merge it into itself: the store would delete the cluster that
-    // is also the merge target.
-    let mut seen = std::collections::HashSet::new();
-    if let Some(twice) = body.cluster_ids.iter().find(|id| !seen.insert(**id)) {
-        return Err(ApiError::invalid_field(
-            "cluster_ids",
-            format!("cluster {twice} is named more than once"),
-        ));
-    }
     Ok(Json(
         state
-            .store
+            .services
             .merge_clusters(actor.scope(), &body.cluster_ids)
             .await?
             .into(),

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use attendansee_recognition::VectorIndex;
+use attendansee_services::recognition::{AssignSummary, ClusterSummary};
 use attendansee_store::Correction;
 
 use crate::AppState;
@@ -14,7 +14,6 @@ use crate::auth::Actor;
 use crate::crops::CropDto;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query, nullable};
-use crate::recognition::{AssignSummary, ClusterSummary, assign_session, cluster_course, index_of};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -25,10 +24,55 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(similar_crops))
 }
 
+/// What an assignment run decided, counted by outcome.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssignSummaryDto {
+    /// Faces the run looked at (those without a manual decision).
+    pub faces: usize,
+    pub matched: usize,
+    pub below_threshold: usize,
+    pub ambiguous: usize,
+    pub conflict: usize,
+    pub no_students: usize,
+}
+
+impl From<AssignSummary> for AssignSummaryDto {
+    fn from(s: AssignSummary) -> Self {
+        Self {
+            faces: s.faces,
+            matched: s.matched,
+            below_threshold: s.below_threshold,
+            ambiguous: s.ambiguous,
+            conflict: s.conflict,
+            no_students: s.no_students,
+        }
+    }
+}
+
+/// What a clustering run left behind.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterSummaryDto {
+    /// Clusters of the course after the run.
+    pub clusters: usize,
+    /// Unknown faces in a cluster, and in none.
+    pub clustered_faces: usize,
+    pub unclustered_faces: usize,
+}
+
+impl From<ClusterSummary> for ClusterSummaryDto {
+    fn from(s: ClusterSummary) -> Self {
+        Self {
+            clusters: s.clusters,
+            clustered_faces: s.clustered_faces,
+            unclustered_faces: s.unclustered_faces,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AssignResponse {
-    pub assignment: AssignSummary,
-    pub clustering: ClusterSummary,
+    pub assignment: AssignSummaryDto,
+    pub clustering: ClusterSummaryDto,
 }
 
 /// Match the session's faces against the course's students again (e.g. after enrolling), then
@@ -41,16 +85,10 @@ async fn assign_session_route(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<AssignResponse>> {
-    let session = state.store.get_session(actor.scope(), id).await?;
-    let course = state
-        .store
-        .get_course(actor.scope(), session.course_id)
-        .await?;
-    let assignment = assign_session(&state, &course, id).await?;
-    let clustering = cluster_course(&state, &course, false).await?;
+    let (assignment, clustering) = state.services.reassign_session(actor.scope(), id).await?;
     Ok(Json(AssignResponse {
-        assignment,
-        clustering,
+        assignment: assignment.into(),
+        clustering: clustering.into(),
     }))
 }
 
@@ -85,8 +123,8 @@ async fn assign_crop(
         Some(None) => Correction::Unassign,
     };
     let crop = state
-        .store
-        .correct_crop(actor.scope(), id, correction)
+        .services
+        .correct_face(actor.scope(), id, correction)
         .await?;
     Ok(Json(crop.into()))
 }
@@ -102,8 +140,8 @@ async fn not_a_student(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<CropDto>> {
     let crop = state
-        .store
-        .correct_crop(actor.scope(), id, Correction::NotAStudent)
+        .services
+        .correct_face(actor.scope(), id, Correction::NotAStudent)
         .await?;
     Ok(Json(crop.into()))
 }
@@ -119,22 +157,10 @@ async fn reset_crop(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<CropDto>> {
     let crop = state
-        .store
-        .correct_crop(actor.scope(), id, Correction::Automatic)
+        .services
+        .correct_face(actor.scope(), id, Correction::Automatic)
         .await?;
-    if let Some(image) = crop.image_id {
-        let image = state.store.get_session_image(actor.scope(), image).await?;
-        let session = state
-            .store
-            .get_session(actor.scope(), image.session_id)
-            .await?;
-        let course = state
-            .store
-            .get_course(actor.scope(), session.course_id)
-            .await?;
-        assign_session(&state, &course, session.id).await?;
-    }
-    Ok(Json(state.store.get_crop(actor.scope(), id).await?.into()))
+    Ok(Json(crop.into()))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -166,36 +192,14 @@ async fn similar_crops(
     if !(1..=100).contains(&k) {
         return Err(ApiError::invalid_field("k", "k must be between 1 and 100"));
     }
-    let crop = state.store.get_crop(actor.scope(), id).await?;
-    let course_id = state.store.course_of_crop(id).await?;
-    let course = state.store.get_course(actor.scope(), course_id).await?;
-    let (model, _) = state.course_matching(&course);
-    let Some(query_vector) = state
-        .store
-        .crop_embeddings(crop.id)
-        .await?
-        .into_iter()
-        .find(|e| e.model_name == model)
-    else {
-        return Err(ApiError::validation(format!(
-            "Face crop {id} has no '{model}' embedding yet; generate it first"
-        )));
-    };
-    let vectors = state.store.course_vectors(course_id, &model).await?;
-    let index = index_of(&vectors)?;
-    let neighbours: Vec<_> = index
-        .nearest(&query_vector.vector, k + 1)
-        .into_iter()
-        .filter(|n| n.id != id)
-        .take(k)
-        .collect();
-    let mut out = Vec::with_capacity(neighbours.len());
-    for n in neighbours {
-        let crop = state.store.get_crop(actor.scope(), n.id).await?;
-        out.push(SimilarFace {
-            crop: crop.into(),
-            similarity: n.similarity,
-        });
-    }
-    Ok(Json(out))
+    let similar = state.services.similar_faces(actor.scope(), id, k).await?;
+    Ok(Json(
+        similar
+            .into_iter()
+            .map(|s| SimilarFace {
+                crop: s.crop.into(),
+                similarity: s.similarity,
+            })
+            .collect(),
+    ))
 }

@@ -14,7 +14,7 @@ use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{PageParams, PagedResponse};
-use crate::validate::{required, text};
+use attendansee_services::validate::{required, text};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CourseDto {
@@ -110,7 +110,7 @@ const MARGIN_RANGE: std::ops::Range<f32> = 0.0..1.0;
 /// A course's recognizer must be a known one (installed or not: processing says which is missing).
 fn check_model(state: &AppState, model: Option<String>) -> ApiResult<Option<String>> {
     match model {
-        Some(model) => match state.check_recognizer("embedding_model", &model) {
+        Some(model) => match state.services.check_recognizer("embedding_model", &model) {
             Err(e) if e.error_type == crate::error::ErrorType::ValidationError => Err(e),
             _ => Ok(Some(model)),
         },
@@ -142,7 +142,7 @@ async fn list_courses(
     Query(params): Query<PageParams>,
 ) -> ApiResult<Json<PagedResponse<CourseDto>>> {
     let page = params.page()?;
-    let courses = state.store.list_courses(actor.scope(), page).await?;
+    let courses = state.store().list_courses(actor.scope(), page).await?;
     Ok(Json(PagedResponse::new(
         &uri,
         page,
@@ -176,14 +176,14 @@ async fn create_course(
         Some(owner) => {
             actor.require_admin()?;
             state
-                .store
+                .store()
                 .get_user(owner)
                 .await
                 .map_err(|_| ApiError::invalid_field("owner", format!("User {owner} not found")))?
                 .id
         }
     };
-    let course = state.store.create_course(owner, &fields).await?;
+    let course = state.store().create_course(owner, &fields).await?;
     Ok((StatusCode::CREATED, Json(course.into())))
 }
 
@@ -196,7 +196,7 @@ async fn get_course(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<CourseDto>> {
     Ok(Json(
-        state.store.get_course(actor.scope(), id).await?.into(),
+        state.store().get_course(actor.scope(), id).await?.into(),
     ))
 }
 
@@ -232,7 +232,7 @@ async fn update(
     id: i64,
     body: UpdateCourse,
 ) -> ApiResult<Json<CourseDto>> {
-    let current = state.store.get_course(actor.scope(), id).await?;
+    let current = state.store().get_course(actor.scope(), id).await?;
     let fields = CourseFields {
         name: text(
             "name",
@@ -259,7 +259,7 @@ async fn update(
     };
     Ok(Json(
         state
-            .store
+            .store()
             .update_course(actor.scope(), id, &fields)
             .await?
             .into(),
@@ -275,7 +275,6 @@ async fn delete_course(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    let blobs = state.store.delete_course(actor.scope(), id).await?;
-    state.delete_blobs(blobs).await;
+    state.services.delete_course(actor.scope(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

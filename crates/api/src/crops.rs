@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use attendansee_pool::Lane;
+use attendansee_services::embeddings::{CropEmbedding, EmbedStatus};
 use attendansee_store::{CropFilter, EmbeddingRecord, FaceCrop};
 
 use crate::AppState;
@@ -226,8 +226,6 @@ pub struct BatchResult {
     pub results: Vec<BatchItem>,
 }
 
-const MAX_BATCH: usize = 500;
-
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(session_crops))
@@ -250,7 +248,7 @@ async fn session_crops(
     Query(params): Query<PageParams>,
     Query(query): Query<CropQuery>,
 ) -> ApiResult<Json<PagedResponse<CropDto>>> {
-    state.store.get_session(actor.scope(), session_id).await?;
+    state.store().get_session(actor.scope(), session_id).await?;
     let page = params.page()?;
     let filter = CropFilter {
         session: Some(session_id),
@@ -258,7 +256,7 @@ async fn session_crops(
         unassigned: query.unassigned,
         min_size: query.min_size,
     };
-    let crops = state.store.list_crops(actor.scope(), &filter, page).await?;
+    let crops = state.store().list_crops(actor.scope(), &filter, page).await?;
     Ok(Json(PagedResponse::new(&uri, page, crops, CropDto::from)))
 }
 
@@ -270,9 +268,9 @@ async fn get_crop(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<CropDto>> {
-    let crop = state.store.get_crop(actor.scope(), id).await?;
+    let crop = state.store().get_crop(actor.scope(), id).await?;
     let embeddings = state
-        .store
+        .store()
         .crop_embeddings(id)
         .await?
         .into_iter()
@@ -292,11 +290,11 @@ async fn crop_image(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
-    let crop = state.store.get_crop(actor.scope(), id).await?;
+    let crop = state.store().get_crop(actor.scope(), id).await?;
     let key = crop
         .crop_blob_key
         .ok_or_else(|| ApiError::not_found(format!("Face crop {id} has no stored image")))?;
-    let bytes = state.blobs.get(&key).await?;
+    let bytes = state.services.blobs.get(&key).await?;
     Ok(([(header::CONTENT_TYPE, "image/jpeg")], bytes).into_response())
 }
 
@@ -310,8 +308,8 @@ async fn crop_embeddings(
     Path(id): Path<i64>,
     Query(query): Query<VectorsQuery>,
 ) -> ApiResult<Json<Vec<EmbeddingDto>>> {
-    state.store.get_crop(actor.scope(), id).await?;
-    let embeddings = state.store.crop_embeddings(id).await?;
+    state.store().get_crop(actor.scope(), id).await?;
+    let embeddings = state.store().crop_embeddings(id).await?;
     Ok(Json(
         embeddings
             .into_iter()
@@ -331,27 +329,29 @@ async fn generate_embedding(
     Path(id): Path<i64>,
     Json(body): Json<GenerateEmbedding>,
 ) -> ApiResult<Json<EmbeddingResult>> {
-    let crop = state.store.get_crop(actor.scope(), id).await?;
-    let model = match body.model_name {
-        Some(model) => model,
-        None => course_model_of(&state, &actor, crop.id).await?,
-    };
-    state.check_recognizer("model_name", &model)?;
-    let lane = Lane::interactive(actor.user.id);
-    let (status, dimension) =
-        embed_crop(&state, &crop, &model, body.force_regenerate, lane).await?;
-    let message = if status == "exists" {
-        "Embedding already exists"
-    } else {
-        "Embedding generated successfully"
+    let (crop, model, done) = state
+        .services
+        .embed_stored_crop(&actor.user, id, body.model_name, body.force_regenerate)
+        .await?;
+    let message = match done.status {
+        EmbedStatus::Existed => "Embedding already exists",
+        EmbedStatus::Generated => "Embedding generated successfully",
     };
     Ok(Json(EmbeddingResult {
-        status,
+        status: status_name(done.status),
         crop_id: crop.id,
         embedding_model: model,
-        embedding_dimension: dimension,
+        embedding_dimension: done.dimension,
         message,
     }))
+}
+
+/// The old service's word for what was done to a crop.
+fn status_name(status: EmbedStatus) -> &'static str {
+    match status {
+        EmbedStatus::Generated => "success",
+        EmbedStatus::Existed => "exists",
+    }
 }
 
 /// Generate (or keep) embeddings for several crops — compatible with the old service.
@@ -362,45 +362,21 @@ async fn generate_embeddings_batch(
     actor: Actor,
     Json(body): Json<GenerateEmbeddingsBatch>,
 ) -> ApiResult<Json<BatchResult>> {
-    if body.face_crop_ids.is_empty() || body.face_crop_ids.len() > MAX_BATCH {
-        return Err(ApiError::invalid_field(
-            "face_crop_ids",
-            format!("face_crop_ids must hold 1 to {MAX_BATCH} ids"),
-        ));
-    }
-    let model = match body.model_name {
-        Some(model) => model,
-        None => course_model_of(&state, &actor, body.face_crop_ids[0])
-            .await
-            .unwrap_or_else(|_| state.settings.recognizers[0].clone()),
-    };
-    state.check_recognizer("model_name", &model)?;
-    let mut results = Vec::with_capacity(body.face_crop_ids.len());
-    for &crop_id in &body.face_crop_ids {
-        let outcome = match state.store.get_crop(actor.scope(), crop_id).await {
-            Ok(crop) => {
-                let lane = Lane::batch(actor.user.id);
-                embed_crop(&state, &crop, &model, body.force_regenerate, lane).await
-            }
-            Err(e) => Err(e.into()),
-        };
-        results.push(match outcome {
-            Ok((status, dimension)) => BatchItem {
-                crop_id,
-                status,
-                embedding_dimension: Some(dimension),
-                error_type: None,
-                error: None,
-            },
-            Err(e) => BatchItem {
-                crop_id,
-                status: "error",
-                embedding_dimension: None,
-                error_type: Some(e.error_type),
-                error: Some(e.message),
-            },
-        });
-    }
+    let (model, outcomes) = state
+        .services
+        .embed_stored_crops(
+            &actor.user,
+            &body.face_crop_ids,
+            body.model_name,
+            body.force_regenerate,
+        )
+        .await?;
+    let results: Vec<BatchItem> = body
+        .face_crop_ids
+        .iter()
+        .zip(outcomes)
+        .map(|(&crop_id, outcome)| batch_item(crop_id, outcome))
+        .collect();
     let count = |status: &str| results.iter().filter(|r| r.status == status).count();
     let (success_count, skipped_count, failed_count) =
         (count("success"), count("exists"), count("error"));
@@ -420,60 +396,24 @@ async fn generate_embeddings_batch(
     }))
 }
 
-async fn course_model_of(state: &AppState, actor: &Actor, crop_id: i64) -> ApiResult<String> {
-    let course_id = state.store.course_of_crop(crop_id).await?;
-    let course = state.store.get_course(actor.scope(), course_id).await?;
-    Ok(state.course_model(&course))
-}
-
-/// Embeds one stored crop with `model` in a worker, unless it has an embedding for it and
-/// `force` is off. Returns `("success" | "exists", dimension)`.
-async fn embed_crop(
-    state: &AppState,
-    crop: &FaceCrop,
-    model: &str,
-    force: bool,
-    lane: Lane,
-) -> ApiResult<(&'static str, usize)> {
-    if !force
-        && let Some(existing) = state
-            .store
-            .crop_embeddings(crop.id)
-            .await?
-            .into_iter()
-            .find(|e| e.model_name == model)
-    {
-        return Ok(("exists", existing.vector.len()));
+fn batch_item(
+    crop_id: i64,
+    outcome: attendansee_services::ServiceResult<CropEmbedding>,
+) -> BatchItem {
+    match outcome {
+        Ok(done) => BatchItem {
+            crop_id,
+            status: status_name(done.status),
+            embedding_dimension: Some(done.dimension),
+            error_type: None,
+            error: None,
+        },
+        Err(e) => BatchItem {
+            crop_id,
+            status: "error",
+            embedding_dimension: None,
+            error_type: Some(e.kind.into()),
+            error: Some(e.message),
+        },
     }
-    let key = crop.crop_blob_key.as_ref().ok_or_else(|| {
-        ApiError::validation(format!(
-            "Face crop {} has no stored image to embed",
-            crop.id
-        ))
-    })?;
-    let bytes = state.blobs.get(key).await?;
-    let mut embeddings = state.embed_crops(vec![bytes.to_vec()], model, lane).await?;
-    let vector = embeddings
-        .pop()
-        .ok_or_else(|| ApiError::internal("worker returned no embedding"))?;
-    if !state
-        .store
-        .save_embedding(crop.id, model, &vector, force)
-        .await?
-    {
-        // A concurrent request stored it first: one embedding per crop and model, theirs.
-        let kept = state
-            .store
-            .crop_embeddings(crop.id)
-            .await?
-            .into_iter()
-            .find(|e| e.model_name == model);
-        return Ok(("success", kept.map_or(vector.len(), |e| e.vector.len())));
-    }
-    Ok(("success", vector.len()))
-}
-
-/// Blob key of a face crop image.
-pub fn crop_blob_key(image_id: i64, index: usize) -> String {
-    format!("crops/{image_id}/{index}.jpg")
 }

@@ -6,14 +6,13 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use attendansee_pool::Lane;
 use attendansee_pool::protocol::Timings;
+use attendansee_services::PhotoFaces;
 
 use crate::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
 use crate::extract::Json;
-use crate::inference::PhotoFaces;
 use crate::uploads::small_text;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -114,33 +113,17 @@ async fn embed(
     })?;
     // Not under the upload memory budget: this interactive route keeps the pool's answer, an
     // immediate `Overloaded` when the queue is full, and the queue bounds how many images wait.
-    // Refused before the image is read back into memory, where the queue has no room for it.
-    let lane = Lane::interactive(actor.user.id);
-    state.pool()?.check_room(lane)?;
-    let model = model_name.filter(|m| !m.is_empty()).unwrap_or_else(|| {
-        state
-            .settings
-            .recognizers
-            .first()
-            .cloned()
-            .unwrap_or_default()
-    });
-    if !state.settings.recognizers.contains(&model) {
-        return Err(ApiError::invalid_field(
-            "model_name",
-            format!(
-                "unknown model '{model}'; available: {}",
-                state.settings.recognizers.join(", ")
-            ),
-        ));
-    }
-    let PhotoFaces {
-        width,
-        height,
-        faces,
-        timings,
-    } = state
-        .detect_and_embed(image.read().await?, &model, false, lane)
+    let (
+        model,
+        PhotoFaces {
+            width,
+            height,
+            faces,
+            timings,
+        },
+    ) = state
+        .services
+        .embed_photo(&actor.user, &image, model_name)
         .await?;
     let faces = faces
         .into_iter()
@@ -154,7 +137,7 @@ async fn embed(
         .collect();
     Ok(Json(EmbedResponse {
         model_name: model,
-        detector: state.settings.detector.clone(),
+        detector: state.services.settings.detector.clone(),
         width,
         height,
         faces,

@@ -8,18 +8,15 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use attendansee_pool::Lane;
-use attendansee_pool::protocol::DetectedFace;
-use attendansee_recognition::OneFace;
-use attendansee_store::{NewCrop, NewReference, ReferencePhoto};
+use attendansee_services::UploadStatus;
+use attendansee_services::enrollment::EnrollOutcome;
+use attendansee_store::ReferencePhoto;
 
 use crate::AppState;
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
+use crate::error::{ApiResult, ErrorBody, ErrorType};
 use crate::extract::{Json, Path};
-use crate::inference::PhotoFaces;
 use crate::photos::image_fields;
-use crate::uploads::UploadedFile;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReferenceDto {
@@ -97,38 +94,21 @@ async fn add_references(
     Path(student_id): Path<i64>,
     mut form: Multipart,
 ) -> ApiResult<Json<EnrollResponse>> {
-    let student = state.store.get_student(actor.scope(), student_id).await?;
-    let course = state
-        .store
-        .get_course(actor.scope(), student.course_id)
+    let model = state
+        .services
+        .enrollment_model(&actor.user, student_id)
         .await?;
-    let (model, _) = state.course_matching(&course);
-    state.check_recognizer("model_name", &model)?;
     let uploads = image_fields(&state, &mut form).await?;
     let _turn = state.upload_permit(&uploads).await?;
-    let mut results = Vec::new();
-    for upload in uploads {
-        let file = upload.name.clone();
-        results.push(
-            match enroll_one(&state, &actor, student_id, &model, &upload).await {
-                Ok(reference) => EnrollResult {
-                    file,
-                    status: "stored",
-                    reference: Some(reference.into()),
-                    error_type: None,
-                    error: None,
-                },
-                Err(e) => EnrollResult {
-                    file,
-                    status: "error",
-                    reference: None,
-                    error_type: Some(e.error_type),
-                    error: Some(e.message),
-                },
-            },
-        );
-    }
-    let stored = results.iter().filter(|r| r.status == "stored").count();
+    let outcomes = state
+        .services
+        .enroll(&actor.user, student_id, &model, uploads)
+        .await;
+    let results: Vec<EnrollResult> = outcomes.into_iter().map(EnrollResult::from).collect();
+    let stored = results
+        .iter()
+        .filter(|r| r.status == UploadStatus::Stored.as_str())
+        .count();
     Ok(Json(EnrollResponse {
         stored,
         failed: results.len() - stored,
@@ -136,88 +116,15 @@ async fn add_references(
     }))
 }
 
-/// Finds the photo's faces in a worker, keeps the largest, stores the photo and its face.
-async fn enroll_one(
-    state: &AppState,
-    actor: &Actor,
-    student_id: i64,
-    model: &str,
-    upload: &UploadedFile,
-) -> ApiResult<ReferencePhoto> {
-    upload.require_content()?;
-    let bytes = upload.read().await?;
-    let PhotoFaces {
-        width,
-        height,
-        faces,
-        ..
-    } = state
-        .detect_and_embed(bytes, model, true, Lane::batch(actor.user.id))
-        .await?;
-    let face = the_one_face(faces)?;
-    let sha256 = upload.sha256.clone();
-    let photo_key = format!("references/{student_id}/{sha256}");
-    let crop_key = format!("references/{student_id}/{sha256}.face.jpg");
-    state.blobs.put_file(&photo_key, upload.path()).await?;
-    // Recorded only when stored: a key without its blob would fail every later re-embedding.
-    let crop_blob_key = match face.crop_jpeg {
-        Some(jpeg) => {
-            state.blobs.put(&crop_key, jpeg.into()).await?;
-            Some(crop_key.clone())
+impl From<EnrollOutcome> for EnrollResult {
+    fn from(o: EnrollOutcome) -> Self {
+        Self {
+            file: o.file,
+            status: o.status.as_str(),
+            reference: o.reference.map(Into::into),
+            error_type: o.error.as_ref().map(|e| e.kind.into()),
+            error: o.error.map(|e| e.message),
         }
-        None => None,
-    };
-    let reference = NewReference {
-        blob_key: photo_key.clone(),
-        sha256,
-        width: i64::from(width),
-        height: i64::from(height),
-        crop: NewCrop {
-            bbox: face.bbox,
-            landmarks: face.landmarks,
-            score: face.score,
-            quality_size: face.bbox[2].min(face.bbox[3]),
-            quality_blur: face.blur,
-            crop_blob_key,
-            embedding: face.embedding.map(|v| (model.to_owned(), v)),
-        },
-    };
-    match state
-        .store
-        .add_reference_photo(actor.scope(), student_id, &reference)
-        .await
-    {
-        Ok(photo) => Ok(photo),
-        Err(e) => {
-            // A duplicate shares its keys with the photo already stored: keep those blobs.
-            if !matches!(e, attendansee_store::StoreError::Conflict(_)) {
-                let _ = state.blobs.delete(&photo_key).await;
-                let _ = state.blobs.delete(&crop_key).await;
-            }
-            Err(e.into())
-        }
-    }
-}
-
-/// The face an enrollment photo is about: the largest, provided no other comes close in size.
-pub fn the_one_face(mut faces: Vec<DetectedFace>) -> ApiResult<DetectedFace> {
-    let sizes: Vec<f32> = faces.iter().map(|f| f.bbox[2].min(f.bbox[3])).collect();
-    match attendansee_recognition::the_one_face(&sizes) {
-        OneFace::Found(index) => Ok(faces.swap_remove(index)),
-        OneFace::NoFace => Err(ApiError::new(
-            ErrorType::NoFaceDetected,
-            "No face detected in the photo; use a photo where the student's face is clearly visible",
-        )),
-        OneFace::Ambiguous {
-            faces,
-            largest,
-            second,
-        } => Err(ApiError::new(
-            ErrorType::MultipleFaces,
-            format!(
-                "The photo shows {faces} faces of similar size ({largest:.0} and {second:.0} px); use a photo of the student alone"
-            ),
-        )),
     }
 }
 
@@ -231,8 +138,8 @@ async fn list_references(
     Path(student_id): Path<i64>,
 ) -> ApiResult<Json<Vec<ReferenceDto>>> {
     let photos = state
-        .store
-        .list_reference_photos(actor.scope(), student_id)
+        .services
+        .reference_photos(actor.scope(), student_id)
         .await?;
     Ok(Json(photos.into_iter().map(ReferenceDto::from).collect()))
 }
@@ -246,10 +153,9 @@ async fn delete_reference(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<axum::http::StatusCode> {
-    let blobs = state
-        .store
+    state
+        .services
         .delete_reference_photo(actor.scope(), id)
         .await?;
-    state.delete_blobs(blobs).await;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }

@@ -8,9 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use attendansee_pool::PoolError;
+use attendansee_services::{ErrorKind, ServiceError};
 use attendansee_store::StoreError;
-use attendansee_vocabulary::ErrorKind;
 
 use crate::request_id;
 
@@ -228,33 +227,8 @@ impl ApiError {
     }
 }
 
-/// How long a client should wait before retrying after a storage failure.
-const STORAGE_RETRY_AFTER_SECONDS: u32 = 5;
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound { .. } => Self::not_found(error.to_string()),
-            StoreError::Conflict(message) => Self::new(ErrorType::Conflict, message),
-            StoreError::Invalid(message) => Self::new(ErrorType::ValidationError, message),
-            StoreError::PasswordChecksBusy => Self {
-                retry_after: Some(1),
-                ..Self::new(ErrorType::Overloaded, error.to_string())
-            },
-            other if other.is_unavailable() => Self {
-                retry_after: Some(STORAGE_RETRY_AFTER_SECONDS),
-                cause: Some(other.to_string()),
-                ..Self::new(
-                    ErrorType::StorageUnavailable,
-                    "Storage is unavailable (e.g. the disk is full); nothing was changed. Try again later",
-                )
-            },
-            other => Self::internal(other),
-        }
-    }
-}
-
 impl From<ErrorKind> for ErrorType {
+    /// Every kind the layers below can produce is an error type of the same name.
     fn from(kind: ErrorKind) -> Self {
         match kind {
             ErrorKind::ValidationError => Self::ValidationError,
@@ -278,25 +252,24 @@ impl From<ErrorKind> for ErrorType {
     }
 }
 
-impl From<PoolError> for ApiError {
-    fn from(error: PoolError) -> Self {
-        let error_type = ErrorType::from(error.kind());
-        match error {
-            PoolError::Overloaded { retry_after } => Self {
-                retry_after: Some(retry_after),
-                ..Self::new(error_type, error.to_string())
-            },
-            PoolError::Unavailable { .. } => Self::new(error_type, error.to_string()),
-            PoolError::ShuttingDown => Self { retry_after: Some(5), ..Self::new(error_type, error.to_string()) },
-            PoolError::Timeout { timeout, ref stderr_tail } => Self::new(error_type, error.to_string())
-                .with_details(serde_json::json!({"timeout_ms": timeout.as_millis() as u64, "stderr_tail": stderr_tail})),
-            PoolError::Crashed { ref reason, attempts, ref stderr_tail } => Self::new(error_type, error.to_string())
-                .with_details(serde_json::json!({"reason": reason, "attempts": attempts, "stderr_tail": stderr_tail})),
-            PoolError::Job(job) if error_type == ErrorType::Internal => {
-                Self::internal(format!("{}: {}", job.kind, job.message))
-            }
-            PoolError::Job(job) => Self::new(error_type, job.message),
+/// The one mapping from the domain's errors to HTTP errors: by kind, with the message, details,
+/// `Retry-After` and logged-only cause carried over.
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        Self {
+            error_type: error.kind.into(),
+            message: error.message,
+            details: error.details,
+            retry_after: error.retry_after,
+            cause: error.cause,
         }
+    }
+}
+
+/// Store errors reach HTTP only through the services' mapping.
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        ServiceError::from(error).into()
     }
 }
 
@@ -400,39 +373,27 @@ mod tests {
     }
 
     #[test]
-    fn a_worker_refusing_a_too_large_request_is_payload_too_large_not_internal() {
-        let refused = PoolError::Job(attendansee_pool::protocol::JobError {
-            kind: ErrorKind::PayloadTooLarge,
-            message: "the request is too large for a worker".into(),
-        });
-        let error = ApiError::from(refused);
-        assert_eq!(error.error_type, ErrorType::PayloadTooLarge);
-        assert_eq!(error.message, "the request is too large for a worker");
-    }
-
-    #[test]
-    fn every_error_kind_maps_to_the_error_type_of_the_same_name() {
+    fn every_error_kind_is_the_error_type_of_the_same_name() {
         for &kind in ErrorKind::ALL {
             assert_eq!(ErrorType::from(kind).name(), kind.as_str());
         }
     }
 
     #[test]
-    fn every_pool_error_keeps_its_kind_and_an_internal_one_keeps_its_cause_to_the_log() {
-        for &kind in ErrorKind::ALL {
-            let job = attendansee_pool::protocol::JobError {
-                kind,
-                message: "detail".into(),
-            };
-            let error = ApiError::from(PoolError::Job(job));
-            assert_eq!(error.error_type.name(), kind.as_str());
-            if kind == ErrorKind::Internal {
-                assert_eq!(error.cause.as_deref(), Some("Internal: detail"));
-                assert_ne!(error.message, "detail");
-            } else {
-                assert_eq!(error.message, "detail");
-            }
-        }
+    fn a_service_error_keeps_its_message_details_retry_and_hidden_cause() {
+        let error = ApiError::from(
+            ServiceError::new(ErrorKind::PayloadTooLarge, "too big")
+                .with_details(serde_json::json!({"limit": 1}))
+                .with_retry_after(3),
+        );
+        assert_eq!(error.error_type, ErrorType::PayloadTooLarge);
+        assert_eq!(error.message, "too big");
+        assert_eq!(error.details, Some(serde_json::json!({"limit": 1})));
+        assert_eq!(error.retry_after, Some(3));
+        let internal = ApiError::from(ServiceError::internal("disk on fire"));
+        assert_eq!(internal.error_type, ErrorType::Internal);
+        assert!(!internal.message.contains("disk on fire"));
+        assert_eq!(internal.cause.as_deref(), Some("disk on fire"));
     }
 
     #[test]

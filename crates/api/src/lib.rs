@@ -14,14 +14,12 @@ mod enrollment;
 pub mod error;
 mod extract;
 pub mod headers;
-mod inference;
-pub mod jobs;
+mod jobs;
 pub mod login_limits;
 pub mod metrics;
 mod openapi;
 mod pagination;
 mod photos;
-pub mod recognition;
 pub mod request_id;
 mod sessions;
 mod students;
@@ -29,7 +27,6 @@ mod system;
 mod ui;
 mod uploads;
 mod users;
-mod validate;
 
 use std::sync::{Arc, OnceLock};
 
@@ -44,16 +41,15 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use attendansee_pool::Pool;
+use attendansee_services::{Inference, Services};
 use attendansee_store::{BlobStore, Store};
 
-pub use attendance::csv_row;
 pub use error::{ApiError, ApiResult, ErrorType};
 
 /// Lower-case hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     attendansee_store::credentials::hex(bytes)
 }
-pub use users::{check_password, check_username, normalize_username};
 
 /// Server settings the API needs (the binary's configuration fills them in).
 #[derive(Clone, Debug)]
@@ -74,20 +70,10 @@ pub struct Settings {
     pub upload_memory: usize,
     /// How long an upload waits for its turn before `Overloaded`.
     pub upload_wait: std::time::Duration,
-    /// The detector the workers run.
-    pub detector: String,
-    /// The recognizers the workers load; the first is the default.
-    pub recognizers: Vec<String>,
-    /// Every recognizer in the model catalog (a known name that the workers do not load is
-    /// "not installed", an unknown one a validation error).
-    pub catalog_recognizers: Vec<String>,
-    /// How to install each catalog model, for the "not installed" error: a `models fetch`
-    /// command, or where to put a file that has no download source.
-    pub install_advice: std::collections::BTreeMap<String, String>,
-    /// Each recognizer's calibrated matching (threshold, margin, suggestions), from the catalog.
-    pub matching: recognition::MatchingTable,
     /// Failed logins allowed per username and per client address before they must wait.
     pub login_limits: login_limits::LoginLimits,
+    /// What the domain services need: models, matching.
+    pub domain: attendansee_services::Settings,
 }
 
 impl Default for Settings {
@@ -99,17 +85,8 @@ impl Default for Settings {
             upload_dir: None,
             upload_memory: 48 * 1024 * 1024,
             upload_wait: std::time::Duration::from_secs(30),
-            detector: "yunet".into(),
-            recognizers: vec!["mobilefacenet".into()],
-            catalog_recognizers: ["mobilefacenet", "mobilefacenet-batch", "arcface", "facenet"]
-                .map(String::from)
-                .to_vec(),
-            install_advice: Default::default(),
-            matching: ["mobilefacenet", "mobilefacenet-batch"]
-                .map(|m| (m.to_owned(), recognition::Matching::FALLBACK))
-                .into_iter()
-                .collect(),
             login_limits: login_limits::LoginLimits::default(),
+            domain: attendansee_services::Settings::default(),
         }
     }
 }
@@ -117,15 +94,12 @@ impl Default for Settings {
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Store,
-    pub blobs: BlobStore,
+    /// The domain: every handler's work is done by a service.
+    pub services: Services,
     pub settings: Arc<Settings>,
     pub metrics: Arc<metrics::Metrics>,
-    /// The inference workers; `None` for a server without them (then face routes answer
-    /// `ModelNotAvailable`).
+    /// The worker pool, for its health and metrics; inference itself goes through `services`.
     pub pool: Option<Pool>,
-    /// Wakes the job runner when a job is queued.
-    pub jobs_queued: Arc<tokio::sync::Notify>,
     /// Failed logins per username and client address.
     pub login_throttle: Arc<login_limits::LoginThrottle>,
     /// KiB of uploads being processed (`Settings::upload_memory`).
@@ -139,101 +113,33 @@ impl AppState {
             uploads: Arc::new(tokio::sync::Semaphore::new(uploads::kib(
                 settings.upload_memory,
             ))),
-            store,
-            blobs,
+            services: Services::new(store, blobs, settings.domain.clone()),
             login_throttle: Arc::new(login_limits::LoginThrottle::new(
                 settings.login_limits.clone(),
             )),
             settings: Arc::new(settings),
             metrics: Arc::default(),
             pool: None,
-            jobs_queued: Arc::default(),
             openapi: Arc::default(),
         }
     }
 
+    /// Inference by the worker pool (also shown in health and metrics).
     pub fn with_pool(mut self, pool: Pool) -> Self {
+        self.services = self.services.with_inference(Arc::new(pool.clone()));
         self.pool = Some(pool);
         self
     }
 
-    /// The worker pool, or `ModelNotAvailable` on a server without one.
-    pub fn pool(&self) -> ApiResult<&Pool> {
-        self.pool.as_ref().ok_or_else(|| {
-            ApiError::new(
-                ErrorType::ModelNotAvailable,
-                "this server runs no inference workers",
-            )
-        })
+    /// Inference by something else than a pool: the deterministic fake of in-process tests.
+    pub fn with_inference(mut self, inference: Arc<dyn Inference>) -> Self {
+        self.services = self.services.with_inference(inference);
+        self
     }
 
-    /// Checks a recognizer name: unknown → `ValidationError` listing the catalog; known but not
-    /// loaded by the workers → `ModelNotAvailable`.
-    pub fn check_recognizer(&self, field: &str, name: &str) -> ApiResult<()> {
-        let settings = &self.settings;
-        if !settings
-            .catalog_recognizers
-            .iter()
-            .chain(&settings.recognizers)
-            .any(|m| m == name)
-        {
-            let mut available = settings.catalog_recognizers.clone();
-            available.extend(
-                settings
-                    .recognizers
-                    .iter()
-                    .filter(|r| !settings.catalog_recognizers.contains(r))
-                    .cloned(),
-            );
-            return Err(ApiError::invalid_field(
-                field,
-                format!(
-                    "Unknown model '{name}'. Available models: {}",
-                    available.join(", ")
-                ),
-            )
-            .with_details(serde_json::json!({"field": field, "available_models": available})));
-        }
-        if !settings.recognizers.iter().any(|m| m == name) {
-            let install = settings
-                .install_advice
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| format!("install it with `attendansee models fetch {name}`"));
-            return Err(ApiError::new(
-                ErrorType::ModelNotAvailable,
-                format!(
-                    "Model '{name}' is not installed on this server (loaded: {}); {install}, \
-                     and start the server with `--recognizers`",
-                    settings.recognizers.join(", ")
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Deletes the blobs a committed deletion freed. A blob that cannot be deleted now is only
-    /// logged: no row points to it any more, so the orphan sweep at the next start removes it.
-    /// The deleting runs in a task of its own, so a client that hangs up cannot cut it short.
-    pub async fn delete_blobs(&self, keys: Vec<String>) {
-        let blobs = self.blobs.clone();
-        let deleting = tokio::spawn(async move {
-            for key in keys {
-                if let Err(e) = blobs.delete(&key).await {
-                    tracing::warn!(%key, error = %e, "cannot delete a blob; the next start sweeps it");
-                }
-            }
-        });
-        let _ = deleting.await;
-    }
-
-    /// The recognizer a course uses: its own setting, else the server's default.
-    pub fn course_model(&self, course: &attendansee_store::Course) -> String {
-        course
-            .embedding_model
-            .clone()
-            .or_else(|| self.settings.recognizers.first().cloned())
-            .unwrap_or_default()
+    /// The store, for the plain reads and writes that need no service.
+    pub fn store(&self) -> &Store {
+        &self.services.store
     }
 }
 

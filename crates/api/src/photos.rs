@@ -1,8 +1,6 @@
 //! Session photos: upload (each file validated by a worker, stored, deduplicated by SHA-256),
 //! listing with the faces found in them, and the photo file itself.
 
-use std::sync::Arc;
-
 use axum::extract::{Multipart, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -11,16 +9,16 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use attendansee_pool::Lane;
-use attendansee_pool::protocol::{Job, Output};
-use attendansee_store::{CropFilter, ImageInsert, ImageStatus, NewImage, Page, SessionImage};
+use attendansee_services::UploadStatus;
+use attendansee_services::photos::UploadOutcome;
+use attendansee_services::uploads::Upload;
+use attendansee_store::{ImageStatus, SessionImage};
 
 use crate::AppState;
 use crate::auth::Actor;
 use crate::crops::{FaceDto, face_dto};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
 use crate::extract::{Json, Path};
-use crate::uploads::UploadedFile;
 
 #[derive(Clone, Copy, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -118,21 +116,43 @@ async fn upload_images(
     Path(session_id): Path<i64>,
     mut form: Multipart,
 ) -> ApiResult<Json<UploadResponse>> {
-    state.store.get_session(actor.scope(), session_id).await?;
+    // Checked before the body is read: a wrong session is refused without storing anything.
+    state.store().get_session(actor.scope(), session_id).await?;
     let files = image_fields(&state, &mut form).await?;
     let _turn = state.upload_permit(&files).await?;
-    let results = store_all(&state, &actor, session_id, files).await;
-    let count = |status: &str| results.iter().filter(|r| r.status == status).count();
+    let outcomes = state
+        .services
+        .upload_photos(&actor.user, session_id, files)
+        .await?;
+    let results: Vec<UploadResult> = outcomes.into_iter().map(UploadResult::from).collect();
+    let count = |status: UploadStatus| {
+        results
+            .iter()
+            .filter(|r| r.status == status.as_str())
+            .count()
+    };
     Ok(Json(UploadResponse {
-        stored: count("stored"),
-        duplicates: count("duplicate"),
-        failed: count("error"),
+        stored: count(UploadStatus::Stored),
+        duplicates: count(UploadStatus::Duplicate),
+        failed: count(UploadStatus::Failed),
         results,
     }))
 }
 
+impl From<UploadOutcome> for UploadResult {
+    fn from(o: UploadOutcome) -> Self {
+        Self {
+            file: o.file,
+            status: o.status.as_str(),
+            image: o.image.map(Into::into),
+            error_type: o.error.as_ref().map(|e| e.kind.into()),
+            error: o.error.map(|e| e.message),
+        }
+    }
+}
+
 /// The files of the form's `images` fields (at least one), each streamed to a temporary file.
-pub async fn image_fields(state: &AppState, form: &mut Multipart) -> ApiResult<Vec<UploadedFile>> {
+pub async fn image_fields(state: &AppState, form: &mut Multipart) -> ApiResult<Vec<Upload>> {
     let mut files = Vec::new();
     while let Some(field) = form
         .next_field()
@@ -153,140 +173,6 @@ pub async fn image_fields(state: &AppState, form: &mut Multipart) -> ApiResult<V
     Ok(files)
 }
 
-/// Stores every file, as many at once as the workers can validate, and answers in the files'
-/// order. A file identical to an earlier one of the same upload is only looked at once that one
-/// is done, so that the first is the one "stored" and the others are its duplicates.
-async fn store_all(
-    state: &AppState,
-    actor: &Actor,
-    session_id: i64,
-    files: Vec<UploadedFile>,
-) -> Vec<UploadResult> {
-    let parallel = state.jobs_in_flight();
-    let files: Vec<Arc<UploadedFile>> = files.into_iter().map(Arc::new).collect();
-    let mut seen = std::collections::HashSet::new();
-    let first_of_its_kind: Vec<bool> = files.iter().map(|f| seen.insert(&f.sha256)).collect();
-    let mut results: Vec<Option<UploadResult>> = files.iter().map(|_| None).collect();
-    for first_pass in [true, false] {
-        let mut pending = files
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| first_of_its_kind[*i] == first_pass);
-        let mut running = tokio::task::JoinSet::new();
-        loop {
-            while running.len() < parallel {
-                let Some((i, upload)) = pending.next() else {
-                    break;
-                };
-                let (state, actor, upload) = (state.clone(), actor.clone(), upload.clone());
-                running.spawn(async move {
-                    let stored = store_one(&state, &actor, session_id, &upload)
-                        .await
-                        .unwrap_or_else(|e| UploadResult::failed(upload.name.clone(), e));
-                    (i, stored)
-                });
-            }
-            let Some(finished) = running.join_next().await else {
-                break;
-            };
-            // A task that panicked leaves its file's slot empty; it is reported below.
-            if let Ok((i, stored)) = finished {
-                results[i] = Some(stored);
-            }
-        }
-    }
-    files
-        .iter()
-        .zip(results)
-        .map(|(upload, result)| {
-            result.unwrap_or_else(|| {
-                let e = ApiError::new(
-                    ErrorType::Internal,
-                    "the upload of this file failed unexpectedly",
-                );
-                UploadResult::failed(upload.name.clone(), e)
-            })
-        })
-        .collect()
-}
-
-impl UploadResult {
-    /// A file's result when it could not be stored.
-    fn failed(file: Option<String>, e: ApiError) -> Self {
-        Self {
-            file,
-            status: "error",
-            image: None,
-            error_type: Some(e.error_type),
-            error: Some(e.message),
-        }
-    }
-}
-
-/// Validates one file in a worker, moves it into blob storage, then records it; nothing is
-/// recorded without its bytes, and bytes whose record fails are removed again.
-async fn store_one(
-    state: &AppState,
-    actor: &Actor,
-    session_id: i64,
-    upload: &UploadedFile,
-) -> ApiResult<UploadResult> {
-    upload.require_content()?;
-    let (file, sha256) = (upload.name.clone(), upload.sha256.clone());
-    if let Some(existing) = state.store.find_session_image(session_id, &sha256).await? {
-        return Ok(UploadResult {
-            file,
-            status: "duplicate",
-            image: Some(existing.into()),
-            error_type: None,
-            error: None,
-        });
-    }
-    let image = upload.read().await?;
-    let (output, _) = state
-        .pool()?
-        .submit(Job::Validate { image }, Lane::batch(actor.user.id))
-        .await?;
-    let Output::ImageInfo { width, height } = output else {
-        return Err(ApiError::internal(
-            "worker answered a validate job with another kind of output",
-        ));
-    };
-    let blob_key = format!("images/{session_id}/{sha256}");
-    state.blobs.put_file(&blob_key, upload.path()).await?;
-    let new = NewImage {
-        blob_key: blob_key.clone(),
-        sha256,
-        original_name: file.clone(),
-        width: i64::from(width),
-        height: i64::from(height),
-    };
-    match state
-        .store
-        .add_session_image(actor.scope(), session_id, &new)
-        .await
-    {
-        Ok(ImageInsert::Stored(image)) => Ok(UploadResult {
-            file,
-            status: "stored",
-            image: Some(image.into()),
-            error_type: None,
-            error: None,
-        }),
-        Ok(ImageInsert::Duplicate(image)) => Ok(UploadResult {
-            file,
-            status: "duplicate",
-            image: Some(image.into()),
-            error_type: None,
-            error: None,
-        }),
-        Err(e) => {
-            let _ = state.blobs.delete(&blob_key).await;
-            Err(e.into())
-        }
-    }
-}
-
 /// A session's photos, each with the faces found in it.
 #[utoipa::path(get, path = "/api/attendance/sessions/{id}/images/", tag = "photos", params(("id" = i64, Path)),
     responses((status = 200, body = Vec<ImageDto>), (status = 404, body = ErrorBody)))]
@@ -295,40 +181,16 @@ async fn list_images(
     actor: Actor,
     Path(session_id): Path<i64>,
 ) -> ApiResult<Json<Vec<ImageDto>>> {
-    let images = state
-        .store
-        .list_session_images(actor.scope(), session_id)
+    let photos = state
+        .services
+        .session_photos(actor.scope(), session_id)
         .await?;
-    let filter = CropFilter {
-        session: Some(session_id),
-        ..Default::default()
-    };
-    let crops = state
-        .store
-        .list_crops(
-            actor.scope(),
-            &filter,
-            Page {
-                number: 1,
-                size: u32::MAX / 2,
-            },
-        )
-        .await?
-        .items;
     Ok(Json(
-        images
+        photos
             .into_iter()
-            .map(|image| {
-                let id = image.id;
-                let faces = crops
-                    .iter()
-                    .filter(|c| c.image_id == Some(id))
-                    .map(face_dto)
-                    .collect();
-                ImageDto {
-                    faces: Some(faces),
-                    ..image.into()
-                }
+            .map(|p| ImageDto {
+                faces: Some(p.faces.iter().map(face_dto).collect()),
+                ..p.image.into()
             })
             .collect(),
     ))
@@ -344,7 +206,7 @@ async fn get_image(
 ) -> ApiResult<Json<ImageDto>> {
     Ok(Json(
         state
-            .store
+            .store()
             .get_session_image(actor.scope(), id)
             .await?
             .into(),
@@ -360,8 +222,7 @@ async fn delete_image(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<axum::http::StatusCode> {
-    let blobs = state.store.delete_session_image(actor.scope(), id).await?;
-    state.delete_blobs(blobs).await;
+    state.services.delete_photo(actor.scope(), id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
@@ -373,8 +234,7 @@ async fn image_file(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
-    let image = state.store.get_session_image(actor.scope(), id).await?;
-    let bytes = state.blobs.get(&image.blob_key).await?;
+    let bytes = state.services.photo_file(actor.scope(), id).await?;
     Ok(([(header::CONTENT_TYPE, sniff_content_type(&bytes))], bytes).into_response())
 }
 

@@ -15,7 +15,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{PageParams, PagedResponse};
 use crate::students::CourseFilter;
-use crate::validate::{required, text};
+use attendansee_services::validate::{required, text};
 
 #[derive(Clone, Copy, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -132,7 +132,7 @@ async fn list_sessions(
 ) -> ApiResult<Json<PagedResponse<SessionDto>>> {
     let page = params.page()?;
     let sessions = state
-        .store
+        .store()
         .list_sessions(actor.scope(), filter.course, page)
         .await?;
     Ok(Json(PagedResponse::new(
@@ -156,7 +156,7 @@ async fn create_session(
         held_at: check_held_at(body.held_at)?,
     };
     let session = state
-        .store
+        .store()
         .create_session(actor.scope(), body.course, &fields)
         .await?;
     Ok((StatusCode::CREATED, Json(session.into())))
@@ -171,7 +171,7 @@ async fn get_session(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<SessionDto>> {
     Ok(Json(
-        state.store.get_session(actor.scope(), id).await?.into(),
+        state.store().get_session(actor.scope(), id).await?.into(),
     ))
 }
 
@@ -207,7 +207,7 @@ async fn update(
     id: i64,
     body: UpdateSession,
 ) -> ApiResult<Json<SessionDto>> {
-    let current = state.store.get_session(actor.scope(), id).await?;
+    let current = state.store().get_session(actor.scope(), id).await?;
     let fields = SessionFields {
         title: text(
             "title",
@@ -222,7 +222,7 @@ async fn update(
     };
     Ok(Json(
         state
-            .store
+            .store()
             .update_session(actor.scope(), id, &fields)
             .await?
             .into(),
@@ -238,7 +238,6 @@ async fn delete_session(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    let blobs = state.store.delete_session(actor.scope(), id).await?;
-    state.delete_blobs(blobs).await;
+    state.services.delete_session(actor.scope(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,7 +14,7 @@ use crate::auth::Actor;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query, nullable};
 use crate::pagination::{PageParams, PagedResponse};
-use crate::validate::{optional_text, required, text};
+use attendansee_services::validate::{optional_text, required, text};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StudentDto {
@@ -90,7 +90,7 @@ async fn list_students(
 ) -> ApiResult<Json<PagedResponse<StudentDto>>> {
     let page = params.page()?;
     let students = state
-        .store
+        .store()
         .list_students(actor.scope(), filter.course, page)
         .await?;
     Ok(Json(PagedResponse::new(
@@ -115,7 +115,7 @@ async fn create_student(
         external_id: optional_text("external_id", body.external_id.as_deref(), EXTERNAL_ID_MAX)?,
     };
     let student = state
-        .store
+        .store()
         .create_student(actor.scope(), body.course, &fields)
         .await?;
     Ok((StatusCode::CREATED, Json(student.into())))
@@ -130,7 +130,7 @@ async fn get_student(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<StudentDto>> {
     Ok(Json(
-        state.store.get_student(actor.scope(), id).await?.into(),
+        state.store().get_student(actor.scope(), id).await?.into(),
     ))
 }
 
@@ -166,7 +166,7 @@ async fn update(
     id: i64,
     body: UpdateStudent,
 ) -> ApiResult<Json<StudentDto>> {
-    let current = state.store.get_student(actor.scope(), id).await?;
+    let current = state.store().get_student(actor.scope(), id).await?;
     let external_id = match body.external_id {
         None => current.external_id,
         Some(value) => optional_text("external_id", value.as_deref(), EXTERNAL_ID_MAX)?,
@@ -181,7 +181,7 @@ async fn update(
     };
     Ok(Json(
         state
-            .store
+            .store()
             .update_student(actor.scope(), id, &fields)
             .await?
             .into(),
@@ -197,7 +197,6 @@ async fn delete_student(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    let blobs = state.store.delete_student(actor.scope(), id).await?;
-    state.delete_blobs(blobs).await;
+    state.services.delete_student(actor.scope(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

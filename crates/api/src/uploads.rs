@@ -1,16 +1,19 @@
 //! Multipart uploads without holding bodies in memory: each file field is streamed to a
-//! temporary file (hashed with SHA-256 on the way, its size limit enforced as it arrives) and read
-//! back only when a worker needs it; how many uploads are processed at once is bounded.
+//! temporary file (hashed with SHA-256 on the way, its size limit enforced as it arrives), handed
+//! to the services as an `Upload`, and read back only when a worker needs it; how many uploads
+//! are processed at once is bounded.
 //!
 //! Without this, every field was collected whole (`field.bytes()`), so concurrent large uploads
 //! grew the server by their full size each, and glibc kept much of it afterwards.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use axum::extract::multipart::Field;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::OwnedSemaphorePermit;
+
+use attendansee_services::uploads::Upload;
 
 use crate::AppState;
 use crate::embed::multipart_error;
@@ -18,47 +21,6 @@ use crate::error::{ApiError, ApiResult, ErrorType};
 
 /// Longest text field (model name, flag) an upload form may carry.
 const TEXT_FIELD_LIMIT: usize = 1024;
-
-/// One file of an upload, on disk. The temporary file is removed when this is dropped, unless it
-/// was moved into blob storage.
-#[derive(Debug)]
-pub struct UploadedFile {
-    /// The file name as sent.
-    pub name: Option<String>,
-    /// Lower-case hex SHA-256 of the content.
-    pub sha256: String,
-    pub size: u64,
-    path: tempfile::TempPath,
-}
-
-impl UploadedFile {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The content, read back for a worker.
-    pub async fn read(&self) -> ApiResult<Vec<u8>> {
-        let io = |e: std::io::Error| ApiError::internal(format!("cannot read back an upload: {e}"));
-        // Allocated here, on a runtime thread, rather than by `tokio::fs::read` on one of the
-        // many blocking threads: glibc gives each thread its own arena and keeps what a photo
-        // took in every arena that held one.
-        let mut bytes = Vec::with_capacity(usize::try_from(self.size).unwrap_or(0));
-        let mut file = tokio::fs::File::open(&self.path).await.map_err(io)?;
-        file.read_to_end(&mut bytes).await.map_err(io)?;
-        Ok(bytes)
-    }
-
-    /// Refuses an empty file the way a worker would refuse an undecodable one.
-    pub fn require_content(&self) -> ApiResult<()> {
-        if self.size == 0 {
-            return Err(ApiError::new(
-                ErrorType::UnsupportedImage,
-                "unsupported image: the file is empty",
-            ));
-        }
-        Ok(())
-    }
-}
 
 impl AppState {
     /// The directory uploads are streamed to (created if missing).
@@ -73,7 +35,7 @@ impl AppState {
     /// of it), taken once they are on disk: receiving a body costs no memory, so slow clients
     /// hold nothing, and a refusal is an answer the client reads after sending. Waits at most
     /// `upload_wait`, then answers `Overloaded` with `Retry-After`.
-    pub async fn upload_permit(&self, files: &[UploadedFile]) -> ApiResult<OwnedSemaphorePermit> {
+    pub async fn upload_permit(&self, files: &[Upload]) -> ApiResult<OwnedSemaphorePermit> {
         let settings = &self.settings;
         let bytes: u64 = files.iter().map(|f| f.size).sum();
         let share = usize::try_from(bytes)
@@ -95,7 +57,7 @@ impl AppState {
 
     /// Streams one file field to a temporary file, hashing it; a file larger than the upload
     /// limit is refused as soon as it is (`PayloadTooLarge`) and its partial file removed.
-    pub async fn save_field(&self, mut field: Field<'_>) -> ApiResult<UploadedFile> {
+    pub async fn save_field(&self, mut field: Field<'_>) -> ApiResult<Upload> {
         let name = field.file_name().map(str::to_owned);
         let dir = self.upload_dir();
         let io = |e: std::io::Error| ApiError::internal(format!("cannot save an upload: {e}"));
@@ -121,12 +83,12 @@ impl AppState {
         }
         // Completes the writes tokio runs in the background before anyone reads the file.
         file.flush().await.map_err(io)?;
-        Ok(UploadedFile {
+        Ok(Upload::new(
             name,
-            sha256: crate::hex(&hasher.finalize()),
+            crate::hex(&hasher.finalize()),
             size,
             path,
-        })
+        ))
     }
 }
 
@@ -173,13 +135,9 @@ mod tests {
         (AppState::new(store, blobs, settings), dir)
     }
 
-    fn file(size: u64) -> UploadedFile {
-        UploadedFile {
-            name: None,
-            sha256: String::new(),
-            size,
-            path: tempfile::NamedTempFile::new().unwrap().into_temp_path(),
-        }
+    fn file(size: u64) -> Upload {
+        let path = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+        Upload::new(None, String::new(), size, path)
     }
 
     #[tokio::test]

@@ -14,8 +14,7 @@ use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{PageParams, PagedResponse};
-
-pub const MIN_PASSWORD_CHARS: usize = 8;
+use attendansee_services::users as accounts;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -82,102 +81,6 @@ pub struct UpdateUser {
     pub password: Option<String>,
 }
 
-/// The form a username is stored and looked up in: NFKC (a full-width `ｉｎｓｔ１` is `inst1`),
-/// then lower case, so that `Inst1` and `inst1` are one user.
-pub fn normalize_username(username: &str) -> String {
-    use unicode_normalization::UnicodeNormalization;
-    username.nfkc().collect::<String>().to_lowercase()
-}
-
-/// Checks a new username: 1–150 characters of letters, digits and `.@+-_` (Django's rule), and
-/// returns it normalized (see [`normalize_username`]).
-pub fn check_username(username: &str) -> Result<String, String> {
-    let username = normalize_username(username);
-    let ok_chars = username
-        .chars()
-        .all(|c| c.is_alphanumeric() || "@.+-_".contains(c));
-    if username.is_empty() || username.chars().count() > 150 || !ok_chars {
-        return Err("username must be 1 to 150 letters, digits or @.+-_".into());
-    }
-    Ok(username)
-}
-
-/// Passwords attackers try first; refused whatever their length (compared in lower case).
-const COMMON_PASSWORDS: &[&str] = &[
-    "password",
-    "password1",
-    "password12",
-    "password123",
-    "password1234",
-    "passw0rd",
-    "p@ssw0rd",
-    "p@ssword",
-    "12345678",
-    "123456789",
-    "1234567890",
-    "0123456789",
-    "87654321",
-    "11111111",
-    "00000000",
-    "12341234",
-    "11223344",
-    "qwertyui",
-    "qwerty12",
-    "qwerty123",
-    "qwertyuiop",
-    "1q2w3e4r",
-    "1qaz2wsx",
-    "zaq12wsx",
-    "asdfghjk",
-    "asdf1234",
-    "abcd1234",
-    "abc12345",
-    "aaaaaaaa",
-    "iloveyou",
-    "letmein1",
-    "welcome1",
-    "welcome123",
-    "admin123",
-    "administrator",
-    "changeme",
-    "sunshine",
-    "princess",
-    "football",
-    "baseball",
-    "superman",
-    "trustno1",
-    "starwars",
-    "whatever",
-    "computer",
-    "internet",
-    "attendansee",
-    "teacher1",
-    "student1",
-    "university",
-    "school123",
-];
-
-/// Checks a new password: at least [`MIN_PASSWORD_CHARS`] characters, not only whitespace, not
-/// the username, not one of the commonest passwords.
-pub fn check_password(password: &str, username: &str) -> Result<(), String> {
-    if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(format!(
-            "password must be at least {MIN_PASSWORD_CHARS} characters"
-        ));
-    }
-    if password.trim().is_empty() {
-        return Err("password must not be only spaces".into());
-    }
-    let lower = password.to_lowercase();
-    if normalize_username(password) == normalize_username(username) {
-        return Err("password must not be the username".into());
-    }
-    if COMMON_PASSWORDS.contains(&lower.as_str()) {
-        return Err("this password is among the most common ones; choose another".into());
-    }
-    Ok(())
-}
-
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_users, create_user))
@@ -193,9 +96,8 @@ async fn list_users(
     OriginalUri(uri): OriginalUri,
     Query(params): Query<PageParams>,
 ) -> ApiResult<Json<PagedResponse<UserDto>>> {
-    actor.require_admin()?;
     let page = params.page()?;
-    let users = state.store.list_users(page).await?;
+    let users = accounts::list_accounts(state.store(), &actor.user, page).await?;
     Ok(Json(PagedResponse::new(&uri, page, users, UserDto::from)))
 }
 
@@ -207,16 +109,15 @@ async fn create_user(
     actor: Actor,
     Json(body): Json<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<UserDto>)> {
-    actor.require_admin()?;
-    let username =
-        check_username(&body.username).map_err(|m| ApiError::invalid_field("username", m))?;
-    check_password(&body.password, &username)
-        .map_err(|m| ApiError::invalid_field("password", m))?;
     let role = body.role.unwrap_or(RoleDto::Instructor).into();
-    let user = state
-        .store
-        .create_user(&username, &body.password, role)
-        .await?;
+    let user = accounts::create_account_as(
+        state.store(),
+        &actor.user,
+        &body.username,
+        &body.password,
+        role,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
@@ -228,8 +129,8 @@ async fn get_user(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<UserDto>> {
-    actor.require_admin()?;
-    Ok(Json(state.store.get_user(id).await?.into()))
+    let user = accounts::get_account(state.store(), &actor.user, id).await?;
+    Ok(Json(user.into()))
 }
 
 /// Change a user's role, active flag or password (admin only).
@@ -241,22 +142,11 @@ async fn update_user(
     Path(id): Path<i64>,
     Json(body): Json<UpdateUser>,
 ) -> ApiResult<Json<UserDto>> {
-    actor.require_admin()?;
-    if id == actor.user.id && (body.active == Some(false) || body.role == Some(RoleDto::Instructor))
-    {
-        return Err(ApiError::validation(
-            "You cannot deactivate or demote your own account",
-        ));
-    }
-    if let Some(password) = &body.password {
-        let user = state.store.get_user(id).await?;
-        check_password(password, &user.username)
-            .map_err(|m| ApiError::invalid_field("password", m))?;
-    }
     let update = UserUpdate {
         role: body.role.map(Role::from),
         active: body.active,
         password: body.password,
     };
-    Ok(Json(state.store.update_user(id, update).await?.into()))
+    let user = accounts::update_account(state.store(), &actor.user, id, update).await?;
+    Ok(Json(user.into()))
 }

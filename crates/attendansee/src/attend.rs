@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use attendansee_api::csv_row;
+use attendansee_services::attendance::csv_row;
 use attendansee_faces::image_io::decode_rgb;
 use attendansee_faces::pipeline::{Pipeline, detect_with_border_retry};
 use attendansee_recognition::{

@@ -33,7 +33,7 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
         "removed orphan blobs (no row references them)"
     );
     for name in store
-        .normalize_usernames(attendansee_api::normalize_username)
+        .normalize_usernames(attendansee_services::users::normalize_username)
         .await?
     {
         tracing::warn!(
@@ -50,9 +50,10 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
         token_ttl: chrono::Duration::days(i64::from(config.token_ttl_days)),
         upload_body_limit: config.max_upload_mb * 1024 * 1024,
         upload_dir: Some(upload_dir),
-        detector: config.detector.clone(),
-        recognizers: config.recognizers.clone(),
-        catalog_recognizers: common
+        domain: attendansee_services::Settings {
+            detector: config.detector.clone(),
+            recognizers: config.recognizers.clone(),
+            catalog_recognizers: common
             .catalog
             .iter()
             .filter(|spec| spec.kind == attendansee_faces::ModelKind::Recognizer)
@@ -70,6 +71,7 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
             .filter(|spec| spec.match_threshold.is_some())
             .map(|spec| (spec.name.clone(), model_matching(spec)))
             .collect(),
+        },
         login_limits: attendansee_api::login_limits::LoginLimits {
             failures_per_user: config.login_failures_per_user,
             failures_per_address: config.login_failures_per_address,
@@ -97,7 +99,7 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
         "worker pool starting"
     );
     let state = AppState::new(store.clone(), blobs, settings).with_pool(pool.clone());
-    let job_runner = tokio::spawn(attendansee_api::jobs::run_jobs(state.clone()));
+    let job_runner = tokio::spawn(attendansee_services::jobs::run_jobs(state.services.clone()));
     let app = router(state);
     let addr = listener.local_addr()?;
     tracing::info!(data_dir = %common.data_dir.display(), "listening on http://{addr}");

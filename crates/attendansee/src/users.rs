@@ -4,6 +4,7 @@ use std::io::BufRead;
 
 use anyhow::{Context, Result, bail};
 
+use attendansee_services::users as accounts;
 use attendansee_store::{Role, Store};
 
 use crate::cli::UsersCommand;
@@ -31,16 +32,18 @@ pub async fn run(common: &Common, command: UsersCommand) -> Result<()> {
 }
 
 async fn create(store: &Store, username: &str, admin: bool) -> Result<()> {
-    let username = attendansee_api::check_username(username).map_err(anyhow::Error::msg)?;
+    // Refused before a password is asked for.
+    accounts::check_username(username).map_err(anyhow::Error::msg)?;
     let mut password = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut password)
         .context("cannot read the password from standard input")?;
     let password = password.trim_end_matches(['\r', '\n']);
-    attendansee_api::check_password(password, &username).map_err(anyhow::Error::msg)?;
     let role = if admin { Role::Admin } else { Role::Instructor };
-    let user = store.create_user(&username, password, role).await?;
+    let user = accounts::create_account(store, username, password, role)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     println!(
         "created {} '{}' (id {})",
         user.role.as_str(),
@@ -54,9 +57,9 @@ async fn token(store: &Store, username: &str, label: &str, days: u32) -> Result<
     if !(1..=3650).contains(&days) {
         bail!("--days must be 1 to 3650");
     }
-    let Some(user) = store
-        .find_user_by_name(&attendansee_api::normalize_username(username))
-        .await?
+    let Some(user) = accounts::find_account(store, username)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?
     else {
         bail!("no user named '{username}'");
     };
@@ -71,11 +74,7 @@ async fn token(store: &Store, username: &str, label: &str, days: u32) -> Result<
 }
 
 async fn list(store: &Store) -> Result<()> {
-    let page = attendansee_store::Page {
-        number: 1,
-        size: u32::MAX / 2,
-    };
-    for user in store.list_users(page).await?.items {
+    for user in store.list_users(attendansee_store::Page::ALL).await?.items {
         let state = if user.active { "active" } else { "inactive" };
         println!(
             "{:>6}  {:<10}  {:<8}  {}",

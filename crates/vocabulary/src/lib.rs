@@ -146,8 +146,8 @@ named_enum! {
         Stored = "stored",
         /// The same bytes are already there; nothing new was stored.
         Duplicate = "duplicate",
-        /// Refused; the item's error says why.
-        Failed = "failed",
+        /// Refused; the item's error says why. (Named `error` on the wire, as the API always had it.)
+        Failed = "error",
     }
 }
 

@@ -9,13 +9,18 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
+use std::sync::Arc;
+
 use attendansee_api::{AppState, Settings, router};
+use attendansee_services::Inference;
 use attendansee_store::{BlobStore, Role, Store, User};
 
 pub struct TestApp {
     pub store: Store,
     pub blobs: BlobStore,
     pub router: Router,
+    /// The application's state (its services run the job runner in flow tests).
+    pub state: AppState,
     _dir: tempfile::TempDir,
 }
 
@@ -44,14 +49,29 @@ pub async fn app() -> TestApp {
 
 /// The application with these settings.
 pub async fn app_with(settings: Settings) -> TestApp {
+    app_built(settings, |state| state).await
+}
+
+/// The application whose inference is `inference` (the deterministic fake), with its job runner
+/// running.
+pub async fn app_with_inference(inference: Arc<dyn Inference>) -> TestApp {
+    let app = app_built(Settings::default(), |state| state.with_inference(inference)).await;
+    tokio::spawn(attendansee_services::jobs::run_jobs(
+        app.state.services.clone(),
+    ));
+    app
+}
+
+async fn app_built(settings: Settings, finish: impl FnOnce(AppState) -> AppState) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db.sqlite3")).await.unwrap();
     let blobs = BlobStore::local(&dir.path().join("blobs")).unwrap();
-    let router = router(AppState::new(store.clone(), blobs.clone(), settings));
+    let state = finish(AppState::new(store.clone(), blobs.clone(), settings));
     TestApp {
         store,
         blobs,
-        router,
+        router: router(state.clone()),
+        state,
         _dir: dir,
     }
 }
@@ -123,6 +143,41 @@ impl TestApp {
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
         self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// A multipart upload of `files` (name, bytes) as repeated fields named `field`.
+    pub async fn upload(
+        &self,
+        path: &str,
+        token: &str,
+        field: &str,
+        files: &[(&str, &[u8])],
+    ) -> Response {
+        let boundary = "fl0w-b0undary";
+        let mut body = Vec::new();
+        for (name, bytes) in files {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; \
+                     filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(Body::from(body))
+            .unwrap();
+        self.send(request).await
     }
 
     /// Creates an object through the API and returns its id.

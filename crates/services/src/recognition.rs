@@ -1,88 +1,25 @@
-//! Recognition as the server runs it: gathers a course's vectors from the store, runs the pure
+//! Recognition as the service runs it: gathers a course's vectors from the store, runs the pure
 //! algorithms of `attendansee-recognition` (assignment, clustering) and writes their decisions
-//! back. Used by the processing job and by the routes that re-run a step on request.
+//! back. Used by the processing job and by the operations that re-run a step on request.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use attendansee_pool::Lane;
 use attendansee_recognition::{
-    BruteForceIndex, ClusterParams, Decision, Reason, Thresholds, VectorIndex, assign_photo,
-    dbscan, incremental,
+    BruteForceIndex, Decision, Reason, VectorIndex, assign_photo, dbscan, incremental,
 };
 use attendansee_store::{AutoDecision, Course, LabelledVector};
 
-use crate::AppState;
-use crate::error::{ApiError, ApiResult};
-
-/// How a recognizer's faces are matched: assigned from `threshold` with `margin` over the
-/// runner-up; shown as a suggestion only from `suggest`. Clusters link faces at least as similar
-/// as `threshold` (the same number, so one number explains both).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Matching {
-    pub threshold: f32,
-    pub margin: f32,
-    pub suggest: f32,
-}
-
-impl Matching {
-    /// For a model the catalog has no calibration for: MobileFaceNet's numbers.
-    pub const FALLBACK: Matching = Matching {
-        threshold: 0.50,
-        margin: 0.05,
-        suggest: 0.30,
-    };
-
-    pub fn thresholds(self) -> Thresholds {
-        Thresholds {
-            similarity: self.threshold,
-            margin: self.margin,
-        }
-    }
-
-    pub fn cluster_params(self) -> ClusterParams {
-        ClusterParams {
-            max_distance: 1.0 - self.threshold,
-            min_cluster_size: MIN_CLUSTER_SIZE,
-        }
-    }
-}
-
-/// A group needs two faces: one face alone is just an unknown face.
-pub const MIN_CLUSTER_SIZE: usize = 2;
+use crate::models::Matching;
+use crate::{ServiceError, ServiceResult, Services};
 
 /// Crops sent to a worker per embedding job.
 const EMBED_BATCH: usize = 16;
 
-impl AppState {
-    /// The model a course uses and how its faces are matched: the course's overrides, else the
-    /// model's calibrated values, else [`Matching::FALLBACK`].
-    pub fn course_matching(&self, course: &Course) -> (String, Matching) {
-        let model = self.course_model(course);
-        let base = self
-            .settings
-            .matching
-            .get(&model)
-            .copied()
-            .unwrap_or(Matching::FALLBACK);
-        let matching = Matching {
-            threshold: course.match_threshold.unwrap_or(base.threshold),
-            margin: course.match_margin.unwrap_or(base.margin),
-            suggest: base
-                .suggest
-                .min(course.match_threshold.unwrap_or(base.threshold)),
-        };
-        (model, matching)
-    }
-}
-
-/// The default matching of each model, from the catalog.
-pub type MatchingTable = BTreeMap<String, Matching>;
-
 /// What an assignment run decided, counted by outcome.
-#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AssignSummary {
     /// Faces the run looked at (those without a manual decision).
     pub faces: usize,
@@ -107,7 +44,7 @@ impl AssignSummary {
 }
 
 /// What a clustering run left behind.
-#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterSummary {
     /// Clusters of the course after the run.
     pub clusters: usize,
@@ -119,24 +56,24 @@ pub struct ClusterSummary {
 /// Embeds the stored crops that have no `model` embedding yet: the course's reference faces and,
 /// if given, one session's faces (needed after a course changes model).
 pub async fn embed_missing(
-    state: &AppState,
+    services: &Services,
     course_id: i64,
     session: Option<i64>,
     model: &str,
     lane: Lane,
-) -> ApiResult<usize> {
-    let missing = state
+) -> ServiceResult<usize> {
+    let missing = services
         .store
         .crops_to_embed(course_id, session, model)
         .await?;
     for chunk in missing.chunks(EMBED_BATCH) {
         let mut crops = Vec::with_capacity(chunk.len());
         for crop in chunk {
-            crops.push(state.blobs.get(&crop.crop_blob_key).await?.to_vec());
+            crops.push(services.blobs.get(&crop.crop_blob_key).await?.to_vec());
         }
-        let embeddings = state.embed_crops(crops, model, lane).await?;
+        let embeddings = services.embed_crops(crops, model, lane).await?;
         for (crop, vector) in chunk.iter().zip(embeddings) {
-            state
+            services
                 .store
                 .save_embedding(crop.crop_id, model, &vector, false)
                 .await?;
@@ -146,13 +83,13 @@ pub async fn embed_missing(
 }
 
 /// An index over labelled vectors (all of one model, so of one dimension).
-pub fn index_of(vectors: &[LabelledVector]) -> ApiResult<BruteForceIndex> {
+pub fn index_of(vectors: &[LabelledVector]) -> ServiceResult<BruteForceIndex> {
     let dimension = vectors.first().map_or(0, |v| v.vector.len());
     let mut index = BruteForceIndex::new(dimension);
     for v in vectors {
         index
             .push(v.crop_id, v.label, &v.vector)
-            .map_err(ApiError::internal)?;
+            .map_err(ServiceError::internal)?;
     }
     Ok(index)
 }
@@ -161,23 +98,23 @@ pub fn index_of(vectors: &[LabelledVector]) -> ApiResult<BruteForceIndex> {
 /// photo, optimally, above the threshold and with the margin. Every decision is stored with its
 /// best and runner-up candidates so it can be explained.
 pub async fn assign_session(
-    state: &AppState,
+    services: &Services,
     course: &Course,
     session_id: i64,
-) -> ApiResult<AssignSummary> {
-    let (model, matching) = state.course_matching(course);
+) -> ServiceResult<AssignSummary> {
+    let (model, matching) = services.course_matching(course);
     embed_missing(
-        state,
+        services,
         course.id,
         Some(session_id),
         &model,
         Lane::batch(course.owner_id),
     )
     .await?;
-    let gallery = index_of(&state.store.course_gallery(course.id, &model).await?)?;
-    let crops = state.store.assignable_crops(session_id, &model).await?;
+    let gallery = index_of(&services.store.course_gallery(course.id, &model).await?)?;
+    let crops = services.store.assignable_crops(session_id, &model).await?;
     let photo_of: BTreeMap<i64, i64> = crops.iter().map(|c| (c.crop_id, c.label)).collect();
-    let decided: std::collections::BTreeSet<(i64, i64)> = state
+    let decided: std::collections::BTreeSet<(i64, i64)> = services
         .store
         .decided_students(session_id)
         .await?
@@ -196,7 +133,7 @@ pub async fn assign_session(
         decisions
     })
     .await
-    .map_err(ApiError::internal)?;
+    .map_err(ServiceError::internal)?;
     let mut summary = AssignSummary::default();
     let records: Vec<AutoDecision> = decisions
         .into_iter()
@@ -212,37 +149,26 @@ pub async fn assign_session(
             AutoDecision {
                 crop_id: d.crop,
                 student_id: d.student,
-                reason: reason_name(d.reason).to_owned(),
+                reason: d.reason.as_str().to_owned(),
                 best: d.best.map(|c| (c.student, c.similarity)),
                 runner_up: d.runner_up.map(|c| (c.student, c.similarity)),
             }
         })
         .collect();
-    state.store.save_auto_decisions(&model, &records).await?;
+    services.store.save_auto_decisions(&model, &records).await?;
     Ok(summary)
-}
-
-/// The stored name of a reason (as serialised).
-pub fn reason_name(reason: Reason) -> &'static str {
-    match reason {
-        Reason::Matched => "matched",
-        Reason::NoStudents => "no_students",
-        Reason::BelowThreshold => "below_threshold",
-        Reason::Ambiguous => "ambiguous",
-        Reason::Conflict => "conflict",
-    }
 }
 
 /// Clusters the course's unknown faces. Incremental (`full == false`): new unknown faces join
 /// the nearest existing cluster or form new ones; a full run rebuilds every cluster nobody
 /// edited. Then each cluster's suggested student is recomputed.
 pub async fn cluster_course(
-    state: &AppState,
+    services: &Services,
     course: &Course,
     full: bool,
-) -> ApiResult<ClusterSummary> {
-    let (model, matching) = state.course_matching(course);
-    let inputs = state.store.cluster_inputs(course.id, &model).await?;
+) -> ServiceResult<ClusterSummary> {
+    let (model, matching) = services.course_matching(course);
+    let inputs = services.store.cluster_inputs(course.id, &model).await?;
     let params = matching.cluster_params();
     if full {
         // Locked clusters (edited by hand) keep their members; the rest is clustered afresh.
@@ -257,8 +183,8 @@ pub async fn cluster_course(
         let groups =
             tokio::task::spawn_blocking(move || groups_of(&index, &dbscan(&index, params)))
                 .await
-                .map_err(ApiError::internal)?;
-        state
+                .map_err(ServiceError::internal)?;
+        services
             .store
             .replace_clusters(course.id, &model, &groups)
             .await?;
@@ -268,13 +194,13 @@ pub async fn cluster_course(
         let step =
             tokio::task::spawn_blocking(move || incremental(&clustered, &unclustered, params))
                 .await
-                .map_err(ApiError::internal)?;
-        state
+                .map_err(ServiceError::internal)?;
+        services
             .store
             .add_to_clusters(course.id, &model, &step.joins, &step.new_clusters)
             .await?;
     }
-    suggest_students(state, course, &model, matching).await
+    suggest_students(services, course, &model, matching).await
 }
 
 /// Point ids grouped by the cluster number `dbscan` gave them (noise left out).
@@ -294,13 +220,13 @@ fn groups_of(index: &BruteForceIndex, clusters: &[Option<usize>]) -> Vec<Vec<i64
 /// Each cluster's suggestion: the student nearest to the cluster's average face, when at least
 /// the model's suggestion similarity. A suggestion is never applied without a person.
 async fn suggest_students(
-    state: &AppState,
+    services: &Services,
     course: &Course,
     model: &str,
     matching: Matching,
-) -> ApiResult<ClusterSummary> {
-    let inputs = state.store.cluster_inputs(course.id, model).await?;
-    let gallery = index_of(&state.store.course_gallery(course.id, model).await?)?;
+) -> ServiceResult<ClusterSummary> {
+    let inputs = services.store.cluster_inputs(course.id, model).await?;
+    let gallery = index_of(&services.store.course_gallery(course.id, model).await?)?;
     let mut sums: BTreeMap<i64, Vec<f32>> = BTreeMap::new();
     for member in &inputs.clustered {
         let sum = sums
@@ -329,7 +255,7 @@ async fn suggest_students(
             (cluster, best)
         })
         .collect();
-    state.store.set_cluster_suggestions(&suggestions).await?;
+    services.store.set_cluster_suggestions(&suggestions).await?;
     Ok(ClusterSummary {
         clusters: sums.len(),
         clustered_faces: inputs.clustered.len(),

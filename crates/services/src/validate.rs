@@ -1,24 +1,25 @@
-//! Checks for user-supplied text fields, shared by every resource.
+//! Checks for user-supplied text fields, shared by every resource: the API and the services both
+//! take names, codes and titles from people.
 
-use crate::error::{ApiError, ApiResult};
+use crate::{ServiceError, ServiceResult};
 
 /// A required text field, trimmed: non-empty, at most `max_chars`, no control characters.
-pub fn text(field: &str, value: &str, max_chars: usize) -> ApiResult<String> {
+pub fn text(field: &str, value: &str, max_chars: usize) -> ServiceResult<String> {
     let value = value.trim();
     if value.is_empty() {
-        return Err(ApiError::invalid_field(
+        return Err(ServiceError::invalid_field(
             field,
             format!("{field} must not be empty"),
         ));
     }
     if value.chars().count() > max_chars {
-        return Err(ApiError::invalid_field(
+        return Err(ServiceError::invalid_field(
             field,
             format!("{field} must be at most {max_chars} characters"),
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid_field(
+        return Err(ServiceError::invalid_field(
             field,
             format!("{field} must not contain control characters"),
         ));
@@ -31,7 +32,7 @@ pub fn optional_text(
     field: &str,
     value: Option<&str>,
     max_chars: usize,
-) -> ApiResult<Option<String>> {
+) -> ServiceResult<Option<String>> {
     match value.map(str::trim) {
         None | Some("") => Ok(None),
         Some(value) => text(field, value, max_chars).map(Some),
@@ -39,9 +40,9 @@ pub fn optional_text(
 }
 
 /// The value a full replacement (PUT) must carry.
-pub fn required<T>(field: &str, value: Option<T>) -> ApiResult<T> {
+pub fn required<T>(field: &str, value: Option<T>) -> ServiceResult<T> {
     value.ok_or_else(|| {
-        ApiError::invalid_field(
+        ServiceError::invalid_field(
             field,
             format!("{field} is required (use PATCH to change only some fields)"),
         )

@@ -1,0 +1,282 @@
+//! The whole session flow in process — enroll, upload, process, assign, correct, cluster,
+//! attendance and its CSV — through the real router and services, with the deterministic fake
+//! inference instead of worker processes. (The real-binary tests run the same flow with real
+//! workers and models.)
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use attendansee_services::fake::{FakeFace, FakeInference};
+use attendansee_store::Role;
+
+use common::TestApp;
+
+/// A unit vector along axis `i` (of 8), nudged along axis 7 by `noise`: faces of one person are
+/// the same axis, different people are orthogonal.
+fn person(i: usize, noise: f32) -> Vec<f32> {
+    let mut v = vec![0.0; 8];
+    v[i] = 1.0;
+    v[7] += noise;
+    v
+}
+
+fn face(x: f32, vector: Vec<f32>) -> FakeFace {
+    FakeFace {
+        bbox: [x, 100.0, 120.0, 150.0],
+        vector,
+    }
+}
+
+async fn wait_for_job(app: &TestApp, token: &str, job: i64) -> Value {
+    for _ in 0..200 {
+        let body = app.get(&format!("/api/attendance/jobs/{job}/"), token).await.body;
+        if !matches!(body["status"].as_str(), Some("queued" | "running")) {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("job {job} did not finish");
+}
+
+fn status_of<'a>(attendance: &'a Value, name: &str) -> &'a str {
+    attendance["students"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {attendance}"))["status"]
+        .as_str()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn upload_process_assign_correct_and_attendance_with_the_fake_inference() {
+    let fake = Arc::new(FakeInference::new());
+    let (alice, bob, carol, visitor) = (person(0, 0.0), person(1, 0.0), person(2, 0.0), person(3, 0.0));
+    fake.photo(b"ref-alice", 400, 500, vec![face(100.0, alice.clone())]);
+    fake.photo(b"ref-bob", 400, 500, vec![face(100.0, bob.clone())]);
+    fake.photo(b"ref-carol", 400, 500, vec![face(100.0, carol.clone())]);
+    fake.photo(
+        b"class-1",
+        3000,
+        2000,
+        vec![
+            face(100.0, person(0, 0.1)),
+            face(400.0, person(1, 0.1)),
+            face(700.0, visitor.clone()),
+        ],
+    );
+    fake.photo(
+        b"class-2",
+        2000,
+        1500,
+        vec![face(100.0, person(0, 0.05)), face(500.0, person(3, 0.05))],
+    );
+    let app = common::app_with_inference(fake.clone()).await;
+    let (_, token) = app.user("inst", Role::Instructor).await;
+
+    let course = app
+        .create("/api/attendance/courses/", &token, json!({"name": "Flow", "code": "FL-1"}))
+        .await;
+    let mut students = Vec::new();
+    for (name, photo) in [("Alice", "ref-alice"), ("Bob", "ref-bob"), ("Carol", "ref-carol")] {
+        let id = app
+            .create(
+                "/api/attendance/students/",
+                &token,
+                json!({"course": course, "name": name}),
+            )
+            .await;
+        let enrolled = app
+            .upload(
+                &format!("/api/attendance/students/{id}/references/"),
+                &token,
+                "images",
+                &[(photo, photo.as_bytes())],
+            )
+            .await;
+        assert_eq!(enrolled.status, StatusCode::OK, "{}", enrolled.body);
+        assert_eq!(enrolled.body["stored"], 1, "{}", enrolled.body);
+        students.push(id);
+    }
+
+    let session = app
+        .create(
+            "/api/attendance/sessions/",
+            &token,
+            json!({"course": course, "title": "Week 1", "held_at": "2026-11-30T09:00:00Z"}),
+        )
+        .await;
+    let images = format!("/api/attendance/sessions/{session}/images/");
+    let uploaded = app
+        .upload(
+            &images,
+            &token,
+            "images",
+            &[
+                ("a.jpg", b"class-1"),
+                ("b.jpg", b"class-2"),
+                ("again.jpg", b"class-1"),
+                ("junk.jpg", b"not a photo"),
+            ],
+        )
+        .await;
+    assert_eq!(uploaded.status, StatusCode::OK, "{}", uploaded.body);
+    let statuses: Vec<&str> = uploaded.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["stored", "stored", "duplicate", "error"]);
+    assert_eq!(uploaded.body["results"][3]["error_type"], "UnsupportedImage");
+    assert_eq!(
+        (&uploaded.body["stored"], &uploaded.body["duplicates"], &uploaded.body["failed"]),
+        (&json!(2), &json!(1), &json!(1))
+    );
+
+    // Before processing nobody can be absent.
+    let attendance = format!("/api/attendance/sessions/{session}/attendance/");
+    let before = app.get(&attendance, &token).await.body;
+    assert_eq!(before["unfinished_photos"], 2, "{before}");
+    assert_eq!(status_of(&before, "Carol"), "unknown");
+
+    let queued = app
+        .post(&format!("/api/attendance/sessions/{session}/process/"), &token, json!({}))
+        .await;
+    assert_eq!(queued.status, StatusCode::ACCEPTED, "{}", queued.body);
+    let job = wait_for_job(&app, &token, queued.body["job"]["id"].as_i64().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["kind"], "process_session");
+    assert_eq!(job["session"], session);
+    assert_eq!((&job["done"], &job["total"]), (&json!(2), &json!(2)), "{job}");
+    assert_eq!(job["stats"]["photos"], 2, "{job}");
+    assert_eq!(job["stats"]["faces"], 5, "{job}");
+    // Alice twice (once per photo), Bob once; the visitor twice, unmatched, in one cluster.
+    assert_eq!(job["stats"]["assignment"]["matched"], 3, "{job}");
+    assert_eq!(job["stats"]["assignment"]["below_threshold"], 2, "{job}");
+    assert_eq!(job["stats"]["clustering"]["clusters"], 1, "{job}");
+
+    let after = app.get(&attendance, &token).await.body;
+    assert_eq!(status_of(&after, "Alice"), "present", "{after}");
+    assert_eq!(status_of(&after, "Bob"), "present", "{after}");
+    // Carol is not seen, but two faces are unidentified: not "absent" yet.
+    assert_eq!(status_of(&after, "Carol"), "unknown", "{after}");
+    assert_eq!(after["unresolved_faces"], 2, "{after}");
+    let alice_row = after["students"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "Alice")
+        .unwrap();
+    assert_eq!(alice_row["evidence"].as_array().unwrap().len(), 2);
+    assert_eq!(alice_row["evidence"][0]["source"], "auto");
+
+    // The visitor's two faces form one cluster; naming it enrolls a new student at once.
+    let clusters = app
+        .get(&format!("/api/attendance/courses/{course}/clusters/"), &token)
+        .await
+        .body;
+    let cluster = &clusters[0];
+    assert_eq!(cluster["members"].as_array().unwrap().len(), 2, "{clusters}");
+    let named = app
+        .post(
+            &format!("/api/attendance/clusters/{}/name/", cluster["id"]),
+            &token,
+            json!({"new_student": {"name": "Dave"}}),
+        )
+        .await;
+    assert_eq!(named.status, StatusCode::OK, "{}", named.body);
+    assert_eq!(named.body["assigned"], 2);
+    let named_after = app.get(&attendance, &token).await.body;
+    assert_eq!(status_of(&named_after, "Dave"), "present", "{named_after}");
+    // Every face is identified now: Carol, not seen, is absent.
+    assert_eq!(status_of(&named_after, "Carol"), "absent", "{named_after}");
+
+    // A manual correction wins: Bob's face is not Bob after all.
+    let crops = app
+        .get(&format!("/api/attendance/sessions/{session}/face-crops/"), &token)
+        .await
+        .body;
+    let bob_face = crops["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["student"] == students[1])
+        .unwrap_or_else(|| panic!("no face of Bob in {crops}"));
+    let corrected = app
+        .post(
+            &format!("/api/attendance/face-crops/{}/assign/", bob_face["id"]),
+            &token,
+            json!({"student_id": students[2]}),
+        )
+        .await;
+    assert_eq!(corrected.status, StatusCode::OK, "{}", corrected.body);
+    let corrected_after = app.get(&attendance, &token).await.body;
+    assert_eq!(status_of(&corrected_after, "Bob"), "absent", "{corrected_after}");
+    assert_eq!(status_of(&corrected_after, "Carol"), "present", "{corrected_after}");
+
+    // The CSV says the same, row by row.
+    let csv = app.get(&format!("{attendance}csv/"), &token).await.body;
+    let csv = csv.as_str().unwrap();
+    assert!(csv.starts_with("student_id,external_id,name,status,source,evidence_crops\n"), "{csv}");
+    assert!(csv.contains(",Bob,absent,auto,"), "{csv}");
+    assert!(csv.contains(",Carol,present,auto,"), "{csv}");
+
+    // Re-processing finds nothing new to do; the fake saw each photo once.
+    let calls = fake.calls();
+    assert_eq!(calls.iter().filter(|c| **c == "detect_and_embed").count(), 3 + 2);
+    assert_eq!(calls.iter().filter(|c| **c == "validate").count(), 3, "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_photo_the_worker_refuses_fails_alone_and_the_job_is_partial() {
+    let fake = Arc::new(FakeInference::new());
+    fake.photo(b"good", 800, 600, vec![face(10.0, person(0, 0.0))]);
+    let app = common::app_with_inference(fake.clone()).await;
+    let (_, token) = app.user("inst", Role::Instructor).await;
+    let course = app
+        .create("/api/attendance/courses/", &token, json!({"name": "P", "code": "P-1"}))
+        .await;
+    let session = app
+        .create(
+            "/api/attendance/sessions/",
+            &token,
+            json!({"course": course, "title": "S", "held_at": "2026-11-30T09:00:00Z"}),
+        )
+        .await;
+    let uploaded = app
+        .upload(
+            &format!("/api/attendance/sessions/{session}/images/"),
+            &token,
+            "images",
+            &[("good.jpg", b"good"), ("later-bad.jpg", b"changes after upload")],
+        )
+        .await;
+    assert_eq!(uploaded.body["results"][1]["status"], "error", "{}", uploaded.body);
+    // Registered after the upload refused it: upload it again now, then forget it, so that
+    // processing meets a photo the worker does not know.
+    fake.photo(b"changes after upload", 800, 600, vec![]);
+    let again = app
+        .upload(
+            &format!("/api/attendance/sessions/{session}/images/"),
+            &token,
+            "images",
+            &[("later-bad.jpg", b"changes after upload")],
+        )
+        .await;
+    assert_eq!(again.body["stored"], 1, "{}", again.body);
+    fake.forget(b"changes after upload");
+    let queued = app
+        .post(&format!("/api/attendance/sessions/{session}/process/"), &token, json!({}))
+        .await;
+    let job = wait_for_job(&app, &token, queued.body["job"]["id"].as_i64().unwrap()).await;
+    assert_eq!(job["status"], "partial", "{job}");
+    assert_eq!(job["errors"][0]["error_type"], "UnsupportedImage", "{job}");
+    assert_eq!(job["errors"][0]["file"], "later-bad.jpg", "{job}");
+}

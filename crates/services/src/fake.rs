@@ -1,0 +1,188 @@
+//! A deterministic stand-in for the worker pool, for in-process tests of the whole flow
+//! (upload → process → assign → attendance) without models or worker processes.
+//!
+//! A test registers each photo's bytes with the faces it shows (box and vector). The fake then
+//! answers like a worker: `validate` gives the registered size (unregistered bytes are an
+//! `UnsupportedImage`), `detect_and_embed` the registered faces with their vectors and, when
+//! asked, crop "images" that carry the vector, so that re-embedding a stored crop gives back
+//! exactly the same vector.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use futures::future::BoxFuture;
+
+use attendansee_pool::Lane;
+use attendansee_pool::protocol::{DetectedFace, Timings};
+use attendansee_vocabulary::ErrorKind;
+
+use crate::{Capacity, DetectRequest, Inference, PhotoFaces, ServiceError, ServiceResult};
+
+/// What every fake crop image starts with.
+const CROP_MAGIC: &[u8] = b"fake-crop:";
+
+/// One face of a registered photo.
+#[derive(Clone, Debug)]
+pub struct FakeFace {
+    /// x, y, width, height in the photo's pixels.
+    pub bbox: [f32; 4],
+    /// The embedding (normalised by the fake).
+    pub vector: Vec<f32>,
+}
+
+#[derive(Clone, Debug)]
+struct FakePhoto {
+    width: u32,
+    height: u32,
+    faces: Vec<FakeFace>,
+}
+
+/// The fake inference side. Every model gives the registered vectors.
+#[derive(Default)]
+pub struct FakeInference {
+    photos: Mutex<HashMap<Vec<u8>, FakePhoto>>,
+    calls: Mutex<Vec<&'static str>>,
+}
+
+impl FakeInference {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a photo: these bytes show these faces.
+    pub fn photo(&self, bytes: &[u8], width: u32, height: u32, faces: Vec<FakeFace>) {
+        let photo = FakePhoto {
+            width,
+            height,
+            faces,
+        };
+        self.lock_photos().insert(bytes.to_vec(), photo);
+    }
+
+    /// Forgets a photo: from now on its bytes are an `UnsupportedImage`, as a file that a worker
+    /// cannot decode.
+    pub fn forget(&self, bytes: &[u8]) {
+        self.lock_photos().remove(bytes);
+    }
+
+    /// The calls made so far, by kind (`validate`, `detect_and_embed`, `embed_crops`).
+    pub fn calls(&self) -> Vec<&'static str> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn lock_photos(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, FakePhoto>> {
+        // A test that panicked while holding the lock has failed already; its data is still fine.
+        self.photos.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record(&self, call: &'static str) {
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.push(call);
+        }
+    }
+
+    fn find(&self, image: &[u8]) -> ServiceResult<FakePhoto> {
+        self.lock_photos().get(image).cloned().ok_or_else(|| {
+            ServiceError::new(
+                ErrorKind::UnsupportedImage,
+                "unsupported image: the fake inference does not know these bytes",
+            )
+        })
+    }
+}
+
+/// The vector scaled to unit length, as a real recognizer returns it.
+fn normalised(vector: &[f32]) -> Vec<f32> {
+    let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::EPSILON);
+    vector.iter().map(|v| v / norm).collect()
+}
+
+fn crop_image(vector: &[f32]) -> Vec<u8> {
+    let mut bytes = CROP_MAGIC.to_vec();
+    bytes.extend(vector.iter().flat_map(|v| v.to_le_bytes()));
+    bytes
+}
+
+fn crop_vector(image: &[u8]) -> ServiceResult<Vec<f32>> {
+    let Some(body) = image.strip_prefix(CROP_MAGIC) else {
+        return Err(ServiceError::new(
+            ErrorKind::UnsupportedImage,
+            "unsupported image: not a crop made by the fake inference",
+        ));
+    };
+    Ok(body
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+/// Five landmarks inside the box (eyes, nose, mouth corners), so that geometry looks right.
+fn landmarks(b: [f32; 4]) -> [[f32; 2]; 5] {
+    let at = |fx: f32, fy: f32| [b[0] + fx * b[2], b[1] + fy * b[3]];
+    [
+        at(0.3, 0.35),
+        at(0.7, 0.35),
+        at(0.5, 0.55),
+        at(0.35, 0.75),
+        at(0.65, 0.75),
+    ]
+}
+
+impl Inference for FakeInference {
+    fn validate(&self, image: Vec<u8>, _lane: Lane) -> BoxFuture<'_, ServiceResult<(u32, u32)>> {
+        self.record("validate");
+        let found = self.find(&image).map(|p| (p.width, p.height));
+        Box::pin(async move { found })
+    }
+
+    fn detect_and_embed(
+        &self,
+        request: DetectRequest,
+        _lane: Lane,
+    ) -> BoxFuture<'_, ServiceResult<PhotoFaces>> {
+        self.record("detect_and_embed");
+        let found = self.find(&request.image).map(|photo| PhotoFaces {
+            width: photo.width,
+            height: photo.height,
+            faces: photo
+                .faces
+                .iter()
+                .map(|f| {
+                    let vector = normalised(&f.vector);
+                    DetectedFace {
+                        bbox: f.bbox,
+                        score: 0.9,
+                        landmarks: landmarks(f.bbox),
+                        crop_jpeg: request.return_crops.then(|| crop_image(&vector)),
+                        embedding: Some(vector),
+                        blur: Some(100.0),
+                    }
+                })
+                .collect(),
+            timings: Timings::default(),
+        });
+        Box::pin(async move { found })
+    }
+
+    fn embed_crops(
+        &self,
+        crops: Vec<Vec<u8>>,
+        _model: String,
+        _lane: Lane,
+    ) -> BoxFuture<'_, ServiceResult<Vec<Vec<f32>>>> {
+        self.record("embed_crops");
+        let vectors = crops.iter().map(|c| crop_vector(c)).collect();
+        Box::pin(async move { vectors })
+    }
+
+    fn check_room(&self, _lane: Lane) -> ServiceResult<()> {
+        Ok(())
+    }
+
+    fn capacity(&self) -> Capacity {
+        Capacity {
+            workers: 2,
+            queue: 8,
+        }
+    }
+}

@@ -1,0 +1,621 @@
+//! Background jobs: what a job is (kind and payload, stored through explicit conversions), how
+//! one is queued, and the runner that executes them, one at a time — each photo of a processing
+//! job is itself a job for the worker pool.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use attendansee_pool::Lane;
+use attendansee_pool::protocol::Timings;
+use attendansee_store::{
+    JobRecord, JobStatus, Page, Paged, Scope, SessionImage, SessionStatus, Store, StoreError, User,
+    blob_keys,
+};
+use attendansee_vocabulary::{ErrorKind, JobKind, UnknownName};
+
+use crate::faces::new_crop;
+use crate::recognition::{AssignSummary, ClusterSummary, assign_session, cluster_course};
+use crate::{PhotoFaces, ServiceError, ServiceResult, Services};
+
+/// What a job works on, by kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobPayload {
+    /// Process the session's photos with the model.
+    ProcessSession { session: i64, model: String },
+}
+
+/// The stored form of a `process_session` payload.
+#[derive(Serialize, Deserialize)]
+struct ProcessSessionFields {
+    session: i64,
+    model: String,
+}
+
+/// A job record whose kind or payload cannot be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error(transparent)]
+    Kind(#[from] UnknownName),
+    #[error("bad payload: {0}")]
+    Fields(#[from] serde_json::Error),
+}
+
+impl JobPayload {
+    pub fn kind(&self) -> JobKind {
+        match self {
+            JobPayload::ProcessSession { .. } => JobKind::ProcessSession,
+        }
+    }
+
+    /// The session the job is about.
+    pub fn session(&self) -> i64 {
+        match self {
+            JobPayload::ProcessSession { session, .. } => *session,
+        }
+    }
+
+    /// The kind and payload columns of the job's record.
+    pub fn to_record(&self) -> Result<(JobKind, String), serde_json::Error> {
+        let text = match self {
+            JobPayload::ProcessSession { session, model } => {
+                serde_json::to_string(&ProcessSessionFields {
+                    session: *session,
+                    model: model.clone(),
+                })?
+            }
+        };
+        Ok((self.kind(), text))
+    }
+
+    /// Reads the kind and payload columns back.
+    pub fn from_record(kind: &str, payload: &str) -> Result<Self, PayloadError> {
+        Ok(match kind.parse::<JobKind>()? {
+            JobKind::ProcessSession => {
+                let fields: ProcessSessionFields = serde_json::from_str(payload)?;
+                JobPayload::ProcessSession {
+                    session: fields.session,
+                    model: fields.model,
+                }
+            }
+        })
+    }
+}
+
+/// One item that failed inside a job (e.g. a photo), with why. Stored as JSON in the job record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobItemError {
+    /// The photo's id.
+    pub image: i64,
+    pub file: Option<String>,
+    pub error_type: ErrorKind,
+    pub error: String,
+}
+
+/// Where a processing job's time went, summed over its photos (worker-side timings), and what
+/// recognition made of them. Stored as JSON in the job record.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobStats {
+    pub photos: u64,
+    pub faces: u64,
+    pub decode_ms: f64,
+    pub detect_ms: f64,
+    pub align_ms: f64,
+    pub embed_ms: f64,
+    /// What automatic assignment decided once the photos were done.
+    #[serde(default)]
+    pub assignment: Option<AssignSummary>,
+    /// The course's clusters of unknown faces afterwards.
+    #[serde(default)]
+    pub clustering: Option<ClusterSummary>,
+}
+
+impl JobStats {
+    fn add(&mut self, faces: usize, t: &Timings) {
+        self.photos += 1;
+        self.faces += faces as u64;
+        self.decode_ms += f64::from(t.decode_ms);
+        self.detect_ms += f64::from(t.detect_ms);
+        self.align_ms += f64::from(t.align_ms);
+        self.embed_ms += f64::from(t.embed_ms);
+    }
+}
+
+/// A job as the services report it: its record with kind, payload, errors and stats read back.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: i64,
+    pub kind: JobKind,
+    pub status: JobStatus,
+    pub done: i64,
+    pub total: i64,
+    pub errors: Vec<JobItemError>,
+    /// Why the whole job failed, if it did.
+    pub error: Option<String>,
+    /// The session it processes.
+    pub session: Option<i64>,
+    pub stats: JobStats,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<JobRecord> for Job {
+    type Error = ServiceError;
+
+    fn try_from(j: JobRecord) -> ServiceResult<Self> {
+        let payload = JobPayload::from_record(&j.kind, &j.payload)
+            .map_err(|e| ServiceError::internal(format!("job {}: {e}", j.id)))?;
+        let (errors, stats) = read_progress(&j)?;
+        Ok(Self {
+            id: j.id,
+            kind: payload.kind(),
+            status: j.status,
+            done: j.done,
+            total: j.total,
+            errors,
+            error: j.error,
+            session: Some(payload.session()),
+            stats,
+            created_at: j.created_at,
+            started_at: j.started_at,
+            finished_at: j.finished_at,
+        })
+    }
+}
+
+/// The per-item errors and stats columns of a job record.
+fn read_progress(j: &JobRecord) -> ServiceResult<(Vec<JobItemError>, JobStats)> {
+    let unreadable = |what: &str, e: serde_json::Error| {
+        ServiceError::internal(format!("job {}: unreadable {what}: {e}", j.id))
+    };
+    Ok((
+        serde_json::from_str(&j.errors).map_err(|e| unreadable("errors", e))?,
+        serde_json::from_str(&j.stats).map_err(|e| unreadable("stats", e))?,
+    ))
+}
+
+impl Services {
+    /// Queues the processing of every photo of the session not yet processed (or failed
+    /// before). A job already queued or running for the session is returned instead.
+    pub async fn queue_processing(&self, actor: &User, session_id: i64) -> ServiceResult<Job> {
+        let session = self.store.get_session(actor.scope(), session_id).await?;
+        let course = self
+            .store
+            .get_course(actor.scope(), session.course_id)
+            .await?;
+        let model = self.course_model(&course);
+        self.check_recognizer("model_name", &model)?;
+        self.inference()?;
+        let pending = self.store.unprocessed_images(session_id).await?.len() as i64;
+        let payload = JobPayload::ProcessSession {
+            session: session_id,
+            model,
+        };
+        let (kind, text) = payload.to_record().map_err(ServiceError::internal)?;
+        let (job, _) = self
+            .store
+            .queue_job(kind.as_str(), &text, course.id, actor.id, pending)
+            .await?;
+        self.jobs_queued.notify_one();
+        job.try_into()
+    }
+
+    /// The jobs `scope` sees, newest first.
+    pub async fn list_jobs(&self, scope: Scope, page: Page) -> ServiceResult<Paged<Job>> {
+        let paged = self.store.list_jobs(scope, page).await?;
+        Ok(Paged {
+            total: paged.total,
+            items: paged
+                .items
+                .into_iter()
+                .map(Job::try_from)
+                .collect::<ServiceResult<_>>()?,
+        })
+    }
+
+    pub async fn get_job(&self, scope: Scope, id: i64) -> ServiceResult<Job> {
+        self.store.get_job(scope, id).await?.try_into()
+    }
+
+    /// Cancels a queued or running job; photos already processed stay processed.
+    pub async fn cancel_job(&self, scope: Scope, id: i64) -> ServiceResult<Job> {
+        self.store.cancel_job(scope, id).await?.try_into()
+    }
+}
+
+/// Runs queued jobs one after the other, for the life of the server. Jobs left running by a
+/// previous process were queued again at start (see `Store::requeue_interrupted_jobs`).
+pub async fn run_jobs(services: Services) {
+    loop {
+        match services.store.claim_job().await {
+            Ok(Some(job)) => {
+                let id = job.id;
+                tracing::info!(job = id, kind = %job.kind, "job started");
+                let end = match JobPayload::from_record(&job.kind, &job.payload) {
+                    Ok(payload) => run(&services, &job, &payload).await,
+                    Err(e) => JobEnd::failed(None, e.to_string()),
+                };
+                tracing::info!(
+                    job = id,
+                    status = ?end.status,
+                    error = end.error.as_deref().unwrap_or(""),
+                    "job finished"
+                );
+                record_end(&services.store, id, &end).await;
+            }
+            Ok(None) => {
+                // Woken when a job is queued; the timeout also catches jobs queued by another
+                // process. Both simply mean: look again.
+                let _woken_or_timed_out =
+                    tokio::time::timeout(Duration::from_secs(2), services.jobs_queued.notified())
+                        .await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot claim a job; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
+/// Runs one job to its end.
+async fn run(services: &Services, job: &JobRecord, payload: &JobPayload) -> JobEnd {
+    match payload {
+        JobPayload::ProcessSession { session, model } => {
+            match process_photos(services, job, *session, model).await {
+                Ok(end) => end,
+                Err(e) => JobEnd::failed(Some(*session), e.to_string()),
+            }
+        }
+    }
+}
+
+/// How a job ended, and the session status that goes with it.
+#[derive(Debug)]
+struct JobEnd {
+    status: JobStatus,
+    error: Option<String>,
+    session: Option<(i64, SessionStatus)>,
+}
+
+impl JobEnd {
+    fn failed(session: Option<i64>, error: String) -> Self {
+        Self {
+            status: JobStatus::Failed,
+            error: Some(error),
+            session: session.map(|id| (id, SessionStatus::Failed)),
+        }
+    }
+}
+
+/// The longest pause between attempts to record a job's end while storage is failing.
+const MAX_RECORD_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Records the end of a job and its session's status, trying again until storage takes it: a
+/// job whose end cannot be saved (a full disk) must not stay `running` once storage is back.
+async fn record_end(store: &Store, id: i64, end: &JobEnd) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let saved = async {
+            if let Some((session, status)) = end.session {
+                store.set_session_status(session, status).await?;
+            }
+            store.finish_job(id, end.status, end.error.as_deref()).await
+        };
+        match saved.await {
+            Ok(()) => return,
+            Err(e) if !e.is_unavailable() => {
+                // Not a storage outage that will pass: retrying would stall every later job.
+                tracing::error!(job = id, error = %e, "cannot record the end of a job; giving up");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(job = id, error = %e, "cannot record the end of a job; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_RECORD_BACKOFF);
+            }
+        }
+    }
+}
+
+/// The order to process photos in: largest first. Photos take time roughly in proportion to
+/// their pixels, and a big one started last would leave the other workers idle at the end.
+fn largest_first(images: &mut [SessionImage]) {
+    images.sort_by_key(|i| (std::cmp::Reverse(i.width.saturating_mul(i.height)), i.id));
+}
+
+/// Where a job starts counting: a fresh job counts the photos to do; a job resumed after a
+/// restart keeps its original total and counts the photos done before as done.
+fn starting_progress(job: &JobRecord, remaining: usize) -> (i64, i64) {
+    let remaining = remaining as i64;
+    if job.done == 0 {
+        return (0, remaining);
+    }
+    let total = job.total.max(remaining);
+    (total - remaining, total)
+}
+
+/// The status of a job whose photos are all through: `succeeded` when none failed, `partial`
+/// when some did and others were processed, `failed` when every photo failed.
+fn outcome(processed: usize, failed: usize) -> (JobStatus, SessionStatus, Option<String>) {
+    match (processed, failed) {
+        (_, 0) => (JobStatus::Succeeded, SessionStatus::Processed, None),
+        (0, failed) => (
+            JobStatus::Failed,
+            SessionStatus::Failed,
+            Some(format!("all {failed} photos failed; see errors")),
+        ),
+        (processed, failed) => (
+            JobStatus::Partial,
+            SessionStatus::Failed,
+            Some(format!(
+                "{failed} of {} photos failed; see errors (the others were processed)",
+                processed + failed
+            )),
+        ),
+    }
+}
+
+/// Why a job stopped before its end.
+#[derive(Debug, thiserror::Error)]
+enum JobFailure {
+    #[error("storage failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("a photo's task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("storage failed while processing photo {image}: {error}")]
+    PhotoStorage { image: i64, error: ServiceError },
+    #[error("assignment failed: {0}")]
+    Assignment(ServiceError),
+    #[error("clustering failed: {0}")]
+    Clustering(ServiceError),
+}
+
+/// Processes every photo of the session still to do, keeping every worker busy; a photo that
+/// fails is recorded with its error and the others go on. Then assigns and clusters.
+async fn process_photos(
+    services: &Services,
+    job: &JobRecord,
+    session: i64,
+    model: &str,
+) -> Result<JobEnd, JobFailure> {
+    let store = &services.store;
+    let mut images = store.unprocessed_images(session).await?;
+    largest_first(&mut images);
+    let (mut done, total) = starting_progress(job, images.len());
+    // Photos done before a restart were processed (the failed ones are among those to do).
+    let processed_before = usize::try_from(done).unwrap_or(0);
+    let parallel = services.jobs_in_flight();
+    // The pool's lanes take turns per user: a flood of requests from someone else waits its
+    // turn instead of starving this job, and this job's photos wait for room, never failing.
+    let lane = Lane::batch(job.created_by.unwrap_or_default());
+    store
+        .set_session_status(session, SessionStatus::Processing)
+        .await?;
+    let (mut errors, mut stats) = (Vec::<JobItemError>::new(), JobStats::default());
+    let mut pending = images.into_iter();
+    let mut running = tokio::task::JoinSet::new();
+    let mut cancelled = false;
+    let mut processed = 0usize;
+    loop {
+        while running.len() < parallel && !cancelled {
+            let Some(image) = pending.next() else { break };
+            if store.job_status(job.id).await? == JobStatus::Cancelled {
+                cancelled = true;
+                break;
+            }
+            let (services, model) = (services.clone(), model.to_owned());
+            running.spawn(async move {
+                let result = process_image(&services, &image, &model, lane).await;
+                (image, result)
+            });
+        }
+        let Some(finished) = running.join_next().await else {
+            break;
+        };
+        let (image, result) = finished?;
+        match result {
+            Ok((faces, timings)) => {
+                processed += 1;
+                stats.add(faces, &timings);
+            }
+            // A storage failure is not the photo's fault: the job stops, and the photo is
+            // tried again by the next run.
+            Err(error) if error.kind == ErrorKind::StorageUnavailable => {
+                return Err(JobFailure::PhotoStorage {
+                    image: image.id,
+                    error,
+                });
+            }
+            Err(e) => {
+                store
+                    .mark_image_failed(image.id, &format!("{}: {}", e.kind, e.message))
+                    .await?;
+                errors.push(JobItemError {
+                    image: image.id,
+                    file: image.original_name.clone(),
+                    error_type: e.kind,
+                    error: e.message,
+                });
+            }
+        }
+        done += 1;
+        save_progress(store, job.id, (done, total), &errors, &stats).await?;
+    }
+    if cancelled {
+        return Ok(JobEnd {
+            status: JobStatus::Cancelled,
+            error: None,
+            session: Some((session, SessionStatus::Open)),
+        });
+    }
+    // Recognition runs over the whole session, so faces of photos processed earlier are matched
+    // against students enrolled since.
+    recognise(services, session, &mut stats).await?;
+    save_progress(store, job.id, (done, total), &errors, &stats).await?;
+    let (status, session_status, error) = outcome(processed_before + processed, errors.len());
+    Ok(JobEnd {
+        status,
+        error,
+        session: Some((session, session_status)),
+    })
+}
+
+/// Records a job's progress, its per-photo errors and its stats.
+async fn save_progress(
+    store: &Store,
+    job: i64,
+    (done, total): (i64, i64),
+    errors: &[JobItemError],
+    stats: &JobStats,
+) -> Result<(), StoreError> {
+    let errors_json = serde_json::to_string(errors).unwrap_or_else(|_| "[]".into());
+    let stats_json = serde_json::to_string(stats).unwrap_or_else(|_| "{}".into());
+    store
+        .job_progress(job, done, total, &errors_json, &stats_json)
+        .await
+}
+
+/// Assigns the session's faces and clusters the course's unknown ones, recording both in `stats`.
+async fn recognise(
+    services: &Services,
+    session: i64,
+    stats: &mut JobStats,
+) -> Result<(), JobFailure> {
+    let store = &services.store;
+    let session = store.get_session(Scope::All, session).await?;
+    let course = store.get_course(Scope::All, session.course_id).await?;
+    stats.assignment = Some(
+        assign_session(services, &course, session.id)
+            .await
+            .map_err(JobFailure::Assignment)?,
+    );
+    stats.clustering = Some(
+        cluster_course(services, &course, false)
+            .await
+            .map_err(JobFailure::Clustering)?,
+    );
+    Ok(())
+}
+
+/// One photo: detect, align and embed in a worker; store each face's crop, then record them all
+/// (with their embeddings) in one transaction. Returns the number of faces and the timings.
+async fn process_image(
+    services: &Services,
+    image: &SessionImage,
+    model: &str,
+    lane: Lane,
+) -> ServiceResult<(usize, Timings)> {
+    let bytes = services.blobs.get(&image.blob_key).await?;
+    let PhotoFaces { faces, timings, .. } = services
+        .detect_and_embed(bytes.to_vec(), model, true, lane)
+        .await?;
+    let mut crops = Vec::with_capacity(faces.len());
+    for (index, mut face) in faces.into_iter().enumerate() {
+        let key = match face.crop_jpeg.take() {
+            Some(jpeg) => {
+                let key = blob_keys::session_face(image.id, index);
+                if let Err(e) = services.blobs.put(&key, jpeg.into()).await {
+                    services.delete_blobs(written_keys(&crops)).await;
+                    return Err(e.into());
+                }
+                Some(key)
+            }
+            None => None,
+        };
+        crops.push(new_crop(face, key, model));
+    }
+    let count = crops.len();
+    if let Err(e) = services.store.record_image_faces(image.id, &crops).await {
+        // Nothing records these crops (the photo was deleted meanwhile, or storage failed; a
+        // later run writes them again): their files must not stay behind.
+        services.delete_blobs(written_keys(&crops)).await;
+        return Err(e.into());
+    }
+    Ok((count, timings))
+}
+
+/// The crop blobs already written for these records.
+fn written_keys(crops: &[attendansee_store::NewCrop]) -> Vec<String> {
+    crops
+        .iter()
+        .filter_map(|c| c.crop_blob_key.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attendansee_store::ImageStatus;
+
+    fn job(done: i64, total: i64) -> JobRecord {
+        JobRecord {
+            id: 1,
+            kind: JobKind::ProcessSession.as_str().into(),
+            payload: String::new(),
+            status: JobStatus::Running,
+            done,
+            total,
+            error: None,
+            errors: "[]".into(),
+            stats: "{}".into(),
+            course_id: None,
+            created_by: None,
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn a_resumed_job_keeps_its_total_and_counts_what_was_done_before() {
+        assert_eq!(starting_progress(&job(0, 48), 48), (0, 48));
+        // Killed after 38 of 48 (two of them failed, so 12 are still to do).
+        assert_eq!(starting_progress(&job(38, 48), 12), (36, 48));
+        // More photos than the job knew of: the total grows.
+        assert_eq!(starting_progress(&job(5, 10), 12), (0, 12));
+    }
+
+    #[test]
+    fn a_job_succeeds_only_when_no_photo_failed() {
+        assert_eq!(outcome(20, 0).0, JobStatus::Succeeded);
+        assert_eq!(outcome(0, 0).0, JobStatus::Succeeded);
+        let (status, session, error) = outcome(17, 3);
+        assert_eq!(
+            (status, session),
+            (JobStatus::Partial, SessionStatus::Failed)
+        );
+        assert!(error.unwrap().starts_with("3 of 20 photos failed"));
+        assert_eq!(outcome(0, 4).0, JobStatus::Failed);
+    }
+
+    fn image(id: i64, width: i64, height: i64) -> SessionImage {
+        SessionImage {
+            id,
+            session_id: 1,
+            blob_key: String::new(),
+            sha256: String::new(),
+            original_name: None,
+            width,
+            height,
+            status: ImageStatus::Pending,
+            error: None,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn photos_are_processed_largest_first_and_in_upload_order_among_equals() {
+        let mut images = vec![
+            image(1, 640, 480),
+            image(2, 3000, 2171),
+            image(3, 480, 640),
+            image(4, 1024, 1305),
+        ];
+        largest_first(&mut images);
+        let order: Vec<i64> = images.iter().map(|i| i.id).collect();
+        assert_eq!(order, [2, 4, 1, 3]);
+    }
+}
