@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::photos::vector_from_bytes;
 use crate::recognition::{LabelledVector, prune_empty_clusters};
+use crate::scope::Table;
 use crate::{Result, Scope, Store, StoreError};
 
 /// A group of unknown faces of one course.
@@ -78,9 +79,13 @@ impl From<ClusterRow> for ClusterRecord {
     }
 }
 
-const CLUSTER_SELECT: &str = "SELECT k.id, k.course_id, k.model_name, k.suggested_student_id, k.suggested_similarity,
-     k.locked, k.created_at, (SELECT group_concat(f.id) FROM face_crops f WHERE f.cluster_id = k.id) AS members
-     FROM clusters k JOIN courses c ON c.id = k.course_id";
+const CLUSTER_COLUMNS: &str = "k.id, k.course_id, k.model_name, k.suggested_student_id, k.suggested_similarity,
+     k.locked, k.created_at, (SELECT group_concat(f.id) FROM face_crops f WHERE f.cluster_id = k.id) AS members";
+const CLUSTERS: Table = Table {
+    entity: "Cluster",
+    from: "clusters k JOIN courses c ON c.id = k.course_id",
+    id: "k.id",
+};
 
 impl Store {
     /// The unknown faces of a course (unassigned, not "not a student", with a `model` embedding).
@@ -197,7 +202,10 @@ impl Store {
     /// A course's clusters, largest first.
     pub async fn list_clusters(&self, scope: Scope, course_id: i64) -> Result<Vec<ClusterRecord>> {
         self.get_course(scope, course_id).await?;
-        let sql = format!("{CLUSTER_SELECT} WHERE k.course_id = $1");
+        let sql = format!(
+            "SELECT {CLUSTER_COLUMNS} FROM {} WHERE k.course_id = $1",
+            CLUSTERS.from
+        );
         let rows = sqlx::query_as::<_, ClusterRow>(&sql)
             .bind(course_id)
             .fetch_all(&self.pool)
@@ -208,17 +216,9 @@ impl Store {
     }
 
     pub async fn get_cluster(&self, scope: Scope, id: i64) -> Result<ClusterRecord> {
-        let sql = format!("{CLUSTER_SELECT} WHERE k.id = $1 AND ($2 IS NULL OR c.owner_id = $2)");
-        sqlx::query_as::<_, ClusterRow>(&sql)
-            .bind(id)
-            .bind(scope.owner())
-            .fetch_optional(&self.pool)
-            .await?
+        self.get_visible::<ClusterRow>(&CLUSTERS, CLUSTER_COLUMNS, scope, id)
+            .await
             .map(ClusterRecord::from)
-            .ok_or(StoreError::NotFound {
-                entity: "Cluster",
-                id,
-            })
     }
 
     /// Merges clusters of one course into the first of `ids`, which becomes locked.

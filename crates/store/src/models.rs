@@ -74,15 +74,6 @@ pub enum Scope {
     OwnedBy(UserId),
 }
 
-impl Scope {
-    pub(crate) fn owner(self) -> Option<UserId> {
-        match self {
-            Scope::All => None,
-            Scope::OwnedBy(id) => Some(id),
-        }
-    }
-}
-
 /// One page of a listing, numbered from 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Page {
