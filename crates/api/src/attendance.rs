@@ -288,13 +288,9 @@ async fn load_course(state: &AppState, actor: &Actor, id: i64) -> ApiResult<Cour
     for session in state.store.course_session_ids(actor.scope(), id).await? {
         sessions.push(load_session(state, actor, session).await?);
     }
-    let all = Page {
-        number: 1,
-        size: u32::MAX / 2,
-    };
     let students = state
         .store
-        .list_students(actor.scope(), Some(id), all)
+        .list_students(actor.scope(), Some(id), Page::ALL)
         .await?
         .items
         .into_iter()

@@ -305,14 +305,7 @@ async fn list_images(
     };
     let crops = state
         .store
-        .list_crops(
-            actor.scope(),
-            &filter,
-            Page {
-                number: 1,
-                size: u32::MAX / 2,
-            },
-        )
+        .list_crops(actor.scope(), &filter, Page::ALL)
         .await?
         .items;
     Ok(Json(

@@ -71,11 +71,7 @@ async fn token(store: &Store, username: &str, label: &str, days: u32) -> Result<
 }
 
 async fn list(store: &Store) -> Result<()> {
-    let page = attendansee_store::Page {
-        number: 1,
-        size: u32::MAX / 2,
-    };
-    for user in store.list_users(page).await?.items {
+    for user in store.list_users(attendansee_store::Page::ALL).await?.items {
         let state = if user.active { "active" } else { "inactive" };
         println!(
             "{:>6}  {:<10}  {:<8}  {}",

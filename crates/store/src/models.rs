@@ -82,6 +82,12 @@ pub struct Page {
 }
 
 impl Page {
+    /// Every row at once, for callers that need the whole list (an export, a report).
+    pub const ALL: Page = Page {
+        number: 1,
+        size: u32::MAX / 2,
+    };
+
     pub(crate) fn limit(self) -> i64 {
         i64::from(self.size)
     }

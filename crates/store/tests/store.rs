@@ -1112,7 +1112,7 @@ async fn every_scoped_query_hides_other_owners_objects() {
         .await
         .unwrap();
     let cluster = store
-        .replace_clusters(course, "m", &[crops.clone()])
+        .replace_clusters(course, "m", std::slice::from_ref(&crops))
         .await
         .unwrap()[0];
     let creator = store.get_course(Scope::All, course).await.unwrap().owner_id;
