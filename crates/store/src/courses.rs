@@ -121,20 +121,7 @@ impl Store {
     ) -> Result<Student> {
         let mut tx = self.write_tx().await?;
         require_visible(&mut tx, &COURSES, scope, course_id).await?;
-        let sql = format!(
-            "INSERT INTO students (course_id, name, external_id, created_at)
-             VALUES ($1, $2, $3, $4) RETURNING {STUDENT_COLUMNS}"
-        );
-        let student = sqlx::query_as::<_, Student>(&sql)
-            .bind(course_id)
-            .bind(&fields.name)
-            .bind(&fields.external_id)
-            .bind(Utc::now())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(conflict_on_unique(|| {
-                external_id_taken(&fields.external_id)
-            }))?;
+        let student = insert_student(&mut tx, course_id, fields).await?;
         tx.commit().await?;
         Ok(student)
     }
@@ -276,4 +263,26 @@ impl Store {
         self.delete_visible(scope, Owner::Session(id), &SESSIONS)
             .await
     }
+}
+
+/// Enrols a student in a course inside the caller's transaction (which has checked the scope).
+pub(crate) async fn insert_student(
+    tx: &mut sqlx::SqliteConnection,
+    course_id: i64,
+    fields: &StudentFields,
+) -> Result<Student> {
+    let sql = format!(
+        "INSERT INTO students (course_id, name, external_id, created_at)
+         VALUES ($1, $2, $3, $4) RETURNING {STUDENT_COLUMNS}"
+    );
+    sqlx::query_as::<_, Student>(&sql)
+        .bind(course_id)
+        .bind(&fields.name)
+        .bind(&fields.external_id)
+        .bind(Utc::now())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(conflict_on_unique(|| {
+            external_id_taken(&fields.external_id)
+        }))
 }

@@ -1387,3 +1387,108 @@ async fn every_scoped_query_hides_other_owners_objects() {
     store.delete_course(owner, course).await.unwrap();
     assert_eq!(store.list_courses(Scope::All, page).await.unwrap().total, 0);
 }
+
+/// Naming a cluster after a new student enrols the student and assigns the faces together: when
+/// naming fails for any reason, no student without faces is left behind.
+#[tokio::test]
+async fn naming_a_cluster_as_a_new_student_enrols_nobody_when_naming_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let (course, _, crops) = photo_with_faces(&store, &[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]).await;
+    let owner = Scope::OwnedBy(store.get_course(Scope::All, course).await.unwrap().owner_id);
+    let stranger = store
+        .create_user("stranger", "password-s", Role::Instructor)
+        .await
+        .unwrap()
+        .scope();
+    let fields = |name: &str, external_id: Option<&str>| StudentFields {
+        name: name.into(),
+        external_id: external_id.map(Into::into),
+    };
+    let enrolled = |store: Store| async move {
+        store
+            .list_students(Scope::All, Some(course), Page::ALL)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|s| s.name)
+            .collect::<Vec<_>>()
+    };
+    let clusters = store
+        .replace_clusters(course, "m", &[vec![crops[0], crops[1]], vec![crops[2]]])
+        .await
+        .unwrap();
+
+    // Another instructor's cluster is missing, and nobody is enrolled.
+    let result = store
+        .name_cluster_as_new_student(stranger, clusters[0], &fields("Eve", None))
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::NotFound { entity: "Cluster", id }) if id == clusters[0]),
+        "{result:?}"
+    );
+    // The assignment itself fails (a fault injected into the database): the student goes too.
+    let raw = sqlx::SqlitePool::connect(&format!(
+        "sqlite:{}",
+        dir.path().join("db.sqlite3").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER fail_naming BEFORE UPDATE OF student_id ON face_crops
+         BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
+    )
+    .execute(&raw)
+    .await
+    .unwrap();
+    let result = store
+        .name_cluster_as_new_student(owner, clusters[0], &fields("Fay", None))
+        .await;
+    assert!(matches!(result, Err(StoreError::Database(_))), "{result:?}");
+    assert!(enrolled(store.clone()).await.is_empty());
+    sqlx::query("DROP TRIGGER fail_naming")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+
+    // Naming works, and the named cluster is gone with its faces assigned by `cluster`.
+    let (ada, assigned) = store
+        .name_cluster_as_new_student(owner, clusters[0], &fields("Ada", Some("7")))
+        .await
+        .unwrap();
+    assert_eq!(
+        (ada.name.as_str(), ada.course_id, assigned),
+        ("Ada", course, 2)
+    );
+    for crop in &crops[..2] {
+        let crop = store.get_crop(owner, *crop).await.unwrap();
+        assert_eq!(
+            (
+                crop.student_id,
+                crop.assignment_source.as_deref(),
+                crop.cluster_id
+            ),
+            (Some(ada.id), Some("cluster"), None)
+        );
+    }
+    // Naming it again: it no longer exists, and nobody is enrolled for it.
+    let result = store
+        .name_cluster_as_new_student(owner, clusters[0], &fields("Bob", None))
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::NotFound { .. })),
+        "{result:?}"
+    );
+    // A student that cannot be enrolled (external id taken) leaves the cluster as it was.
+    let result = store
+        .name_cluster_as_new_student(owner, clusters[1], &fields("Ann", Some("7")))
+        .await;
+    assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+    assert_eq!(
+        store.get_cluster(owner, clusters[1]).await.unwrap().members,
+        vec![crops[2]]
+    );
+    assert_eq!(enrolled(store.clone()).await, vec!["Ada".to_string()]);
+}
