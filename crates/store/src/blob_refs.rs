@@ -8,7 +8,8 @@ use std::collections::HashSet;
 
 use futures::TryStreamExt;
 
-use crate::{BlobStore, Result, Scope, Store, StoreError};
+use crate::scope::{Table, require_visible};
+use crate::{BlobStore, Result, Scope, Store};
 
 /// What is being deleted; each owns photos and reference photos, and the crops found in them.
 #[derive(Clone, Copy, Debug)]
@@ -111,27 +112,17 @@ async fn unreferenced(tx: &mut sqlx::SqliteConnection, keys: Vec<String>) -> Res
 }
 
 impl Store {
-    /// Deletes `owner` (and what hangs off it) in one transaction, if `visible` — a query of its
-    /// id, `$1` the id and `$2` the scope's owner — finds it in `scope`; else `NotFound` naming
-    /// `entity`. Returns the blob keys only the deleted rows referenced, for the caller to delete
-    /// after the commit.
+    /// Deletes `owner` (and what hangs off it) in one transaction, if `scope` sees its row of
+    /// `table`; else `NotFound`. Returns the blob keys only the deleted rows referenced, for the
+    /// caller to delete after the commit.
     pub(crate) async fn delete_visible(
         &self,
         scope: Scope,
         owner: Owner,
-        entity: &'static str,
-        visible: &str,
+        table: &Table,
     ) -> Result<Vec<String>> {
-        let id = owner.id();
         let mut tx = self.write_tx().await?;
-        let found: Option<i64> = sqlx::query_scalar(visible)
-            .bind(id)
-            .bind(scope.owner())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if found.is_none() {
-            return Err(StoreError::NotFound { entity, id });
-        }
+        require_visible(&mut tx, table, scope, owner.id()).await?;
         let keys = delete_owner(&mut tx, owner).await?;
         tx.commit().await?;
         Ok(keys)

@@ -2,10 +2,13 @@
 //! edits people make (merge, name). Clusters a person edited are locked: re-clustering keeps them.
 
 use chrono::{DateTime, Utc};
+use sqlx::SqliteConnection;
 
+use crate::courses::{STUDENTS, insert_student};
 use crate::photos::vector_from_bytes;
 use crate::recognition::{LabelledVector, prune_empty_clusters};
-use crate::{Result, Scope, Store, StoreError};
+use crate::scope::{Table, fetch_visible};
+use crate::{Result, Scope, Store, StoreError, Student, StudentFields};
 
 /// A group of unknown faces of one course.
 #[derive(Clone, Debug)]
@@ -78,9 +81,13 @@ impl From<ClusterRow> for ClusterRecord {
     }
 }
 
-const CLUSTER_SELECT: &str = "SELECT k.id, k.course_id, k.model_name, k.suggested_student_id, k.suggested_similarity,
-     k.locked, k.created_at, (SELECT group_concat(f.id) FROM face_crops f WHERE f.cluster_id = k.id) AS members
-     FROM clusters k JOIN courses c ON c.id = k.course_id";
+const CLUSTER_COLUMNS: &str = "k.id, k.course_id, k.model_name, k.suggested_student_id, k.suggested_similarity,
+     k.locked, k.created_at, (SELECT group_concat(f.id) FROM face_crops f WHERE f.cluster_id = k.id) AS members";
+const CLUSTERS: Table = Table {
+    entity: "Cluster",
+    from: "clusters k JOIN courses c ON c.id = k.course_id",
+    id: "k.id",
+};
 
 impl Store {
     /// The unknown faces of a course (unassigned, not "not a student", with a `model` embedding).
@@ -197,7 +204,10 @@ impl Store {
     /// A course's clusters, largest first.
     pub async fn list_clusters(&self, scope: Scope, course_id: i64) -> Result<Vec<ClusterRecord>> {
         self.get_course(scope, course_id).await?;
-        let sql = format!("{CLUSTER_SELECT} WHERE k.course_id = $1");
+        let sql = format!(
+            "SELECT {CLUSTER_COLUMNS} FROM {} WHERE k.course_id = $1",
+            CLUSTERS.from
+        );
         let rows = sqlx::query_as::<_, ClusterRow>(&sql)
             .bind(course_id)
             .fetch_all(&self.pool)
@@ -208,17 +218,9 @@ impl Store {
     }
 
     pub async fn get_cluster(&self, scope: Scope, id: i64) -> Result<ClusterRecord> {
-        let sql = format!("{CLUSTER_SELECT} WHERE k.id = $1 AND ($2 IS NULL OR c.owner_id = $2)");
-        sqlx::query_as::<_, ClusterRow>(&sql)
-            .bind(id)
-            .bind(scope.owner())
-            .fetch_optional(&self.pool)
-            .await?
+        self.get_visible::<ClusterRow>(&CLUSTERS, CLUSTER_COLUMNS, scope, id)
+            .await
             .map(ClusterRecord::from)
-            .ok_or(StoreError::NotFound {
-                entity: "Cluster",
-                id,
-            })
     }
 
     /// Merges clusters of one course into the first of `ids`, which becomes locked.
@@ -264,30 +266,59 @@ impl Store {
     /// automatic decisions like a manual one) and the cluster, now empty, is removed.
     /// Returns how many faces were assigned.
     pub async fn name_cluster(&self, scope: Scope, id: i64, student_id: i64) -> Result<u64> {
-        let cluster = self.get_cluster(scope, id).await?;
-        let student = self.get_student(scope, student_id).await?;
-        if student.course_id != cluster.course_id {
+        let mut tx = self.write_tx().await?;
+        let course_id = cluster_course(&mut tx, scope, id).await?;
+        let (student_course,): (i64,) =
+            fetch_visible(&mut *tx, &STUDENTS, "s.course_id", scope, student_id).await?;
+        if student_course != course_id {
             return Err(StoreError::Invalid(format!(
                 "student {student_id} is not enrolled in the course of cluster {id}"
             )));
         }
-        let mut tx = self.write_tx().await?;
-        // The cluster must still be the one checked above (same course) when the write happens.
-        let assigned = sqlx::query(
-            "UPDATE face_crops SET student_id = $1, assignment_source = 'cluster', confidence = NULL,
-                 cluster_id = NULL
-             WHERE cluster_id = $2 AND EXISTS (SELECT 1 FROM clusters WHERE id = $2 AND course_id = $3)",
-        )
-        .bind(student_id)
-        .bind(id)
-        .bind(cluster.course_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        prune_empty_clusters(&mut tx).await?;
+        let assigned = assign_cluster(&mut tx, id, student_id).await?;
         tx.commit().await?;
         Ok(assigned)
     }
+
+    /// Enrols a new student in the course of cluster `id` and names the cluster after them (as
+    /// [`Store::name_cluster`] does), in one transaction: when naming fails, nobody was enrolled.
+    /// Returns the student and how many faces were assigned.
+    pub async fn name_cluster_as_new_student(
+        &self,
+        scope: Scope,
+        id: i64,
+        fields: &StudentFields,
+    ) -> Result<(Student, u64)> {
+        let mut tx = self.write_tx().await?;
+        let course_id = cluster_course(&mut tx, scope, id).await?;
+        let student = insert_student(&mut tx, course_id, fields).await?;
+        let assigned = assign_cluster(&mut tx, id, student.id).await?;
+        tx.commit().await?;
+        Ok((student, assigned))
+    }
+}
+
+/// The course of cluster `id`, if `scope` sees the cluster.
+async fn cluster_course(tx: &mut SqliteConnection, scope: Scope, id: i64) -> Result<i64> {
+    let (course_id,): (i64,) = fetch_visible(&mut *tx, &CLUSTERS, "k.course_id", scope, id).await?;
+    Ok(course_id)
+}
+
+/// Gives every member of cluster `id` to the student and removes the emptied cluster. The
+/// caller has checked, in the same transaction, that both are of one course.
+async fn assign_cluster(tx: &mut SqliteConnection, id: i64, student_id: i64) -> Result<u64> {
+    let assigned = sqlx::query(
+        "UPDATE face_crops SET student_id = $1, assignment_source = 'cluster', confidence = NULL,
+             cluster_id = NULL
+         WHERE cluster_id = $2",
+    )
+    .bind(student_id)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    prune_empty_clusters(&mut *tx).await?;
+    Ok(assigned)
 }
 
 async fn set_cluster(

@@ -2,10 +2,17 @@
 
 use chrono::Utc;
 
+use crate::scope::Table;
 use crate::{JobRecord, JobStatus, Page, Paged, Result, Scope, Store, StoreError, UserId};
 
 const JOB_COLUMNS: &str = "j.id, j.kind, j.payload, j.status, j.done, j.total, j.error, j.errors, j.stats, j.course_id, j.created_by, j.created_at, \
      j.started_at, j.finished_at";
+/// A job without a course is visible to admins only.
+const JOBS: Table = Table {
+    entity: "Job",
+    from: "jobs j LEFT JOIN courses c ON c.id = j.course_id",
+    id: "j.id",
+};
 
 impl Store {
     /// Queues a job, unless one of the same kind and payload is already queued or running, in
@@ -128,33 +135,13 @@ impl Store {
     }
 
     pub async fn get_job(&self, scope: Scope, id: i64) -> Result<JobRecord> {
-        sqlx::query_as::<_, JobRecord>(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs j LEFT JOIN courses c ON c.id = j.course_id
-             WHERE j.id = $1 AND ($2 IS NULL OR c.owner_id = $2)"
-        ))
-        .bind(id)
-        .bind(scope.owner())
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound { entity: "Job", id })
+        self.get_visible(&JOBS, JOB_COLUMNS, scope, id).await
     }
 
     /// Jobs visible in `scope`, newest first.
     pub async fn list_jobs(&self, scope: Scope, page: Page) -> Result<Paged<JobRecord>> {
-        let from = "FROM jobs j LEFT JOIN courses c ON c.id = j.course_id WHERE ($1 IS NULL OR c.owner_id = $1)";
-        let total = sqlx::query_scalar(&format!("SELECT COUNT(*) {from}"))
-            .bind(scope.owner())
-            .fetch_one(&self.pool)
-            .await?;
-        let items = sqlx::query_as::<_, JobRecord>(&format!(
-            "SELECT {JOB_COLUMNS} {from} ORDER BY j.id DESC LIMIT $2 OFFSET $3"
-        ))
-        .bind(scope.owner())
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(Paged { total, items })
+        self.list_visible(&JOBS, JOB_COLUMNS, scope, |_| {}, "j.id DESC", page)
+            .await
     }
 
     /// After a restart: jobs left running by the previous process are queued again (their work

@@ -14,6 +14,7 @@ mod models;
 mod password_work;
 mod photos;
 mod recognition;
+mod scope;
 mod users;
 
 pub use attendance::{AttendanceStatus, Evidence, SessionFacts};

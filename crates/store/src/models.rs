@@ -74,15 +74,6 @@ pub enum Scope {
     OwnedBy(UserId),
 }
 
-impl Scope {
-    pub(crate) fn owner(self) -> Option<UserId> {
-        match self {
-            Scope::All => None,
-            Scope::OwnedBy(id) => Some(id),
-        }
-    }
-}
-
 /// One page of a listing, numbered from 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Page {
@@ -91,6 +82,12 @@ pub struct Page {
 }
 
 impl Page {
+    /// Every row at once, for callers that need the whole list (an export, a report).
+    pub const ALL: Page = Page {
+        number: 1,
+        size: u32::MAX / 2,
+    };
+
     pub(crate) fn limit(self) -> i64 {
         i64::from(self.size)
     }

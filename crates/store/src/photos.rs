@@ -1,9 +1,11 @@
 //! SQL for session photos, the faces found in them, and their embeddings.
 
 use chrono::{DateTime, Utc};
+use sqlx::{QueryBuilder, Sqlite};
 
 use crate::blob_refs::Owner;
 use crate::error::conflict_on_unique;
+use crate::scope::{Table, and_equal};
 use crate::{
     CropFilter, EmbeddingRecord, FaceCrop, ImageInsert, MatchDecision, NewCrop, NewImage, Page,
     Paged, Result, Scope, SessionImage, Store, StoreError,
@@ -15,12 +17,22 @@ const CROP_COLUMNS: &str = "f.id, f.image_id, f.reference_photo_id, f.bbox_x, f.
      f.cluster_id, f.not_a_student, f.match_model, f.match_reason, f.best_student_id, f.best_similarity, \
      f.runner_up_student_id, f.runner_up_similarity, f.created_at";
 /// Joins that tie a crop (of a session photo or of a reference photo) to its course as `c`.
-const CROP_COURSE: &str = "FROM face_crops f
+const CROP_COURSE_FROM: &str = "face_crops f
      LEFT JOIN session_images i ON i.id = f.image_id
      LEFT JOIN sessions s ON s.id = i.session_id
      LEFT JOIN reference_photos r ON r.id = f.reference_photo_id
      LEFT JOIN students st ON st.id = r.student_id
      JOIN courses c ON c.id = COALESCE(s.course_id, st.course_id)";
+const CROPS: Table = Table {
+    entity: "Face crop",
+    from: CROP_COURSE_FROM,
+    id: "f.id",
+};
+pub(crate) const IMAGES: Table = Table {
+    entity: "Image",
+    from: "session_images i JOIN sessions s ON s.id = i.session_id JOIN courses c ON c.id = s.course_id",
+    id: "i.id",
+};
 
 #[derive(sqlx::FromRow)]
 struct CropRow {
@@ -189,28 +201,13 @@ impl Store {
     }
 
     pub async fn get_session_image(&self, scope: Scope, id: i64) -> Result<SessionImage> {
-        let sql = format!(
-            "SELECT {IMAGE_COLUMNS} FROM session_images i JOIN sessions s ON s.id = i.session_id
-             JOIN courses c ON c.id = s.course_id WHERE i.id = $1 AND ($2 IS NULL OR c.owner_id = $2)"
-        );
-        sqlx::query_as::<_, SessionImage>(&sql)
-            .bind(id)
-            .bind(scope.owner())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound {
-                entity: "Image",
-                id,
-            })
+        self.get_visible(&IMAGES, IMAGE_COLUMNS, scope, id).await
     }
 
     /// Deletes a photo with its faces and their embeddings; returns the blob keys only they
     /// referenced, for the caller to delete after the commit.
     pub async fn delete_session_image(&self, scope: Scope, id: i64) -> Result<Vec<String>> {
-        let visible = "SELECT i.id FROM session_images i JOIN sessions s ON s.id = i.session_id
-             JOIN courses c ON c.id = s.course_id WHERE i.id = $1 AND ($2 IS NULL OR c.owner_id = $2)";
-        self.delete_visible(scope, Owner::Image(id), "Image", visible)
-            .await
+        self.delete_visible(scope, Owner::Image(id), &IMAGES).await
     }
 
     /// A session's photos in upload order.
@@ -284,19 +281,9 @@ impl Store {
     }
 
     pub async fn get_crop(&self, scope: Scope, id: i64) -> Result<FaceCrop> {
-        let sql = format!(
-            "SELECT {CROP_COLUMNS} {CROP_COURSE} WHERE f.id = $1 AND ($2 IS NULL OR c.owner_id = $2)"
-        );
-        sqlx::query_as::<_, CropRow>(&sql)
-            .bind(id)
-            .bind(scope.owner())
-            .fetch_optional(&self.pool)
-            .await?
+        self.get_visible::<CropRow>(&CROPS, CROP_COLUMNS, scope, id)
+            .await
             .map(FaceCrop::from)
-            .ok_or(StoreError::NotFound {
-                entity: "Face crop",
-                id,
-            })
     }
 
     /// Crops visible in `scope` that match `filter`, by photo then position.
@@ -306,40 +293,35 @@ impl Store {
         filter: &CropFilter,
         page: Page,
     ) -> Result<Paged<FaceCrop>> {
-        let conditions = "($1 IS NULL OR c.owner_id = $1) AND ($2 IS NULL OR i.session_id = $2)
-             AND ($3 IS NULL OR f.image_id = $3) AND ($4 = FALSE OR (f.student_id IS NULL AND f.not_a_student = FALSE))
-             AND ($5 IS NULL OR f.quality_size >= $5)";
-        let total: i64 =
-            sqlx::query_scalar(&format!("SELECT COUNT(*) {CROP_COURSE} WHERE {conditions}"))
-                .bind(scope.owner())
-                .bind(filter.session)
-                .bind(filter.image)
-                .bind(filter.unassigned)
-                .bind(filter.min_size)
-                .fetch_one(&self.pool)
-                .await?;
-        let sql = format!(
-            "SELECT {CROP_COLUMNS} {CROP_COURSE} WHERE {conditions} ORDER BY f.image_id, f.id LIMIT $6 OFFSET $7"
-        );
-        let rows = sqlx::query_as::<_, CropRow>(&sql)
-            .bind(scope.owner())
-            .bind(filter.session)
-            .bind(filter.image)
-            .bind(filter.unassigned)
-            .bind(filter.min_size)
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(&self.pool)
+        let filter = |query: &mut QueryBuilder<'_, Sqlite>| {
+            and_equal(query, "i.session_id", filter.session);
+            and_equal(query, "f.image_id", filter.image);
+            if filter.unassigned {
+                query.push(" AND f.student_id IS NULL AND f.not_a_student = FALSE");
+            }
+            if let Some(min_size) = filter.min_size {
+                query.push(" AND f.quality_size >= ").push_bind(min_size);
+            }
+        };
+        let page = self
+            .list_visible::<CropRow>(
+                &CROPS,
+                CROP_COLUMNS,
+                scope,
+                filter,
+                "f.image_id, f.id",
+                page,
+            )
             .await?;
         Ok(Paged {
-            total,
-            items: rows.into_iter().map(FaceCrop::from).collect(),
+            total: page.total,
+            items: page.items.into_iter().map(FaceCrop::from).collect(),
         })
     }
 
     /// The course a crop belongs to (for its embedding model).
     pub async fn course_of_crop(&self, crop_id: i64) -> Result<i64> {
-        let sql = format!("SELECT c.id {CROP_COURSE} WHERE f.id = $1");
+        let sql = format!("SELECT c.id FROM {CROP_COURSE_FROM} WHERE f.id = $1");
         sqlx::query_scalar(&sql)
             .bind(crop_id)
             .fetch_optional(&self.pool)

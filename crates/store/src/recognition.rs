@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::blob_refs::Owner;
+use crate::courses::STUDENTS;
 use crate::photos::{CropOwner, insert_crop, vector_from_bytes};
+use crate::scope::{Table, require_visible};
 use crate::{FaceCrop, NewCrop, Result, Scope, Store, StoreError};
 
 /// A student's enrollment photo and the face taken from it.
@@ -74,10 +76,14 @@ pub enum Correction {
 
 const REFERENCE_COLUMNS: &str = "r.id, r.student_id, r.blob_key, r.sha256, r.width, r.height, r.created_at, \
      f.id AS crop_id, f.crop_blob_key";
-const REFERENCE_FROM: &str = "FROM reference_photos r
+const REFERENCES: Table = Table {
+    entity: "Reference photo",
+    from: "reference_photos r
      JOIN students st ON st.id = r.student_id
      JOIN courses c ON c.id = st.course_id
-     LEFT JOIN face_crops f ON f.reference_photo_id = r.id";
+     LEFT JOIN face_crops f ON f.reference_photo_id = r.id",
+    id: "r.id",
+};
 
 #[derive(sqlx::FromRow)]
 struct VectorRow {
@@ -106,20 +112,7 @@ impl Store {
         reference: &NewReference,
     ) -> Result<ReferencePhoto> {
         let mut tx = self.write_tx().await?;
-        let visible: Option<i64> = sqlx::query_scalar(
-            "SELECT st.id FROM students st JOIN courses c ON c.id = st.course_id
-             WHERE st.id = $1 AND ($2 IS NULL OR c.owner_id = $2)",
-        )
-        .bind(student_id)
-        .bind(scope.owner())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if visible.is_none() {
-            return Err(StoreError::NotFound {
-                entity: "Student",
-                id: student_id,
-            });
-        }
+        require_visible(&mut tx, &STUDENTS, scope, student_id).await?;
         let now = Utc::now();
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO reference_photos (student_id, blob_key, sha256, width, height, created_at)
@@ -142,18 +135,8 @@ impl Store {
     }
 
     pub async fn get_reference_photo(&self, scope: Scope, id: i64) -> Result<ReferencePhoto> {
-        let sql = format!(
-            "SELECT {REFERENCE_COLUMNS} {REFERENCE_FROM} WHERE r.id = $1 AND ($2 IS NULL OR c.owner_id = $2)"
-        );
-        sqlx::query_as::<_, ReferencePhoto>(&sql)
-            .bind(id)
-            .bind(scope.owner())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound {
-                entity: "Reference photo",
-                id,
-            })
+        self.get_visible(&REFERENCES, REFERENCE_COLUMNS, scope, id)
+            .await
     }
 
     /// A student's reference photos, oldest first.
@@ -164,7 +147,8 @@ impl Store {
     ) -> Result<Vec<ReferencePhoto>> {
         self.get_student(scope, student_id).await?;
         let sql = format!(
-            "SELECT {REFERENCE_COLUMNS} {REFERENCE_FROM} WHERE r.student_id = $1 ORDER BY r.id"
+            "SELECT {REFERENCE_COLUMNS} FROM {} WHERE r.student_id = $1 ORDER BY r.id",
+            REFERENCES.from
         );
         Ok(sqlx::query_as::<_, ReferencePhoto>(&sql)
             .bind(student_id)
@@ -175,9 +159,7 @@ impl Store {
     /// Removes a reference photo with its face and embeddings; returns the blob keys only they
     /// referenced, for the caller to delete after the commit.
     pub async fn delete_reference_photo(&self, scope: Scope, id: i64) -> Result<Vec<String>> {
-        let visible = "SELECT r.id FROM reference_photos r JOIN students st ON st.id = r.student_id
-             JOIN courses c ON c.id = st.course_id WHERE r.id = $1 AND ($2 IS NULL OR c.owner_id = $2)";
-        self.delete_visible(scope, Owner::Reference(id), "Reference photo", visible)
+        self.delete_visible(scope, Owner::Reference(id), &REFERENCES)
             .await
     }
 

@@ -1057,3 +1057,438 @@ mod deleted_blobs {
         assert_eq!(sweep_orphan_blobs(&store, &blobs).await.unwrap(), 0);
     }
 }
+
+/// Every scoped read, listing, update and deletion of every kind of object: another
+/// instructor's object is missing (never forbidden), the owner and an admin see it.
+#[tokio::test]
+async fn every_scoped_query_hides_other_owners_objects() {
+    use attendansee_store::{CropFilter, NewCrop, NewReference, SessionFields};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let (course, session, crops) = photo_with_faces(&store, &[[1.0, 0.0]]).await;
+    let owner = Scope::OwnedBy(store.get_course(Scope::All, course).await.unwrap().owner_id);
+    let stranger = store
+        .create_user("stranger", "password-s", Role::Instructor)
+        .await
+        .unwrap()
+        .scope();
+    let image = store
+        .get_crop(Scope::All, crops[0])
+        .await
+        .unwrap()
+        .image_id
+        .unwrap();
+    let student = store
+        .create_student(
+            owner,
+            course,
+            &StudentFields {
+                name: "Ada".into(),
+                external_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    let reference = store
+        .add_reference_photo(
+            owner,
+            student.id,
+            &NewReference {
+                blob_key: "r".into(),
+                sha256: "cd".repeat(32),
+                width: 8,
+                height: 8,
+                crop: NewCrop {
+                    bbox: [0.0, 0.0, 4.0, 4.0],
+                    landmarks: [[1.0, 1.0]; 5],
+                    score: 0.9,
+                    quality_size: 4.0,
+                    quality_blur: None,
+                    crop_blob_key: None,
+                    embedding: None,
+                },
+            },
+        )
+        .await
+        .unwrap();
+    let cluster = store
+        .replace_clusters(course, "m", std::slice::from_ref(&crops))
+        .await
+        .unwrap()[0];
+    let creator = store.get_course(Scope::All, course).await.unwrap().owner_id;
+    let (job, _) = store
+        .queue_job("process", "{}", course, creator, 1)
+        .await
+        .unwrap();
+    let page = Page {
+        number: 1,
+        size: 10,
+    };
+    let session_fields = SessionFields {
+        title: "W2".into(),
+        held_at: chrono::Utc::now(),
+    };
+    let student_fields = StudentFields {
+        name: "Bea".into(),
+        external_id: None,
+    };
+    let filter = CropFilter {
+        session: Some(session),
+        ..Default::default()
+    };
+
+    for scope in [owner, Scope::All] {
+        store.get_course(scope, course).await.unwrap();
+        store.get_student(scope, student.id).await.unwrap();
+        store.get_session(scope, session).await.unwrap();
+        store.get_session_image(scope, image).await.unwrap();
+        store.get_crop(scope, crops[0]).await.unwrap();
+        store
+            .get_crop(scope, reference.crop_id.unwrap())
+            .await
+            .unwrap();
+        store
+            .get_reference_photo(scope, reference.id)
+            .await
+            .unwrap();
+        store.get_cluster(scope, cluster).await.unwrap();
+        store.get_job(scope, job.id).await.unwrap();
+        assert_eq!(store.list_courses(scope, page).await.unwrap().total, 1);
+        assert_eq!(
+            store
+                .list_students(scope, Some(course), page)
+                .await
+                .unwrap()
+                .total,
+            1
+        );
+        assert_eq!(
+            store
+                .list_students(scope, None, page)
+                .await
+                .unwrap()
+                .items
+                .len(),
+            1
+        );
+        assert_eq!(
+            store
+                .list_sessions(scope, Some(course), page)
+                .await
+                .unwrap()
+                .total,
+            1
+        );
+        assert_eq!(store.list_jobs(scope, page).await.unwrap().total, 1);
+        assert_eq!(
+            store.list_crops(scope, &filter, page).await.unwrap().total,
+            1
+        );
+        assert_eq!(
+            store
+                .list_crops(scope, &CropFilter::default(), page)
+                .await
+                .unwrap()
+                .total,
+            2
+        );
+    }
+
+    assert_eq!(store.list_courses(stranger, page).await.unwrap().total, 0);
+    assert_eq!(
+        store
+            .list_students(stranger, None, page)
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    assert_eq!(
+        store
+            .list_sessions(stranger, Some(course), page)
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    assert_eq!(store.list_jobs(stranger, page).await.unwrap().total, 0);
+    let crop_list = store
+        .list_crops(stranger, &CropFilter::default(), page)
+        .await
+        .unwrap();
+    assert_eq!((crop_list.total, crop_list.items.len()), (0, 0));
+    let missing = |result: Result<(), StoreError>, entity: &str, id: i64| match result {
+        Err(StoreError::NotFound { entity: e, id: i }) if e == entity && i == id => {}
+        other => panic!("{entity} {id}: {other:?}"),
+    };
+    missing(
+        store.get_course(stranger, course).await.map(drop),
+        "Course",
+        course,
+    );
+    missing(
+        store
+            .update_course(stranger, course, &self::course("X"))
+            .await
+            .map(drop),
+        "Course",
+        course,
+    );
+    missing(
+        store.get_student(stranger, student.id).await.map(drop),
+        "Student",
+        student.id,
+    );
+    missing(
+        store
+            .update_student(stranger, student.id, &student_fields)
+            .await
+            .map(drop),
+        "Student",
+        student.id,
+    );
+    missing(
+        store
+            .create_student(stranger, course, &student_fields)
+            .await
+            .map(drop),
+        "Course",
+        course,
+    );
+    missing(
+        store.get_session(stranger, session).await.map(drop),
+        "Session",
+        session,
+    );
+    missing(
+        store
+            .update_session(stranger, session, &session_fields)
+            .await
+            .map(drop),
+        "Session",
+        session,
+    );
+    missing(
+        store
+            .create_session(stranger, course, &session_fields)
+            .await
+            .map(drop),
+        "Course",
+        course,
+    );
+    missing(
+        store.get_session_image(stranger, image).await.map(drop),
+        "Image",
+        image,
+    );
+    missing(
+        store.get_crop(stranger, crops[0]).await.map(drop),
+        "Face crop",
+        crops[0],
+    );
+    let reference_crop = reference.crop_id.unwrap();
+    missing(
+        store.get_crop(stranger, reference_crop).await.map(drop),
+        "Face crop",
+        reference_crop,
+    );
+    missing(
+        store
+            .get_reference_photo(stranger, reference.id)
+            .await
+            .map(drop),
+        "Reference photo",
+        reference.id,
+    );
+    missing(
+        store.get_cluster(stranger, cluster).await.map(drop),
+        "Cluster",
+        cluster,
+    );
+    missing(
+        store.get_job(stranger, job.id).await.map(drop),
+        "Job",
+        job.id,
+    );
+    missing(
+        store
+            .delete_reference_photo(stranger, reference.id)
+            .await
+            .map(drop),
+        "Reference photo",
+        reference.id,
+    );
+    missing(
+        store.delete_session_image(stranger, image).await.map(drop),
+        "Image",
+        image,
+    );
+    missing(
+        store.delete_student(stranger, student.id).await.map(drop),
+        "Student",
+        student.id,
+    );
+    missing(
+        store.delete_session(stranger, session).await.map(drop),
+        "Session",
+        session,
+    );
+    missing(
+        store.delete_course(stranger, course).await.map(drop),
+        "Course",
+        course,
+    );
+    // Nothing the stranger tried changed or removed anything.
+    assert_eq!(store.get_course(owner, course).await.unwrap().code, "REC");
+    assert_eq!(
+        store.get_student(owner, student.id).await.unwrap().name,
+        "Ada"
+    );
+    assert_eq!(store.get_session(owner, session).await.unwrap().title, "W1");
+    store.get_session_image(owner, image).await.unwrap();
+    store
+        .get_reference_photo(owner, reference.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .list_sessions(owner, Some(course), page)
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+    assert_eq!(
+        store
+            .list_students(owner, Some(course), page)
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+    // The owner may change and delete them.
+    store
+        .update_student(owner, student.id, &student_fields)
+        .await
+        .unwrap();
+    store
+        .update_session(owner, session, &session_fields)
+        .await
+        .unwrap();
+    store
+        .update_course(owner, course, &self::course("REC2"))
+        .await
+        .unwrap();
+    store
+        .delete_reference_photo(owner, reference.id)
+        .await
+        .unwrap();
+    store.delete_session_image(owner, image).await.unwrap();
+    store.delete_course(owner, course).await.unwrap();
+    assert_eq!(store.list_courses(Scope::All, page).await.unwrap().total, 0);
+}
+
+/// Naming a cluster after a new student enrols the student and assigns the faces together: when
+/// naming fails for any reason, no student without faces is left behind.
+#[tokio::test]
+async fn naming_a_cluster_as_a_new_student_enrols_nobody_when_naming_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let (course, _, crops) = photo_with_faces(&store, &[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]).await;
+    let owner = Scope::OwnedBy(store.get_course(Scope::All, course).await.unwrap().owner_id);
+    let stranger = store
+        .create_user("stranger", "password-s", Role::Instructor)
+        .await
+        .unwrap()
+        .scope();
+    let fields = |name: &str, external_id: Option<&str>| StudentFields {
+        name: name.into(),
+        external_id: external_id.map(Into::into),
+    };
+    let enrolled = |store: Store| async move {
+        store
+            .list_students(Scope::All, Some(course), Page::ALL)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|s| s.name)
+            .collect::<Vec<_>>()
+    };
+    let clusters = store
+        .replace_clusters(course, "m", &[vec![crops[0], crops[1]], vec![crops[2]]])
+        .await
+        .unwrap();
+
+    // Another instructor's cluster is missing, and nobody is enrolled.
+    let result = store
+        .name_cluster_as_new_student(stranger, clusters[0], &fields("Eve", None))
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::NotFound { entity: "Cluster", id }) if id == clusters[0]),
+        "{result:?}"
+    );
+    // The assignment itself fails (a fault injected into the database): the student goes too.
+    let raw = sqlx::SqlitePool::connect(&format!(
+        "sqlite:{}",
+        dir.path().join("db.sqlite3").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER fail_naming BEFORE UPDATE OF student_id ON face_crops
+         BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
+    )
+    .execute(&raw)
+    .await
+    .unwrap();
+    let result = store
+        .name_cluster_as_new_student(owner, clusters[0], &fields("Fay", None))
+        .await;
+    assert!(matches!(result, Err(StoreError::Database(_))), "{result:?}");
+    assert!(enrolled(store.clone()).await.is_empty());
+    sqlx::query("DROP TRIGGER fail_naming")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+
+    // Naming works, and the named cluster is gone with its faces assigned by `cluster`.
+    let (ada, assigned) = store
+        .name_cluster_as_new_student(owner, clusters[0], &fields("Ada", Some("7")))
+        .await
+        .unwrap();
+    assert_eq!(
+        (ada.name.as_str(), ada.course_id, assigned),
+        ("Ada", course, 2)
+    );
+    for crop in &crops[..2] {
+        let crop = store.get_crop(owner, *crop).await.unwrap();
+        assert_eq!(
+            (
+                crop.student_id,
+                crop.assignment_source.as_deref(),
+                crop.cluster_id
+            ),
+            (Some(ada.id), Some("cluster"), None)
+        );
+    }
+    // Naming it again: it no longer exists, and nobody is enrolled for it.
+    let result = store
+        .name_cluster_as_new_student(owner, clusters[0], &fields("Bob", None))
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::NotFound { .. })),
+        "{result:?}"
+    );
+    // A student that cannot be enrolled (external id taken) leaves the cluster as it was.
+    let result = store
+        .name_cluster_as_new_student(owner, clusters[1], &fields("Ann", Some("7")))
+        .await;
+    assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+    assert_eq!(
+        store.get_cluster(owner, clusters[1]).await.unwrap().members,
+        vec![crops[2]]
+    );
+    assert_eq!(enrolled(store.clone()).await, vec!["Ada".to_string()]);
+}

@@ -171,7 +171,10 @@ mod tests {
         for &v in all {
             let name = v.to_string();
             assert_eq!(name.parse::<T>().unwrap(), v);
-            assert_eq!(serde_json::to_value(v).unwrap(), serde_json::Value::String(name));
+            assert_eq!(
+                serde_json::to_value(v).unwrap(),
+                serde_json::Value::String(name)
+            );
         }
     }
 
