@@ -12,9 +12,9 @@ use attendansee_store::{ClusterRecord, StudentFields};
 
 use crate::AppState;
 use crate::auth::Actor;
+use crate::corrections::ClusterSummaryDto;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path};
-use crate::corrections::ClusterSummaryDto;
 use crate::students::{EXTERNAL_ID_MAX, NAME_MAX, StudentDto};
 use attendansee_services::review::ClusterName;
 use attendansee_services::validate::{optional_text, text};

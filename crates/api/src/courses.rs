@@ -111,7 +111,7 @@ const MARGIN_RANGE: std::ops::Range<f32> = 0.0..1.0;
 fn check_model(state: &AppState, model: Option<String>) -> ApiResult<Option<String>> {
     match model {
         Some(model) => match state.services.check_recognizer("embedding_model", &model) {
-            Err(e) if e.error_type == crate::error::ErrorType::ValidationError => Err(e),
+            Err(e) if e.kind == attendansee_services::ErrorKind::ValidationError => Err(e.into()),
             _ => Ok(Some(model)),
         },
         None => Ok(None),

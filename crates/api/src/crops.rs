@@ -256,7 +256,10 @@ async fn session_crops(
         unassigned: query.unassigned,
         min_size: query.min_size,
     };
-    let crops = state.store().list_crops(actor.scope(), &filter, page).await?;
+    let crops = state
+        .store()
+        .list_crops(actor.scope(), &filter, page)
+        .await?;
     Ok(Json(PagedResponse::new(&uri, page, crops, CropDto::from)))
 }
 

@@ -177,7 +177,9 @@ async fn get_job(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<JobDto>> {
-    Ok(Json(state.services.get_job(actor.scope(), id).await?.into()))
+    Ok(Json(
+        state.services.get_job(actor.scope(), id).await?.into(),
+    ))
 }
 
 /// Cancel a queued or running job; photos already processed stay processed.

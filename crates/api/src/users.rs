@@ -11,7 +11,7 @@ use attendansee_store::{Role, User, UserUpdate};
 
 use crate::AppState;
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{PageParams, PagedResponse};
 use attendansee_services::users as accounts;

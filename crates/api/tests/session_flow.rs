@@ -34,7 +34,10 @@ fn face(x: f32, vector: Vec<f32>) -> FakeFace {
 
 async fn wait_for_job(app: &TestApp, token: &str, job: i64) -> Value {
     for _ in 0..200 {
-        let body = app.get(&format!("/api/attendance/jobs/{job}/"), token).await.body;
+        let body = app
+            .get(&format!("/api/attendance/jobs/{job}/"), token)
+            .await
+            .body;
         if !matches!(body["status"].as_str(), Some("queued" | "running")) {
             return body;
         }
@@ -57,7 +60,12 @@ fn status_of<'a>(attendance: &'a Value, name: &str) -> &'a str {
 #[tokio::test]
 async fn upload_process_assign_correct_and_attendance_with_the_fake_inference() {
     let fake = Arc::new(FakeInference::new());
-    let (alice, bob, carol, visitor) = (person(0, 0.0), person(1, 0.0), person(2, 0.0), person(3, 0.0));
+    let (alice, bob, carol, visitor) = (
+        person(0, 0.0),
+        person(1, 0.0),
+        person(2, 0.0),
+        person(3, 0.0),
+    );
     fake.photo(b"ref-alice", 400, 500, vec![face(100.0, alice.clone())]);
     fake.photo(b"ref-bob", 400, 500, vec![face(100.0, bob.clone())]);
     fake.photo(b"ref-carol", 400, 500, vec![face(100.0, carol.clone())]);
@@ -81,10 +89,18 @@ async fn upload_process_assign_correct_and_attendance_with_the_fake_inference() 
     let (_, token) = app.user("inst", Role::Instructor).await;
 
     let course = app
-        .create("/api/attendance/courses/", &token, json!({"name": "Flow", "code": "FL-1"}))
+        .create(
+            "/api/attendance/courses/",
+            &token,
+            json!({"name": "Flow", "code": "FL-1"}),
+        )
         .await;
     let mut students = Vec::new();
-    for (name, photo) in [("Alice", "ref-alice"), ("Bob", "ref-bob"), ("Carol", "ref-carol")] {
+    for (name, photo) in [
+        ("Alice", "ref-alice"),
+        ("Bob", "ref-bob"),
+        ("Carol", "ref-carol"),
+    ] {
         let id = app
             .create(
                 "/api/attendance/students/",
@@ -134,9 +150,16 @@ async fn upload_process_assign_correct_and_attendance_with_the_fake_inference() 
         .map(|r| r["status"].as_str().unwrap())
         .collect();
     assert_eq!(statuses, ["stored", "stored", "duplicate", "error"]);
-    assert_eq!(uploaded.body["results"][3]["error_type"], "UnsupportedImage");
     assert_eq!(
-        (&uploaded.body["stored"], &uploaded.body["duplicates"], &uploaded.body["failed"]),
+        uploaded.body["results"][3]["error_type"],
+        "UnsupportedImage"
+    );
+    assert_eq!(
+        (
+            &uploaded.body["stored"],
+            &uploaded.body["duplicates"],
+            &uploaded.body["failed"]
+        ),
         (&json!(2), &json!(1), &json!(1))
     );
 
@@ -147,14 +170,22 @@ async fn upload_process_assign_correct_and_attendance_with_the_fake_inference() 
     assert_eq!(status_of(&before, "Carol"), "unknown");
 
     let queued = app
-        .post(&format!("/api/attendance/sessions/{session}/process/"), &token, json!({}))
+        .post(
+            &format!("/api/attendance/sessions/{session}/process/"),
+            &token,
+            json!({}),
+        )
         .await;
     assert_eq!(queued.status, StatusCode::ACCEPTED, "{}", queued.body);
     let job = wait_for_job(&app, &token, queued.body["job"]["id"].as_i64().unwrap()).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["kind"], "process_session");
     assert_eq!(job["session"], session);
-    assert_eq!((&job["done"], &job["total"]), (&json!(2), &json!(2)), "{job}");
+    assert_eq!(
+        (&job["done"], &job["total"]),
+        (&json!(2), &json!(2)),
+        "{job}"
+    );
     assert_eq!(job["stats"]["photos"], 2, "{job}");
     assert_eq!(job["stats"]["faces"], 5, "{job}");
     // Alice twice (once per photo), Bob once; the visitor twice, unmatched, in one cluster.
@@ -179,11 +210,18 @@ async fn upload_process_assign_correct_and_attendance_with_the_fake_inference() 
 
     // The visitor's two faces form one cluster; naming it enrolls a new student at once.
     let clusters = app
-        .get(&format!("/api/attendance/courses/{course}/clusters/"), &token)
+        .get(
+            &format!("/api/attendance/courses/{course}/clusters/"),
+            &token,
+        )
         .await
         .body;
     let cluster = &clusters[0];
-    assert_eq!(cluster["members"].as_array().unwrap().len(), 2, "{clusters}");
+    assert_eq!(
+        cluster["members"].as_array().unwrap().len(),
+        2,
+        "{clusters}"
+    );
     let named = app
         .post(
             &format!("/api/attendance/clusters/{}/name/", cluster["id"]),
@@ -200,7 +238,10 @@ async fn upload_process_assign_correct_and_attendance_with_the_fake_inference() 
 
     // A manual correction wins: Bob's face is not Bob after all.
     let crops = app
-        .get(&format!("/api/attendance/sessions/{session}/face-crops/"), &token)
+        .get(
+            &format!("/api/attendance/sessions/{session}/face-crops/"),
+            &token,
+        )
         .await
         .body;
     let bob_face = crops["results"]
@@ -218,20 +259,38 @@ async fn upload_process_assign_correct_and_attendance_with_the_fake_inference() 
         .await;
     assert_eq!(corrected.status, StatusCode::OK, "{}", corrected.body);
     let corrected_after = app.get(&attendance, &token).await.body;
-    assert_eq!(status_of(&corrected_after, "Bob"), "absent", "{corrected_after}");
-    assert_eq!(status_of(&corrected_after, "Carol"), "present", "{corrected_after}");
+    assert_eq!(
+        status_of(&corrected_after, "Bob"),
+        "absent",
+        "{corrected_after}"
+    );
+    assert_eq!(
+        status_of(&corrected_after, "Carol"),
+        "present",
+        "{corrected_after}"
+    );
 
     // The CSV says the same, row by row.
     let csv = app.get(&format!("{attendance}csv/"), &token).await.body;
     let csv = csv.as_str().unwrap();
-    assert!(csv.starts_with("student_id,external_id,name,status,source,evidence_crops\n"), "{csv}");
+    assert!(
+        csv.starts_with("student_id,external_id,name,status,source,evidence_crops\n"),
+        "{csv}"
+    );
     assert!(csv.contains(",Bob,absent,auto,"), "{csv}");
     assert!(csv.contains(",Carol,present,auto,"), "{csv}");
 
     // Re-processing finds nothing new to do; the fake saw each photo once.
     let calls = fake.calls();
-    assert_eq!(calls.iter().filter(|c| **c == "detect_and_embed").count(), 3 + 2);
-    assert_eq!(calls.iter().filter(|c| **c == "validate").count(), 3, "{calls:?}");
+    assert_eq!(
+        calls.iter().filter(|c| **c == "detect_and_embed").count(),
+        3 + 2
+    );
+    assert_eq!(
+        calls.iter().filter(|c| **c == "validate").count(),
+        3,
+        "{calls:?}"
+    );
 }
 
 #[tokio::test]
@@ -241,7 +300,11 @@ async fn a_photo_the_worker_refuses_fails_alone_and_the_job_is_partial() {
     let app = common::app_with_inference(fake.clone()).await;
     let (_, token) = app.user("inst", Role::Instructor).await;
     let course = app
-        .create("/api/attendance/courses/", &token, json!({"name": "P", "code": "P-1"}))
+        .create(
+            "/api/attendance/courses/",
+            &token,
+            json!({"name": "P", "code": "P-1"}),
+        )
         .await;
     let session = app
         .create(
@@ -255,10 +318,17 @@ async fn a_photo_the_worker_refuses_fails_alone_and_the_job_is_partial() {
             &format!("/api/attendance/sessions/{session}/images/"),
             &token,
             "images",
-            &[("good.jpg", b"good"), ("later-bad.jpg", b"changes after upload")],
+            &[
+                ("good.jpg", b"good"),
+                ("later-bad.jpg", b"changes after upload"),
+            ],
         )
         .await;
-    assert_eq!(uploaded.body["results"][1]["status"], "error", "{}", uploaded.body);
+    assert_eq!(
+        uploaded.body["results"][1]["status"], "error",
+        "{}",
+        uploaded.body
+    );
     // Registered after the upload refused it: upload it again now, then forget it, so that
     // processing meets a photo the worker does not know.
     fake.photo(b"changes after upload", 800, 600, vec![]);
@@ -273,7 +343,11 @@ async fn a_photo_the_worker_refuses_fails_alone_and_the_job_is_partial() {
     assert_eq!(again.body["stored"], 1, "{}", again.body);
     fake.forget(b"changes after upload");
     let queued = app
-        .post(&format!("/api/attendance/sessions/{session}/process/"), &token, json!({}))
+        .post(
+            &format!("/api/attendance/sessions/{session}/process/"),
+            &token,
+            json!({}),
+        )
         .await;
     let job = wait_for_job(&app, &token, queued.body["job"]["id"].as_i64().unwrap()).await;
     assert_eq!(job["status"], "partial", "{job}");

@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use attendansee_services::attendance::csv_row;
 use attendansee_faces::image_io::decode_rgb;
 use attendansee_faces::pipeline::{Pipeline, detect_with_border_retry};
 use attendansee_recognition::{
     BruteForceIndex, ClusterParams, OneFace, Thresholds, assign_photo, dbscan, the_one_face,
 };
+use attendansee_services::attendance::csv_row;
 
 use crate::cli::AttendArgs;
 use crate::config::Common;

@@ -3,10 +3,10 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use attendansee_services::Matching;
 use attendansee_faces::image_io::DEFAULT_MAX_PIXELS;
 use attendansee_faces::pipeline::Pipeline;
 use attendansee_faces::{Detector, FaceError, ModelSpec, Recognizer, Runtime};
+use attendansee_services::Matching;
 
 use crate::config::Common;
 

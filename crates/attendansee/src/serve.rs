@@ -54,23 +54,23 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
             detector: config.detector.clone(),
             recognizers: config.recognizers.clone(),
             catalog_recognizers: common
-            .catalog
-            .iter()
-            .filter(|spec| spec.kind == attendansee_faces::ModelKind::Recognizer)
-            .map(|spec| spec.name.clone())
-            .collect(),
-        install_advice: common
-            .catalog
-            .iter()
-            .map(|spec| (spec.name.clone(), install_advice(common, spec)))
-            .collect(),
-        matching: common
-            .catalog
-            .iter()
-            // Only calibrated models get an entry; the others fall back as a whole.
-            .filter(|spec| spec.match_threshold.is_some())
-            .map(|spec| (spec.name.clone(), model_matching(spec)))
-            .collect(),
+                .catalog
+                .iter()
+                .filter(|spec| spec.kind == attendansee_faces::ModelKind::Recognizer)
+                .map(|spec| spec.name.clone())
+                .collect(),
+            install_advice: common
+                .catalog
+                .iter()
+                .map(|spec| (spec.name.clone(), install_advice(common, spec)))
+                .collect(),
+            matching: common
+                .catalog
+                .iter()
+                // Only calibrated models get an entry; the others fall back as a whole.
+                .filter(|spec| spec.match_threshold.is_some())
+                .map(|spec| (spec.name.clone(), model_matching(spec)))
+                .collect(),
         },
         login_limits: attendansee_api::login_limits::LoginLimits {
             failures_per_user: config.login_failures_per_user,

@@ -93,12 +93,15 @@ pub fn session_attendance(facts: SessionFacts) -> ServiceResult<SessionAttendanc
         .iter()
         .map(|e| {
             let source = e.source.parse::<Source>().map_err(ServiceError::internal)?;
-            Ok((e.student_id, Evidence {
-                crop: e.crop_id,
-                image: e.image_id,
-                source,
-                similarity: e.similarity,
-            }))
+            Ok((
+                e.student_id,
+                Evidence {
+                    crop: e.crop_id,
+                    image: e.image_id,
+                    source,
+                    similarity: e.similarity,
+                },
+            ))
         })
         .collect::<ServiceResult<Vec<(i64, Evidence)>>>()?;
     let students: Vec<StudentAttendance> = facts

@@ -166,6 +166,9 @@ mod tests {
     #[test]
     fn a_full_queue_is_overloaded_with_its_retry_after() {
         let error = ServiceError::from(PoolError::Overloaded { retry_after: 7 });
-        assert_eq!((error.kind, error.retry_after), (ErrorKind::Overloaded, Some(7)));
+        assert_eq!(
+            (error.kind, error.retry_after),
+            (ErrorKind::Overloaded, Some(7))
+        );
     }
 }

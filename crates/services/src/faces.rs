@@ -4,7 +4,6 @@
 use attendansee_pool::protocol::DetectedFace;
 use attendansee_store::NewCrop;
 
-
 /// The record of one detected face, its crop image stored under `crop_blob_key` (if any) and its
 /// embedding (if any) made with `model`.
 pub fn new_crop(face: DetectedFace, crop_blob_key: Option<String>, model: &str) -> NewCrop {

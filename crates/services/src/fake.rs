@@ -93,7 +93,12 @@ impl FakeInference {
 
 /// The vector scaled to unit length, as a real recognizer returns it.
 fn normalised(vector: &[f32]) -> Vec<f32> {
-    let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::EPSILON);
+    let norm = vector
+        .iter()
+        .map(|v| v * v)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::EPSILON);
     vector.iter().map(|v| v / norm).collect()
 }
 

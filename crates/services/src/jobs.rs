@@ -144,20 +144,31 @@ pub struct Job {
 impl TryFrom<JobRecord> for Job {
     type Error = ServiceError;
 
+    /// Reads a record back. Only an unknown kind is an error; a payload, errors or stats column
+    /// that cannot be read (a record written by hand, an older version) is logged and shown as
+    /// empty, so that one odd record never makes the job list fail.
     fn try_from(j: JobRecord) -> ServiceResult<Self> {
-        let payload = JobPayload::from_record(&j.kind, &j.payload)
+        let kind = j
+            .kind
+            .parse::<JobKind>()
             .map_err(|e| ServiceError::internal(format!("job {}: {e}", j.id)))?;
-        let (errors, stats) = read_progress(&j)?;
+        let session = match JobPayload::from_record(&j.kind, &j.payload) {
+            Ok(payload) => Some(payload.session()),
+            Err(e) => {
+                tracing::warn!(job = j.id, error = %e, "unreadable job payload");
+                None
+            }
+        };
         Ok(Self {
             id: j.id,
-            kind: payload.kind(),
+            kind,
             status: j.status,
             done: j.done,
             total: j.total,
-            errors,
+            errors: read_column(j.id, "errors", &j.errors),
             error: j.error,
-            session: Some(payload.session()),
-            stats,
+            session,
+            stats: read_column(j.id, "stats", &j.stats),
             created_at: j.created_at,
             started_at: j.started_at,
             finished_at: j.finished_at,
@@ -165,15 +176,12 @@ impl TryFrom<JobRecord> for Job {
     }
 }
 
-/// The per-item errors and stats columns of a job record.
-fn read_progress(j: &JobRecord) -> ServiceResult<(Vec<JobItemError>, JobStats)> {
-    let unreadable = |what: &str, e: serde_json::Error| {
-        ServiceError::internal(format!("job {}: unreadable {what}: {e}", j.id))
-    };
-    Ok((
-        serde_json::from_str(&j.errors).map_err(|e| unreadable("errors", e))?,
-        serde_json::from_str(&j.stats).map_err(|e| unreadable("stats", e))?,
-    ))
+/// A JSON column of a job record, or its empty value when it cannot be read.
+fn read_column<T: serde::de::DeserializeOwned + Default>(job: i64, column: &str, text: &str) -> T {
+    serde_json::from_str(text).unwrap_or_else(|e| {
+        tracing::warn!(job, column, error = %e, "unreadable job column");
+        T::default()
+    })
 }
 
 impl Services {

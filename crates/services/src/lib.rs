@@ -8,12 +8,12 @@
 
 pub mod attendance;
 pub mod courses;
-pub mod enrollment;
 pub mod embeddings;
+pub mod enrollment;
 pub mod error;
+pub mod faces;
 #[cfg(any(test, feature = "fake-inference"))]
 pub mod fake;
-pub mod faces;
 pub mod inference;
 pub mod jobs;
 pub mod models;

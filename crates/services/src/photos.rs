@@ -173,7 +173,11 @@ impl Services {
             session: Some(session_id),
             ..Default::default()
         };
-        let crops = self.store.list_crops(scope, &filter, Page::ALL).await?.items;
+        let crops = self
+            .store
+            .list_crops(scope, &filter, Page::ALL)
+            .await?
+            .items;
         Ok(images
             .into_iter()
             .map(|image| {

@@ -1,13 +1,10 @@
 //! Reviewing what recognition decided: a person's corrections of single faces, the faces most
 //! like one, and the clusters of unknown faces — re-built, named and merged.
 
-use attendansee_store::{
-    ClusterRecord, Correction, FaceCrop, Scope, Student, StudentFields,
-};
+use attendansee_recognition::VectorIndex;
+use attendansee_store::{ClusterRecord, Correction, FaceCrop, Scope, Student, StudentFields};
 
-use crate::recognition::{
-    AssignSummary, ClusterSummary, assign_session, cluster_course, index_of,
-};
+use crate::recognition::{AssignSummary, ClusterSummary, assign_session, cluster_course, index_of};
 use crate::{ServiceError, ServiceResult, Services};
 
 /// Who a cluster is: a student already enrolled, or a new one enrolled from the cluster.
@@ -124,7 +121,10 @@ impl Services {
         match name {
             ClusterName::Existing(student_id) => {
                 let student = self.store.get_student(scope, student_id).await?;
-                let assigned = self.store.name_cluster(scope, cluster_id, student.id).await?;
+                let assigned = self
+                    .store
+                    .name_cluster(scope, cluster_id, student.id)
+                    .await?;
                 Ok((student, assigned))
             }
             ClusterName::New(fields) => Ok(self

@@ -35,9 +35,8 @@ impl Upload {
 
     /// The content, read back for a worker.
     pub async fn read(&self) -> ServiceResult<Vec<u8>> {
-        let io = |e: std::io::Error| {
-            ServiceError::internal(format!("cannot read back an upload: {e}"))
-        };
+        let io =
+            |e: std::io::Error| ServiceError::internal(format!("cannot read back an upload: {e}"));
         // Allocated here, on a runtime thread, rather than by `tokio::fs::read` on one of the
         // many blocking threads: glibc gives each thread its own arena and keeps what a photo
         // took in every arena that held one.

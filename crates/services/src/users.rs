@@ -119,7 +119,9 @@ pub async fn create_account(
 
 /// The account of a username as typed (any case or width).
 pub async fn find_account(store: &Store, username: &str) -> ServiceResult<Option<User>> {
-    Ok(store.find_user_by_name(&normalize_username(username)).await?)
+    Ok(store
+        .find_user_by_name(&normalize_username(username))
+        .await?)
 }
 
 /// Only an admin manages accounts.
