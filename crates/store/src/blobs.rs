@@ -148,17 +148,21 @@ mod tests {
         let blobs = BlobStore::local(&dir.path().join("blobs")).unwrap();
         let upload = dir.path().join("upload");
         std::fs::write(&upload, b"photo").unwrap();
-        blobs.put_file("images/7/abc", &upload).await.unwrap();
+        let (photo, face) = (
+            crate::blob_keys::session_photo(7, "abc"),
+            crate::blob_keys::session_face(1, 0),
+        );
+        blobs.put_file(&photo, &upload).await.unwrap();
         assert!(!upload.exists(), "moved, not copied");
         assert_eq!(
-            blobs.get("images/7/abc").await.unwrap(),
+            blobs.get(&photo).await.unwrap(),
             Bytes::from_static(b"photo")
         );
-        blobs.put("crops/1/0.jpg", Bytes::new()).await.unwrap();
+        blobs.put(&face, Bytes::new()).await.unwrap();
         let mut keys: Vec<String> = blobs.keys().try_collect().await.unwrap();
         keys.sort();
-        assert_eq!(keys, ["crops/1/0.jpg", "images/7/abc"]);
-        blobs.delete("images/7/abc").await.unwrap();
+        assert_eq!(keys, [face, photo.clone()]);
+        blobs.delete(&photo).await.unwrap();
         assert!(!dir.path().join("blobs/images/7").exists());
         assert!(dir.path().join("blobs").exists());
     }

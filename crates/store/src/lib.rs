@@ -2,6 +2,7 @@
 //! images and crops, credential hashing, and the lock that keeps one server per data directory.
 
 mod attendance;
+pub mod blob_keys;
 mod blob_refs;
 mod blobs;
 mod clusters;

@@ -1,0 +1,48 @@
+//! The names of blobs, decided here and nowhere else. A key is a `/`-separated path below the
+//! blob store's root; the rows keep the keys they wrote, so changing a layout here affects only
+//! blobs stored afterwards.
+//!
+//! | blob                                   | key                                          |
+//! |----------------------------------------|----------------------------------------------|
+//! | a session photo, as uploaded           | `images/{session_id}/{sha256}`               |
+//! | the aligned face `index` of that photo | `crops/{image_id}/{index}.jpg`               |
+//! | a student's reference photo            | `references/{student_id}/{sha256}`           |
+//! | the aligned face of that photo         | `references/{student_id}/{sha256}.face.jpg`  |
+//!
+//! `sha256` is the hex SHA-256 of the photo's bytes: the same photo uploaded twice to one
+//! session (or for one student) is one blob. `index` is the face's position in the detector's
+//! answer for the photo.
+
+/// A session photo as uploaded.
+pub fn session_photo(session_id: i64, sha256: &str) -> String {
+    format!("images/{session_id}/{sha256}")
+}
+
+/// The aligned image of face `index` found in session photo `image_id`.
+pub fn session_face(image_id: i64, index: usize) -> String {
+    format!("crops/{image_id}/{index}.jpg")
+}
+
+/// A student's reference (enrollment) photo as uploaded.
+pub fn reference_photo(student_id: i64, sha256: &str) -> String {
+    format!("references/{student_id}/{sha256}")
+}
+
+/// The aligned image of the face taken from a student's reference photo.
+pub fn reference_face(student_id: i64, sha256: &str) -> String {
+    format!("references/{student_id}/{sha256}.face.jpg")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Blobs stored by earlier versions keep their keys in the rows; these are those layouts.
+    #[test]
+    fn the_layouts_are_the_ones_already_stored() {
+        assert_eq!(session_photo(7, "ab12"), "images/7/ab12");
+        assert_eq!(session_face(42, 3), "crops/42/3.jpg");
+        assert_eq!(reference_photo(5, "cd34"), "references/5/cd34");
+        assert_eq!(reference_face(5, "cd34"), "references/5/cd34.face.jpg");
+    }
+}
