@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use attendansee_store::{ApiToken, Role, Scope, User, credentials};
+use attendansee_store::{ApiToken, Scope, User, credentials};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
@@ -33,14 +33,6 @@ pub struct Actor {
 impl Actor {
     pub fn scope(&self) -> Scope {
         self.user.scope()
-    }
-
-    pub fn require_admin(&self) -> ApiResult<()> {
-        if self.user.role == Role::Admin {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden("This action needs the admin role"))
-        }
     }
 }
 
@@ -74,7 +66,8 @@ pub async fn require_token(
             ApiError::unauthorized("Malformed Authorization header: expected `Bearer <token>`")
         })?;
     let (user, token_id) = state
-        .store()
+        .services
+        .accounts()
         .authenticate(token)
         .await?
         .ok_or_else(|| ApiError::unauthorized("Invalid, expired or revoked token"))?;
@@ -186,8 +179,9 @@ async fn login(
         .await
         .map_err(|e| ApiError::internal(format!("login check failed: {e}")))??;
     let issued = state
-        .store()
-        .issue_token(user.id, &label, state.settings.token_ttl)
+        .services
+        .accounts()
+        .issue_token(&user, &label, state.settings.token_ttl)
         .await?;
     tracing::info!(user = user.id, token = issued.token.id, "login");
     Ok(Json(LoginResponse {
@@ -231,7 +225,12 @@ async fn check_password(
             }
         })?;
     // A storage error ends the try without counting it (dropping `attempt`).
-    let Some(user) = state.store().verify_login(&username, &password).await? else {
+    let Some(user) = state
+        .services
+        .accounts()
+        .verify_login(&username, &password)
+        .await?
+    else {
         attempt.failed();
         tracing::info!(%username, address = ?address, "login failed");
         return Err(invalid());
@@ -244,8 +243,9 @@ async fn check_password(
 #[utoipa::path(post, path = "/api/auth/logout/", tag = "auth", responses((status = 204)))]
 async fn logout(State(state): State<AppState>, actor: Actor) -> ApiResult<StatusCode> {
     state
-        .store()
-        .revoke_token(actor.user.id, actor.token_id)
+        .services
+        .accounts()
+        .revoke_token(&actor.user, actor.token_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -262,7 +262,7 @@ async fn list_tokens(
     State(state): State<AppState>,
     actor: Actor,
 ) -> ApiResult<Json<Vec<TokenDto>>> {
-    let tokens = state.store().list_tokens(actor.user.id).await?;
+    let tokens = state.services.accounts().list_tokens(&actor.user).await?;
     Ok(Json(tokens.into_iter().map(TokenDto::from).collect()))
 }
 
@@ -286,8 +286,9 @@ async fn create_token(
         }
     };
     let issued = state
-        .store()
-        .issue_token(actor.user.id, body.label.trim(), ttl)
+        .services
+        .accounts()
+        .issue_token(&actor.user, body.label.trim(), ttl)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -306,6 +307,10 @@ async fn revoke_token(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    state.store().revoke_token(actor.user.id, id).await?;
+    state
+        .services
+        .accounts()
+        .revoke_token(&actor.user, id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -15,7 +15,8 @@ use crate::auth::Actor;
 use crate::corrections::ClusterSummaryDto;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path};
-use crate::students::{EXTERNAL_ID_MAX, NAME_MAX, StudentDto};
+use crate::students::StudentDto;
+use attendansee_services::courses::{EXTERNAL_ID_MAX, NAME_MAX};
 use attendansee_services::review::ClusterName;
 use attendansee_services::validate::{optional_text, text};
 
@@ -111,7 +112,7 @@ async fn list_clusters(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Vec<ClusterDto>>> {
-    let clusters = state.store().list_clusters(actor.scope(), id).await?;
+    let clusters = state.services.list_clusters(actor.scope(), id).await?;
     Ok(Json(clusters.into_iter().map(ClusterDto::from).collect()))
 }
 
@@ -140,7 +141,7 @@ async fn get_cluster(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<ClusterDto>> {
     Ok(Json(
-        state.store().get_cluster(actor.scope(), id).await?.into(),
+        state.services.get_cluster(actor.scope(), id).await?.into(),
     ))
 }
 

@@ -7,14 +7,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use attendansee_store::{Course, CourseFields};
+use attendansee_services::courses::{CourseChanges, NewCourse};
+use attendansee_store::Course;
 
 use crate::AppState;
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{PageParams, PagedResponse};
-use attendansee_services::validate::{required, text};
+use attendansee_services::validate::required;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CourseDto {
@@ -85,42 +86,6 @@ pub struct UpdateCourse {
     pub match_margin: Option<Option<f32>>,
 }
 
-/// A similarity setting must lie in `range` (thresholds far outside it would match everyone or
-/// nobody).
-fn check_similarity(
-    field: &str,
-    value: Option<f32>,
-    range: std::ops::Range<f32>,
-) -> ApiResult<Option<f32>> {
-    match value {
-        Some(v) if !range.contains(&v) => Err(ApiError::invalid_field(
-            field,
-            format!(
-                "{field} must be at least {} and below {}",
-                range.start, range.end
-            ),
-        )),
-        other => Ok(other),
-    }
-}
-
-const THRESHOLD_RANGE: std::ops::Range<f32> = 0.05..1.0;
-const MARGIN_RANGE: std::ops::Range<f32> = 0.0..1.0;
-
-/// A course's recognizer must be a known one (installed or not: processing says which is missing).
-fn check_model(state: &AppState, model: Option<String>) -> ApiResult<Option<String>> {
-    match model {
-        Some(model) => match state.services.check_recognizer("embedding_model", &model) {
-            Err(e) if e.kind == attendansee_services::ErrorKind::ValidationError => Err(e.into()),
-            _ => Ok(Some(model)),
-        },
-        None => Ok(None),
-    }
-}
-
-const NAME_MAX: usize = 200;
-const CODE_MAX: usize = 50;
-
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_courses, create_course))
@@ -142,7 +107,7 @@ async fn list_courses(
     Query(params): Query<PageParams>,
 ) -> ApiResult<Json<PagedResponse<CourseDto>>> {
     let page = params.page()?;
-    let courses = state.store().list_courses(actor.scope(), page).await?;
+    let courses = state.services.list_courses(actor.scope(), page).await?;
     Ok(Json(PagedResponse::new(
         &uri,
         page,
@@ -159,31 +124,15 @@ async fn create_course(
     actor: Actor,
     Json(body): Json<CreateCourse>,
 ) -> ApiResult<(StatusCode, Json<CourseDto>)> {
-    let fields = CourseFields {
-        name: text("name", &body.name, NAME_MAX)?,
-        code: text("code", &body.code, CODE_MAX)?,
-        embedding_model: check_model(&state, body.embedding_model.clone())?,
-        match_threshold: check_similarity(
-            "match_threshold",
-            body.match_threshold,
-            THRESHOLD_RANGE,
-        )?,
-        match_margin: check_similarity("match_margin", body.match_margin, MARGIN_RANGE)?,
+    let new = NewCourse {
+        name: body.name,
+        code: body.code,
+        owner: body.owner,
+        embedding_model: body.embedding_model,
+        match_threshold: body.match_threshold,
+        match_margin: body.match_margin,
     };
-    let owner = match body.owner {
-        None => actor.user.id,
-        Some(owner) if owner == actor.user.id => owner,
-        Some(owner) => {
-            actor.require_admin()?;
-            state
-                .store()
-                .get_user(owner)
-                .await
-                .map_err(|_| ApiError::invalid_field("owner", format!("User {owner} not found")))?
-                .id
-        }
-    };
-    let course = state.store().create_course(owner, &fields).await?;
+    let course = state.services.create_course(&actor.user, new).await?;
     Ok((StatusCode::CREATED, Json(course.into())))
 }
 
@@ -196,7 +145,7 @@ async fn get_course(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<CourseDto>> {
     Ok(Json(
-        state.store().get_course(actor.scope(), id).await?.into(),
+        state.services.get_course(actor.scope(), id).await?.into(),
     ))
 }
 
@@ -232,38 +181,18 @@ async fn update(
     id: i64,
     body: UpdateCourse,
 ) -> ApiResult<Json<CourseDto>> {
-    let current = state.store().get_course(actor.scope(), id).await?;
-    let fields = CourseFields {
-        name: text(
-            "name",
-            body.name.as_deref().unwrap_or(&current.name),
-            NAME_MAX,
-        )?,
-        code: text(
-            "code",
-            body.code.as_deref().unwrap_or(&current.code),
-            CODE_MAX,
-        )?,
-        embedding_model: match body.embedding_model {
-            None => current.embedding_model,
-            Some(model) => check_model(&state, model)?,
-        },
-        match_threshold: match body.match_threshold {
-            None => current.match_threshold,
-            Some(v) => check_similarity("match_threshold", v, THRESHOLD_RANGE)?,
-        },
-        match_margin: match body.match_margin {
-            None => current.match_margin,
-            Some(v) => check_similarity("match_margin", v, MARGIN_RANGE)?,
-        },
+    let changes = CourseChanges {
+        name: body.name,
+        code: body.code,
+        embedding_model: body.embedding_model,
+        match_threshold: body.match_threshold,
+        match_margin: body.match_margin,
     };
-    Ok(Json(
-        state
-            .store()
-            .update_course(actor.scope(), id, &fields)
-            .await?
-            .into(),
-    ))
+    let course = state
+        .services
+        .update_course(actor.scope(), id, changes)
+        .await?;
+    Ok(Json(course.into()))
 }
 
 /// Delete a course with its students, sessions, photos and attendance. The files go too: photos,

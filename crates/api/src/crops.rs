@@ -14,7 +14,7 @@ use attendansee_store::{CropFilter, EmbeddingRecord, FaceCrop};
 
 use crate::AppState;
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
+use crate::error::{ApiResult, ErrorBody, ErrorType};
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{PageParams, PagedResponse};
 
@@ -248,17 +248,16 @@ async fn session_crops(
     Query(params): Query<PageParams>,
     Query(query): Query<CropQuery>,
 ) -> ApiResult<Json<PagedResponse<CropDto>>> {
-    state.store().get_session(actor.scope(), session_id).await?;
     let page = params.page()?;
     let filter = CropFilter {
-        session: Some(session_id),
+        session: None,
         image: query.image,
         unassigned: query.unassigned,
         min_size: query.min_size,
     };
     let crops = state
-        .store()
-        .list_crops(actor.scope(), &filter, page)
+        .services
+        .session_crops(actor.scope(), session_id, filter, page)
         .await?;
     Ok(Json(PagedResponse::new(&uri, page, crops, CropDto::from)))
 }
@@ -271,10 +270,10 @@ async fn get_crop(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<CropDto>> {
-    let crop = state.store().get_crop(actor.scope(), id).await?;
+    let crop = state.services.get_crop(actor.scope(), id).await?;
     let embeddings = state
-        .store()
-        .crop_embeddings(id)
+        .services
+        .crop_embeddings(actor.scope(), id)
         .await?
         .into_iter()
         .map(|e| embedding_dto(e, false))
@@ -293,11 +292,7 @@ async fn crop_image(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
-    let crop = state.store().get_crop(actor.scope(), id).await?;
-    let key = crop
-        .crop_blob_key
-        .ok_or_else(|| ApiError::not_found(format!("Face crop {id} has no stored image")))?;
-    let bytes = state.services.blobs.get(&key).await?;
+    let bytes = state.services.crop_image(actor.scope(), id).await?;
     Ok(([(header::CONTENT_TYPE, "image/jpeg")], bytes).into_response())
 }
 
@@ -311,8 +306,7 @@ async fn crop_embeddings(
     Path(id): Path<i64>,
     Query(query): Query<VectorsQuery>,
 ) -> ApiResult<Json<Vec<EmbeddingDto>>> {
-    state.store().get_crop(actor.scope(), id).await?;
-    let embeddings = state.store().crop_embeddings(id).await?;
+    let embeddings = state.services.crop_embeddings(actor.scope(), id).await?;
     Ok(Json(
         embeddings
             .into_iter()

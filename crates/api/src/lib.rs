@@ -136,11 +136,6 @@ impl AppState {
         self.services = self.services.with_inference(inference);
         self
     }
-
-    /// The store, for the plain reads and writes that need no service.
-    pub fn store(&self) -> &Store {
-        &self.services.store
-    }
 }
 
 #[derive(OpenApi)]

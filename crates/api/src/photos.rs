@@ -117,7 +117,10 @@ async fn upload_images(
     mut form: Multipart,
 ) -> ApiResult<Json<UploadResponse>> {
     // Checked before the body is read: a wrong session is refused without storing anything.
-    state.store().get_session(actor.scope(), session_id).await?;
+    state
+        .services
+        .get_session(actor.scope(), session_id)
+        .await?;
     let files = image_fields(&state, &mut form).await?;
     let _turn = state.upload_permit(&files).await?;
     let outcomes = state
@@ -205,11 +208,7 @@ async fn get_image(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<ImageDto>> {
     Ok(Json(
-        state
-            .store()
-            .get_session_image(actor.scope(), id)
-            .await?
-            .into(),
+        state.services.get_photo(actor.scope(), id).await?.into(),
     ))
 }
 

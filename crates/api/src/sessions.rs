@@ -2,20 +2,21 @@
 
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use attendansee_store::{ClassSession, SessionFields, SessionStatus};
+use attendansee_services::courses::SessionChanges;
+use attendansee_store::{ClassSession, SessionStatus};
 
 use crate::AppState;
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{PageParams, PagedResponse};
 use crate::students::CourseFilter;
-use attendansee_services::validate::{required, text};
+use attendansee_services::validate::required;
 
 #[derive(Clone, Copy, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -80,35 +81,6 @@ pub struct UpdateSession {
     pub held_at: Option<DateTime<Utc>>,
 }
 
-const TITLE_MAX: usize = 200;
-
-/// Years a session may be held in. Outside them a time has no RFC 3339 form (years beyond 4
-/// digits or before year 0), and the store keeps times as text whose order is the time's order
-/// only while every year has 4 digits. Nobody recorded attendance with this service before 1970.
-const HELD_AT_YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
-
-/// `held_at` must be a time we can answer in RFC 3339 and sort: no leap second (chrono keeps
-/// `23:59:60` as a nanosecond count past 10⁹, which it then writes back as `:59.1000000000`).
-fn check_held_at(held_at: DateTime<Utc>) -> ApiResult<DateTime<Utc>> {
-    if !HELD_AT_YEARS.contains(&held_at.year()) {
-        return Err(ApiError::invalid_field(
-            "held_at",
-            format!(
-                "held_at must be in the years {} to {}",
-                HELD_AT_YEARS.start(),
-                HELD_AT_YEARS.end()
-            ),
-        ));
-    }
-    if held_at.nanosecond() >= 1_000_000_000 {
-        return Err(ApiError::invalid_field(
-            "held_at",
-            "held_at must not be a leap second (second 60)",
-        ));
-    }
-    Ok(held_at)
-}
-
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_sessions, create_session))
@@ -132,7 +104,7 @@ async fn list_sessions(
 ) -> ApiResult<Json<PagedResponse<SessionDto>>> {
     let page = params.page()?;
     let sessions = state
-        .store()
+        .services
         .list_sessions(actor.scope(), filter.course, page)
         .await?;
     Ok(Json(PagedResponse::new(
@@ -151,13 +123,9 @@ async fn create_session(
     actor: Actor,
     Json(body): Json<CreateSession>,
 ) -> ApiResult<(StatusCode, Json<SessionDto>)> {
-    let fields = SessionFields {
-        title: text("title", &body.title, TITLE_MAX)?,
-        held_at: check_held_at(body.held_at)?,
-    };
     let session = state
-        .store()
-        .create_session(actor.scope(), body.course, &fields)
+        .services
+        .create_session(actor.scope(), body.course, &body.title, body.held_at)
         .await?;
     Ok((StatusCode::CREATED, Json(session.into())))
 }
@@ -171,7 +139,7 @@ async fn get_session(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<SessionDto>> {
     Ok(Json(
-        state.store().get_session(actor.scope(), id).await?.into(),
+        state.services.get_session(actor.scope(), id).await?.into(),
     ))
 }
 
@@ -207,26 +175,15 @@ async fn update(
     id: i64,
     body: UpdateSession,
 ) -> ApiResult<Json<SessionDto>> {
-    let current = state.store().get_session(actor.scope(), id).await?;
-    let fields = SessionFields {
-        title: text(
-            "title",
-            body.title.as_deref().unwrap_or(&current.title),
-            TITLE_MAX,
-        )?,
-        held_at: body
-            .held_at
-            .map(check_held_at)
-            .transpose()?
-            .unwrap_or(current.held_at),
+    let changes = SessionChanges {
+        title: body.title,
+        held_at: body.held_at,
     };
-    Ok(Json(
-        state
-            .store()
-            .update_session(actor.scope(), id, &fields)
-            .await?
-            .into(),
-    ))
+    let session = state
+        .services
+        .update_session(actor.scope(), id, changes)
+        .await?;
+    Ok(Json(session.into()))
 }
 
 /// Delete a session with its photos, faces and attendance; the photo and face-crop files are

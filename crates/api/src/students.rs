@@ -7,14 +7,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use attendansee_store::{Student, StudentFields};
+use attendansee_services::courses::StudentChanges;
+use attendansee_store::Student;
 
 use crate::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query, nullable};
 use crate::pagination::{PageParams, PagedResponse};
-use attendansee_services::validate::{optional_text, required, text};
+use attendansee_services::validate::required;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StudentDto {
@@ -64,9 +65,6 @@ pub struct CourseFilter {
     pub course: Option<i64>,
 }
 
-pub const NAME_MAX: usize = 200;
-pub const EXTERNAL_ID_MAX: usize = 64;
-
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_students, create_student))
@@ -90,7 +88,7 @@ async fn list_students(
 ) -> ApiResult<Json<PagedResponse<StudentDto>>> {
     let page = params.page()?;
     let students = state
-        .store()
+        .services
         .list_students(actor.scope(), filter.course, page)
         .await?;
     Ok(Json(PagedResponse::new(
@@ -110,13 +108,14 @@ async fn create_student(
     actor: Actor,
     Json(body): Json<CreateStudent>,
 ) -> ApiResult<(StatusCode, Json<StudentDto>)> {
-    let fields = StudentFields {
-        name: text("name", &body.name, NAME_MAX)?,
-        external_id: optional_text("external_id", body.external_id.as_deref(), EXTERNAL_ID_MAX)?,
-    };
     let student = state
-        .store()
-        .create_student(actor.scope(), body.course, &fields)
+        .services
+        .create_student(
+            actor.scope(),
+            body.course,
+            &body.name,
+            body.external_id.as_deref(),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(student.into())))
 }
@@ -130,7 +129,7 @@ async fn get_student(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<StudentDto>> {
     Ok(Json(
-        state.store().get_student(actor.scope(), id).await?.into(),
+        state.services.get_student(actor.scope(), id).await?.into(),
     ))
 }
 
@@ -166,26 +165,15 @@ async fn update(
     id: i64,
     body: UpdateStudent,
 ) -> ApiResult<Json<StudentDto>> {
-    let current = state.store().get_student(actor.scope(), id).await?;
-    let external_id = match body.external_id {
-        None => current.external_id,
-        Some(value) => optional_text("external_id", value.as_deref(), EXTERNAL_ID_MAX)?,
+    let changes = StudentChanges {
+        name: body.name,
+        external_id: body.external_id,
     };
-    let fields = StudentFields {
-        name: text(
-            "name",
-            body.name.as_deref().unwrap_or(&current.name),
-            NAME_MAX,
-        )?,
-        external_id,
-    };
-    Ok(Json(
-        state
-            .store()
-            .update_student(actor.scope(), id, &fields)
-            .await?
-            .into(),
-    ))
+    let student = state
+        .services
+        .update_student(actor.scope(), id, changes)
+        .await?;
+    Ok(Json(student.into()))
 }
 
 /// Remove a student with their reference photos (erased from storage with their face crops);

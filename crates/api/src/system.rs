@@ -46,7 +46,7 @@ pub struct UnavailableModelDto {
 #[utoipa::path(get, path = "/api/health/", tag = "system", security(()),
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let database_ok = match state.store().ping().await {
+    let database_ok = match state.services.ping().await {
         Ok(()) => true,
         Err(e) => {
             tracing::error!(error = %e, "health check: database unavailable");

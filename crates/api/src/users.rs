@@ -14,7 +14,6 @@ use crate::auth::Actor;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{PageParams, PagedResponse};
-use attendansee_services::users as accounts;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -97,7 +96,7 @@ async fn list_users(
     Query(params): Query<PageParams>,
 ) -> ApiResult<Json<PagedResponse<UserDto>>> {
     let page = params.page()?;
-    let users = accounts::list_accounts(state.store(), &actor.user, page).await?;
+    let users = state.services.accounts().list(&actor.user, page).await?;
     Ok(Json(PagedResponse::new(&uri, page, users, UserDto::from)))
 }
 
@@ -110,14 +109,11 @@ async fn create_user(
     Json(body): Json<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<UserDto>)> {
     let role = body.role.unwrap_or(RoleDto::Instructor).into();
-    let user = accounts::create_account_as(
-        state.store(),
-        &actor.user,
-        &body.username,
-        &body.password,
-        role,
-    )
-    .await?;
+    let user = state
+        .services
+        .accounts()
+        .create_as(&actor.user, &body.username, &body.password, role)
+        .await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
@@ -129,7 +125,7 @@ async fn get_user(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<UserDto>> {
-    let user = accounts::get_account(state.store(), &actor.user, id).await?;
+    let user = state.services.accounts().get(&actor.user, id).await?;
     Ok(Json(user.into()))
 }
 
@@ -147,6 +143,10 @@ async fn update_user(
         active: body.active,
         password: body.password,
     };
-    let user = accounts::update_account(state.store(), &actor.user, id, update).await?;
+    let user = state
+        .services
+        .accounts()
+        .update(&actor.user, id, update)
+        .await?;
     Ok(Json(user.into()))
 }

@@ -41,7 +41,8 @@ async fn create(store: &Store, username: &str, admin: bool) -> Result<()> {
         .context("cannot read the password from standard input")?;
     let password = password.trim_end_matches(['\r', '\n']);
     let role = if admin { Role::Admin } else { Role::Instructor };
-    let user = accounts::create_account(store, username, password, role)
+    let user = accounts::Accounts::new(store)
+        .create(username, password, role)
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     println!(
@@ -57,7 +58,8 @@ async fn token(store: &Store, username: &str, label: &str, days: u32) -> Result<
     if !(1..=3650).contains(&days) {
         bail!("--days must be 1 to 3650");
     }
-    let Some(user) = accounts::find_account(store, username)
+    let Some(user) = accounts::Accounts::new(store)
+        .find(username)
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?
     else {

@@ -8,6 +8,7 @@
 
 pub mod attendance;
 pub mod courses;
+pub mod crops;
 pub mod embeddings;
 pub mod enrollment;
 pub mod error;
@@ -140,6 +141,11 @@ impl Services {
         self.inference()?
             .embed_crops(crops, model.to_owned(), lane)
             .await
+    }
+
+    /// Whether the database answers (for the health check).
+    pub async fn ping(&self) -> ServiceResult<()> {
+        Ok(self.store.ping().await?)
     }
 
     /// Deletes the blobs a committed deletion freed. A blob that cannot be deleted now is only

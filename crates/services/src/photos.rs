@@ -162,6 +162,11 @@ impl Services {
         }
     }
 
+    /// One photo's record.
+    pub async fn get_photo(&self, scope: Scope, id: i64) -> ServiceResult<SessionImage> {
+        Ok(self.store.get_session_image(scope, id).await?)
+    }
+
     /// A session's photos, each with the faces found in it.
     pub async fn session_photos(
         &self,

@@ -97,6 +97,19 @@ impl Services {
         Ok(out)
     }
 
+    /// A course's clusters of unknown faces, largest first.
+    pub async fn list_clusters(
+        &self,
+        scope: Scope,
+        course_id: i64,
+    ) -> ServiceResult<Vec<ClusterRecord>> {
+        Ok(self.store.list_clusters(scope, course_id).await?)
+    }
+
+    pub async fn get_cluster(&self, scope: Scope, id: i64) -> ServiceResult<ClusterRecord> {
+        Ok(self.store.get_cluster(scope, id).await?)
+    }
+
     /// Re-clusters all of the course's unknown faces from scratch; clusters edited by hand are
     /// kept. Returns the summary and the clusters afterwards.
     pub async fn recluster(

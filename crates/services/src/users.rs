@@ -1,7 +1,7 @@
 //! Accounts: the rules for usernames and passwords, and the account operations the API and the
 //! CLI share (the CLI creates the first admin without a server).
 
-use attendansee_store::{Page, Paged, Role, Store, User, UserUpdate};
+use attendansee_store::{ApiToken, IssuedToken, Page, Paged, Role, Store, User, UserUpdate};
 
 use crate::{ServiceError, ServiceResult};
 
@@ -104,26 +104,6 @@ pub fn check_password(password: &str, username: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Creates an account after checking its username and password (the name is stored normalized).
-pub async fn create_account(
-    store: &Store,
-    username: &str,
-    password: &str,
-    role: Role,
-) -> ServiceResult<User> {
-    let username =
-        check_username(username).map_err(|m| ServiceError::invalid_field("username", m))?;
-    check_password(password, &username).map_err(|m| ServiceError::invalid_field("password", m))?;
-    Ok(store.create_user(&username, password, role).await?)
-}
-
-/// The account of a username as typed (any case or width).
-pub async fn find_account(store: &Store, username: &str) -> ServiceResult<Option<User>> {
-    Ok(store
-        .find_user_by_name(&normalize_username(username))
-        .await?)
-}
-
 /// Only an admin manages accounts.
 pub fn require_admin(actor: &User) -> ServiceResult<()> {
     if actor.role == Role::Admin {
@@ -133,48 +113,118 @@ pub fn require_admin(actor: &User) -> ServiceResult<()> {
     }
 }
 
-/// Every account, a page at a time (admin only).
-pub async fn list_accounts(store: &Store, actor: &User, page: Page) -> ServiceResult<Paged<User>> {
-    require_admin(actor)?;
-    Ok(store.list_users(page).await?)
+/// Account operations on a store: what the API's account routes and the CLI's `users` command
+/// do. The CLI builds one on the store alone (it needs no blobs or workers).
+#[derive(Clone, Copy)]
+pub struct Accounts<'a> {
+    store: &'a Store,
 }
 
-/// One account (admin only).
-pub async fn get_account(store: &Store, actor: &User, id: i64) -> ServiceResult<User> {
-    require_admin(actor)?;
-    Ok(store.get_user(id).await?)
-}
-
-/// Creates an account on behalf of an admin.
-pub async fn create_account_as(
-    store: &Store,
-    actor: &User,
-    username: &str,
-    password: &str,
-    role: Role,
-) -> ServiceResult<User> {
-    require_admin(actor)?;
-    create_account(store, username, password, role).await
-}
-
-/// Changes an account's role, active flag or password (admin only; nobody deactivates or demotes
-/// their own account, so an installation always keeps an admin who can log in).
-pub async fn update_account(
-    store: &Store,
-    actor: &User,
-    id: i64,
-    update: UserUpdate,
-) -> ServiceResult<User> {
-    require_admin(actor)?;
-    if id == actor.id && (update.active == Some(false) || update.role == Some(Role::Instructor)) {
-        return Err(ServiceError::validation(
-            "You cannot deactivate or demote your own account",
-        ));
+impl<'a> Accounts<'a> {
+    pub fn new(store: &'a Store) -> Self {
+        Self { store }
     }
-    if let Some(password) = &update.password {
-        let user = store.get_user(id).await?;
-        check_password(password, &user.username)
+
+    /// Creates an account after checking its username and password (the name is stored normalized).
+    pub async fn create(&self, username: &str, password: &str, role: Role) -> ServiceResult<User> {
+        let username =
+            check_username(username).map_err(|m| ServiceError::invalid_field("username", m))?;
+        check_password(password, &username)
             .map_err(|m| ServiceError::invalid_field("password", m))?;
+        Ok(self.store.create_user(&username, password, role).await?)
     }
-    Ok(store.update_user(id, update).await?)
+
+    /// The account of a username as typed (any case or width).
+    pub async fn find(&self, username: &str) -> ServiceResult<Option<User>> {
+        Ok(self
+            .store
+            .find_user_by_name(&normalize_username(username))
+            .await?)
+    }
+
+    /// Every account, a page at a time (admin only).
+    pub async fn list(&self, actor: &User, page: Page) -> ServiceResult<Paged<User>> {
+        require_admin(actor)?;
+        Ok(self.store.list_users(page).await?)
+    }
+
+    /// One account (admin only).
+    pub async fn get(&self, actor: &User, id: i64) -> ServiceResult<User> {
+        require_admin(actor)?;
+        Ok(self.store.get_user(id).await?)
+    }
+
+    /// Creates an account on behalf of an admin.
+    pub async fn create_as(
+        &self,
+        actor: &User,
+        username: &str,
+        password: &str,
+        role: Role,
+    ) -> ServiceResult<User> {
+        require_admin(actor)?;
+        self.create(username, password, role).await
+    }
+
+    /// Changes an account's role, active flag or password (admin only; nobody deactivates or demotes
+    /// their own account, so an installation always keeps an admin who can log in).
+    pub async fn update(&self, actor: &User, id: i64, update: UserUpdate) -> ServiceResult<User> {
+        require_admin(actor)?;
+        if id == actor.id && (update.active == Some(false) || update.role == Some(Role::Instructor))
+        {
+            return Err(ServiceError::validation(
+                "You cannot deactivate or demote your own account",
+            ));
+        }
+        if let Some(password) = &update.password {
+            let user = self.store.get_user(id).await?;
+            check_password(password, &user.username)
+                .map_err(|m| ServiceError::invalid_field("password", m))?;
+        }
+        Ok(self.store.update_user(id, update).await?)
+    }
+
+    /// The user and token id of a live bearer token; `None` for an unknown, expired or revoked one.
+    pub async fn authenticate(&self, secret: &str) -> ServiceResult<Option<(User, i64)>> {
+        Ok(self.store.authenticate(secret).await?)
+    }
+
+    /// The active account of a username (as typed) and password, or `None`. The password check runs
+    /// on the store's dedicated threads, a bounded number at once.
+    pub async fn verify_login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> ServiceResult<Option<User>> {
+        Ok(self
+            .store
+            .verify_login(&normalize_username(username), password)
+            .await?)
+    }
+
+    /// A new token for the user, valid for `ttl`.
+    pub async fn issue_token(
+        &self,
+        user: &User,
+        label: &str,
+        ttl: chrono::Duration,
+    ) -> ServiceResult<IssuedToken> {
+        Ok(self.store.issue_token(user.id, label, ttl).await?)
+    }
+
+    /// The user's tokens (never their secrets).
+    pub async fn list_tokens(&self, user: &User) -> ServiceResult<Vec<ApiToken>> {
+        Ok(self.store.list_tokens(user.id).await?)
+    }
+
+    /// Revokes one of the user's tokens (another user's token is `NotFound`).
+    pub async fn revoke_token(&self, user: &User, token_id: i64) -> ServiceResult<()> {
+        Ok(self.store.revoke_token(user.id, token_id).await?)
+    }
+}
+
+impl crate::Services {
+    pub fn accounts(&self) -> Accounts<'_> {
+        Accounts::new(&self.store)
+    }
 }
