@@ -11,6 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use attendansee_services::embeddings::{CropEmbedding, EmbedStatus};
 use attendansee_store::{CropFilter, EmbeddingRecord, FaceCrop};
+use attendansee_vocabulary::Source;
 
 use crate::AppState;
 use crate::auth::Actor;
@@ -57,7 +58,7 @@ pub struct CropDto {
     /// The student it is assigned to, if any.
     pub student: Option<i64>,
     /// `manual`, `auto` or `cluster`.
-    pub assignment_source: Option<String>,
+    pub assignment_source: Option<&'static str>,
     pub confidence: Option<f32>,
     pub not_a_student: bool,
     /// The cluster of unknown faces it is in.
@@ -83,13 +84,13 @@ impl From<FaceCrop> for CropDto {
                 blur: c.quality_blur,
             },
             student: c.student_id,
-            assignment_source: c.assignment_source,
+            assignment_source: c.assignment_source.map(Source::as_str),
             confidence: c.confidence,
             not_a_student: c.not_a_student,
             cluster: c.cluster_id,
             decision: c.decision.map(|d| DecisionDto {
                 model: d.model,
-                reason: d.reason,
+                reason: d.reason.as_str(),
                 best: d.best.map(CandidateDto::from),
                 runner_up: d.runner_up.map(CandidateDto::from),
             }),
@@ -122,7 +123,7 @@ impl From<(i64, f32)> for CandidateDto {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DecisionDto {
     pub model: String,
-    pub reason: String,
+    pub reason: &'static str,
     pub best: Option<CandidateDto>,
     pub runner_up: Option<CandidateDto>,
 }

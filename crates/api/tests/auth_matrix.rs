@@ -212,7 +212,13 @@ async fn world() -> World {
         .id;
     let (job, _) = t
         .store
-        .queue_job("process_session", "{}", course, alice_user.id, 1)
+        .queue_job(
+            attendansee_vocabulary::JobKind::ProcessSession,
+            "{}",
+            course,
+            alice_user.id,
+            1,
+        )
         .await
         .unwrap();
     World {
@@ -742,7 +748,7 @@ async fn owner_and_admin_succeed_on_every_route_and_every_route_is_exercised() {
         let (job, _) =
             w.t.store
                 .queue_job(
-                    "process_session",
+                    attendansee_vocabulary::JobKind::ProcessSession,
                     &format!("{{\"for\": \"{who}\"}}"),
                     course,
                     1,

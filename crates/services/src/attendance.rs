@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use attendansee_store::{AttendanceStatus, Page, Scope, SessionFacts};
 use attendansee_vocabulary::Source;
 
-use crate::{ServiceError, ServiceResult, Services};
+use crate::{ServiceResult, Services};
 
 /// A face that shows the student in the session.
 #[derive(Clone, Debug, PartialEq)]
@@ -85,25 +85,24 @@ pub fn status_name(status: AttendanceStatus) -> &'static str {
 
 /// Derives each student's status: seen in a face → present; otherwise absent only when every
 /// photo is processed and every face is resolved, else unknown. An override wins.
-pub fn session_attendance(facts: SessionFacts) -> ServiceResult<SessionAttendance> {
+pub fn session_attendance(facts: SessionFacts) -> SessionAttendance {
     let unresolved = facts.unresolved_faces > 0;
     let unfinished = facts.unfinished_photos > 0 || facts.photos == 0;
     let evidence = facts
         .evidence
         .iter()
         .map(|e| {
-            let source = e.source.parse::<Source>().map_err(ServiceError::internal)?;
-            Ok((
+            (
                 e.student_id,
                 Evidence {
                     crop: e.crop_id,
                     image: e.image_id,
-                    source,
+                    source: e.source,
                     similarity: e.similarity,
                 },
-            ))
+            )
         })
-        .collect::<ServiceResult<Vec<(i64, Evidence)>>>()?;
+        .collect::<Vec<(i64, Evidence)>>();
     let students: Vec<StudentAttendance> = facts
         .students
         .iter()
@@ -161,7 +160,7 @@ pub fn session_attendance(facts: SessionFacts) -> ServiceResult<SessionAttendanc
         })
         .collect();
     let count = |s: AttendanceStatus| students.iter().filter(|a| a.status == s).count();
-    Ok(SessionAttendance {
+    SessionAttendance {
         session: facts.session.id,
         title: facts.session.title.clone(),
         held_at: facts.session.held_at,
@@ -172,7 +171,7 @@ pub fn session_attendance(facts: SessionFacts) -> ServiceResult<SessionAttendanc
         absent: count(AttendanceStatus::Absent),
         unknown: count(AttendanceStatus::Unknown),
         students,
-    })
+    }
 }
 
 impl Services {
@@ -182,7 +181,9 @@ impl Services {
         scope: Scope,
         session_id: i64,
     ) -> ServiceResult<SessionAttendance> {
-        session_attendance(self.store.session_facts(scope, session_id).await?)
+        Ok(session_attendance(
+            self.store.session_facts(scope, session_id).await?,
+        ))
     }
 
     /// Overrides a student's status in a session by hand (`None` goes back to the derived

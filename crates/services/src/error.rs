@@ -164,6 +164,17 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_name_in_the_database_is_internal_and_its_name_stays_in_the_log() {
+        let error = ServiceError::from(StoreError::Corrupt {
+            what: "job kind",
+            name: "teleport".into(),
+        });
+        assert_eq!(error.kind, ErrorKind::Internal);
+        assert!(!error.message.contains("teleport"), "{}", error.message);
+        assert!(error.cause.as_deref().unwrap_or("").contains("'teleport'"));
+    }
+
+    #[test]
     fn a_full_queue_is_overloaded_with_its_retry_after() {
         let error = ServiceError::from(PoolError::Overloaded { retry_after: 7 });
         assert_eq!(

@@ -13,7 +13,7 @@ use attendansee_store::{
     JobRecord, JobStatus, Page, Paged, Scope, SessionImage, SessionStatus, Store, StoreError, User,
     blob_keys,
 };
-use attendansee_vocabulary::{ErrorKind, JobKind, UnknownName};
+use attendansee_vocabulary::{ErrorKind, JobKind};
 
 use crate::faces::new_crop;
 use crate::recognition::{AssignSummary, ClusterSummary, assign_session, cluster_course};
@@ -33,14 +33,10 @@ struct ProcessSessionFields {
     model: String,
 }
 
-/// A job record whose kind or payload cannot be read back.
+/// A job record whose payload cannot be read back as its kind's fields.
 #[derive(Debug, thiserror::Error)]
-pub enum PayloadError {
-    #[error(transparent)]
-    Kind(#[from] UnknownName),
-    #[error("bad payload: {0}")]
-    Fields(#[from] serde_json::Error),
-}
+#[error("bad payload: {0}")]
+pub struct PayloadError(#[from] serde_json::Error);
 
 impl JobPayload {
     pub fn kind(&self) -> JobKind {
@@ -70,8 +66,8 @@ impl JobPayload {
     }
 
     /// Reads the kind and payload columns back.
-    pub fn from_record(kind: &str, payload: &str) -> Result<Self, PayloadError> {
-        Ok(match kind.parse::<JobKind>()? {
+    pub fn from_record(kind: JobKind, payload: &str) -> Result<Self, PayloadError> {
+        Ok(match kind {
             JobKind::ProcessSession => {
                 let fields: ProcessSessionFields = serde_json::from_str(payload)?;
                 JobPayload::ProcessSession {
@@ -144,15 +140,11 @@ pub struct Job {
 impl TryFrom<JobRecord> for Job {
     type Error = ServiceError;
 
-    /// Reads a record back. Only an unknown kind is an error; a payload, errors or stats column
-    /// that cannot be read (a record written by hand, an older version) is logged and shown as
-    /// empty, so that one odd record never makes the job list fail.
+    /// Reads a record back. A payload, errors or stats column that cannot be read (a record
+    /// written by hand, an older version) is logged and shown as empty, so that one odd record
+    /// never makes the job list fail. (An unknown kind already fails in the store.)
     fn try_from(j: JobRecord) -> ServiceResult<Self> {
-        let kind = j
-            .kind
-            .parse::<JobKind>()
-            .map_err(|e| ServiceError::internal(format!("job {}: {e}", j.id)))?;
-        let session = match JobPayload::from_record(&j.kind, &j.payload) {
+        let session = match JobPayload::from_record(j.kind, &j.payload) {
             Ok(payload) => Some(payload.session()),
             Err(e) => {
                 tracing::warn!(job = j.id, error = %e, "unreadable job payload");
@@ -161,7 +153,7 @@ impl TryFrom<JobRecord> for Job {
         };
         Ok(Self {
             id: j.id,
-            kind,
+            kind: j.kind,
             status: j.status,
             done: j.done,
             total: j.total,
@@ -204,7 +196,7 @@ impl Services {
         let (kind, text) = payload.to_record().map_err(ServiceError::internal)?;
         let (job, _) = self
             .store
-            .queue_job(kind.as_str(), &text, course.id, actor.id, pending)
+            .queue_job(kind, &text, course.id, actor.id, pending)
             .await?;
         self.jobs_queued.notify_one();
         job.try_into()
@@ -241,7 +233,7 @@ pub async fn run_jobs(services: Services) {
             Ok(Some(job)) => {
                 let id = job.id;
                 tracing::info!(job = id, kind = %job.kind, "job started");
-                let end = match JobPayload::from_record(&job.kind, &job.payload) {
+                let end = match JobPayload::from_record(job.kind, &job.payload) {
                     Ok(payload) => run(&services, &job, &payload).await,
                     Err(e) => JobEnd::failed(None, e.to_string()),
                 };
@@ -561,7 +553,7 @@ mod tests {
     fn job(done: i64, total: i64) -> JobRecord {
         JobRecord {
             id: 1,
-            kind: JobKind::ProcessSession.as_str().into(),
+            kind: JobKind::ProcessSession,
             payload: String::new(),
             status: JobStatus::Running,
             done,

@@ -149,7 +149,7 @@ pub async fn assign_session(
             AutoDecision {
                 crop_id: d.crop,
                 student_id: d.student,
-                reason: d.reason.as_str().to_owned(),
+                reason: d.reason,
                 best: d.best.map(|c| (c.student, c.similarity)),
                 runner_up: d.runner_up.map(|c| (c.student, c.similarity)),
             }

@@ -1,10 +1,11 @@
 //! SQL for attendance: the facts a session's attendance is derived from (who was seen in which
 //! face, what is still unresolved) and the manual overrides, which always win.
 
+use attendansee_vocabulary::Source;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use crate::{ClassSession, Result, Scope, Store, Student};
+use crate::{ClassSession, Result, Scope, Store, StoreError, Student, names};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
@@ -16,15 +17,38 @@ pub enum AttendanceStatus {
 }
 
 /// A face in the session assigned to a student: why we think they were there.
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug)]
 pub struct Evidence {
     pub student_id: i64,
     pub crop_id: i64,
     pub image_id: i64,
-    /// `auto`, `manual` or `cluster`.
-    pub source: String,
+    /// Who assigned the face to the student.
+    pub source: Source,
     /// The similarity of an automatic match.
     pub similarity: Option<f64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct EvidenceRow {
+    student_id: i64,
+    crop_id: i64,
+    image_id: i64,
+    source: String,
+    similarity: Option<f64>,
+}
+
+impl TryFrom<EvidenceRow> for Evidence {
+    type Error = StoreError;
+
+    fn try_from(r: EvidenceRow) -> Result<Self> {
+        Ok(Evidence {
+            student_id: r.student_id,
+            crop_id: r.crop_id,
+            image_id: r.image_id,
+            source: names::decode(&r.source)?,
+            similarity: r.similarity,
+        })
+    }
 }
 
 /// Everything a session's attendance is derived from.
@@ -52,7 +76,7 @@ impl Store {
         .bind(session.course_id)
         .fetch_all(&self.pool)
         .await?;
-        let evidence: Vec<Evidence> = sqlx::query_as(
+        let evidence: Vec<EvidenceRow> = sqlx::query_as(
             "SELECT f.student_id, f.id AS crop_id, f.image_id, f.assignment_source AS source, f.confidence AS similarity
              FROM face_crops f JOIN session_images i ON i.id = f.image_id
              WHERE i.session_id = $1 AND f.student_id IS NOT NULL ORDER BY f.student_id, f.id",
@@ -60,12 +84,17 @@ impl Store {
         .bind(session_id)
         .fetch_all(&self.pool)
         .await?;
+        let evidence = evidence
+            .into_iter()
+            .map(Evidence::try_from)
+            .collect::<Result<_>>()?;
         let (unresolved_faces,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM face_crops f JOIN session_images i ON i.id = f.image_id
              WHERE i.session_id = $1 AND f.student_id IS NULL AND f.not_a_student = FALSE
-               AND (f.assignment_source IS NULL OR f.assignment_source <> 'manual')",
+               AND (f.assignment_source IS NULL OR f.assignment_source <> $2)",
         )
         .bind(session_id)
+        .bind(Source::Manual.as_str())
         .fetch_one(&self.pool)
         .await?;
         let (photos, unfinished_photos): (i64, i64) = sqlx::query_as(
@@ -75,9 +104,10 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         let overrides: Vec<(i64, AttendanceStatus)> = sqlx::query_as(
-            "SELECT student_id, status FROM attendance WHERE session_id = $1 AND source = 'manual'",
+            "SELECT student_id, status FROM attendance WHERE session_id = $1 AND source = $2",
         )
         .bind(session_id)
+        .bind(Source::Manual.as_str())
         .fetch_all(&self.pool)
         .await?;
         Ok(SessionFacts {
@@ -102,7 +132,7 @@ impl Store {
         let session = self.get_session(scope, session_id).await?;
         let student = self.get_student(scope, student_id).await?;
         if student.course_id != session.course_id {
-            return Err(crate::StoreError::Invalid(format!(
+            return Err(StoreError::Invalid(format!(
                 "student {student_id} is not enrolled in the course of session {session_id}"
             )));
         }
@@ -110,13 +140,14 @@ impl Store {
             Some(status) => {
                 sqlx::query(
                     "INSERT INTO attendance (session_id, student_id, status, source, updated_at)
-                     VALUES ($1, $2, $3, 'manual', $4)
+                     VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT (session_id, student_id) DO UPDATE SET status = excluded.status,
-                         source = 'manual', updated_at = excluded.updated_at",
+                         source = excluded.source, updated_at = excluded.updated_at",
                 )
                 .bind(session_id)
                 .bind(student_id)
                 .bind(status)
+                .bind(Source::Manual.as_str())
                 .bind(Utc::now())
                 .execute(&self.pool)
                 .await?;

@@ -1,6 +1,7 @@
 //! SQL for clusters of unknown faces: what clustering reads, the clusters it writes, and the
 //! edits people make (merge, name). Clusters a person edited are locked: re-clustering keeps them.
 
+use attendansee_vocabulary::Source;
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
@@ -308,12 +309,13 @@ async fn cluster_course(tx: &mut SqliteConnection, scope: Scope, id: i64) -> Res
 /// caller has checked, in the same transaction, that both are of one course.
 async fn assign_cluster(tx: &mut SqliteConnection, id: i64, student_id: i64) -> Result<u64> {
     let assigned = sqlx::query(
-        "UPDATE face_crops SET student_id = $1, assignment_source = 'cluster', confidence = NULL,
+        "UPDATE face_crops SET student_id = $1, assignment_source = $3, confidence = NULL,
              cluster_id = NULL
          WHERE cluster_id = $2",
     )
     .bind(student_id)
     .bind(id)
+    .bind(Source::Cluster.as_str())
     .execute(&mut *tx)
     .await?
     .rows_affected();

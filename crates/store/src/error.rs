@@ -45,6 +45,11 @@ pub enum StoreError {
     #[error("password hashing failed: {0}")]
     PasswordHash(String),
 
+    /// A name column holds a name its enum does not have: a bug or a hand-edited database,
+    /// never the caller's fault.
+    #[error("the database holds an unknown {what} '{name}'")]
+    Corrupt { what: &'static str, name: String },
+
     /// Every password-checking slot stayed busy (a flood of logins); try again shortly.
     #[error("too many password checks at once; try again in a moment")]
     PasswordChecksBusy,

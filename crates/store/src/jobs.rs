@@ -1,9 +1,10 @@
 //! SQL for background jobs: create, claim, progress, finish, cancel, and recovery after a restart.
 
-use chrono::Utc;
+use attendansee_vocabulary::JobKind;
+use chrono::{DateTime, Utc};
 
 use crate::scope::Table;
-use crate::{JobRecord, JobStatus, Page, Paged, Result, Scope, Store, StoreError, UserId};
+use crate::{JobRecord, JobStatus, Page, Paged, Result, Scope, Store, StoreError, UserId, names};
 
 const JOB_COLUMNS: &str = "j.id, j.kind, j.payload, j.status, j.done, j.total, j.error, j.errors, j.stats, j.course_id, j.created_by, j.created_at, \
      j.started_at, j.finished_at";
@@ -14,34 +15,76 @@ const JOBS: Table = Table {
     id: "j.id",
 };
 
+/// A job as its row holds it, before the kind is read as a [`JobKind`].
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: i64,
+    kind: String,
+    payload: String,
+    status: JobStatus,
+    done: i64,
+    total: i64,
+    error: Option<String>,
+    errors: String,
+    stats: String,
+    course_id: Option<i64>,
+    created_by: Option<UserId>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<JobRow> for JobRecord {
+    type Error = StoreError;
+
+    fn try_from(r: JobRow) -> Result<Self> {
+        Ok(JobRecord {
+            id: r.id,
+            kind: names::decode(&r.kind)?,
+            payload: r.payload,
+            status: r.status,
+            done: r.done,
+            total: r.total,
+            error: r.error,
+            errors: r.errors,
+            stats: r.stats,
+            course_id: r.course_id,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+        })
+    }
+}
+
 impl Store {
     /// Queues a job, unless one of the same kind and payload is already queued or running, in
     /// which case that one is returned (`false`).
     pub async fn queue_job(
         &self,
-        kind: &str,
+        kind: JobKind,
         payload: &str,
         course_id: i64,
         created_by: UserId,
         total: i64,
     ) -> Result<(JobRecord, bool)> {
         let mut tx = self.write_tx().await?;
-        let existing = sqlx::query_as::<_, JobRecord>(&format!(
+        let existing = sqlx::query_as::<_, JobRow>(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs j WHERE j.kind = $1 AND j.payload = $2 AND j.status IN ('queued', 'running')"
         ))
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(payload)
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(job) = existing {
-            return Ok((job, false));
+            return Ok((job.try_into()?, false));
         }
-        let job = sqlx::query_as::<_, JobRecord>(&format!(
+        let job = sqlx::query_as::<_, JobRow>(&format!(
             "INSERT INTO jobs (kind, payload, status, done, total, course_id, created_by, created_at)
              VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6) RETURNING {}",
             JOB_COLUMNS.replace("j.", "")
         ))
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(payload)
         .bind(total)
         .bind(course_id)
@@ -50,31 +93,42 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok((job, true))
+        Ok((job.try_into()?, true))
     }
 
     /// Takes the next queued job and marks it running; `None` when there is none. Users take
     /// turns: the next job is the oldest of the user whose last job started longest ago (or who
     /// has never had one), so one user's many queued sessions do not hold up everyone else's.
+    ///
+    /// A job of a kind this version does not know is failed on the spot, with why, and the next
+    /// one is taken: nobody could ever run it, and left queued it would be claimed forever.
     pub async fn claim_job(&self) -> Result<Option<JobRecord>> {
         let mut tx = self.write_tx().await?;
-        let job = sqlx::query_as::<_, JobRecord>(&format!(
-            "UPDATE jobs SET status = 'running', started_at = $1
-             WHERE id = (
-                 SELECT q.id FROM jobs q WHERE q.status = 'queued'
-                 ORDER BY (SELECT MAX(s.started_at) FROM jobs s
-                           WHERE s.created_by IS q.created_by AND s.started_at IS NOT NULL),
-                          q.id
-                 LIMIT 1)
-               AND status = 'queued'
-             RETURNING {}",
-            JOB_COLUMNS.replace("j.", "")
-        ))
-        .bind(Utc::now())
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(job)
+        loop {
+            let Some(row) = claim_next(&mut tx).await? else {
+                tx.commit().await?;
+                return Ok(None);
+            };
+            let id = row.id;
+            match JobRecord::try_from(row) {
+                Ok(job) => {
+                    tx.commit().await?;
+                    return Ok(Some(job));
+                }
+                Err(error) => {
+                    tracing::error!(job = id, %error, "cannot run a job of an unknown kind");
+                    sqlx::query(
+                        "UPDATE jobs SET status = $1, error = $2, finished_at = $3 WHERE id = $4",
+                    )
+                    .bind(JobStatus::Failed)
+                    .bind(error.to_string())
+                    .bind(Utc::now())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
     }
 
     pub async fn job_status(&self, id: i64) -> Result<JobStatus> {
@@ -135,13 +189,24 @@ impl Store {
     }
 
     pub async fn get_job(&self, scope: Scope, id: i64) -> Result<JobRecord> {
-        self.get_visible(&JOBS, JOB_COLUMNS, scope, id).await
+        self.get_visible::<JobRow>(&JOBS, JOB_COLUMNS, scope, id)
+            .await?
+            .try_into()
     }
 
     /// Jobs visible in `scope`, newest first.
     pub async fn list_jobs(&self, scope: Scope, page: Page) -> Result<Paged<JobRecord>> {
-        self.list_visible(&JOBS, JOB_COLUMNS, scope, |_| {}, "j.id DESC", page)
-            .await
+        let page = self
+            .list_visible::<JobRow>(&JOBS, JOB_COLUMNS, scope, |_| {}, "j.id DESC", page)
+            .await?;
+        Ok(Paged {
+            total: page.total,
+            items: page
+                .items
+                .into_iter()
+                .map(JobRecord::try_from)
+                .collect::<Result<_>>()?,
+        })
     }
 
     /// After a restart: jobs left running by the previous process are queued again (their work
@@ -154,4 +219,23 @@ impl Store {
                 .rows_affected(),
         )
     }
+}
+
+/// Marks the next queued job running (see [`Store::claim_job`] for the order) and returns it.
+async fn claim_next(tx: &mut sqlx::SqliteConnection) -> Result<Option<JobRow>> {
+    Ok(sqlx::query_as::<_, JobRow>(&format!(
+        "UPDATE jobs SET status = 'running', started_at = $1
+             WHERE id = (
+                 SELECT q.id FROM jobs q WHERE q.status = 'queued'
+                 ORDER BY (SELECT MAX(s.started_at) FROM jobs s
+                           WHERE s.created_by IS q.created_by AND s.started_at IS NOT NULL),
+                          q.id
+                 LIMIT 1)
+               AND status = 'queued'
+             RETURNING {}",
+        JOB_COLUMNS.replace("j.", "")
+    ))
+    .bind(Utc::now())
+    .fetch_optional(tx)
+    .await?)
 }

@@ -12,6 +12,7 @@ mod data_dir;
 mod error;
 mod jobs;
 mod models;
+mod names;
 mod password_work;
 mod photos;
 mod recognition;

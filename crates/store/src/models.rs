@@ -1,6 +1,7 @@
 //! Records as the store hands them out, and the inputs it takes. These are not API types:
 //! the HTTP layer converts them into its own DTOs.
 
+use attendansee_vocabulary::{JobKind, Reason, Source};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -226,7 +227,8 @@ pub struct FaceCrop {
     pub quality_blur: Option<f32>,
     pub crop_blob_key: Option<String>,
     pub student_id: Option<i64>,
-    pub assignment_source: Option<String>,
+    /// Who assigned the student (or decided there is none); `None` when nobody has yet.
+    pub assignment_source: Option<Source>,
     pub confidence: Option<f32>,
     pub cluster_id: Option<i64>,
     pub not_a_student: bool,
@@ -239,8 +241,7 @@ pub struct FaceCrop {
 #[derive(Clone, Debug, PartialEq)]
 pub struct MatchDecision {
     pub model: String,
-    /// `matched`, `no_students`, `below_threshold`, `ambiguous` or `conflict`.
-    pub reason: String,
+    pub reason: Reason,
     pub best: Option<(i64, f32)>,
     pub runner_up: Option<(i64, f32)>,
 }
@@ -301,10 +302,10 @@ impl JobStatus {
 }
 
 /// A unit of background work (e.g. processing a session's photos).
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug)]
 pub struct JobRecord {
     pub id: i64,
-    pub kind: String,
+    pub kind: JobKind,
     /// JSON.
     pub payload: String,
     pub status: JobStatus,

@@ -5,6 +5,7 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use crate::blob_refs::Owner;
 use crate::error::conflict_on_unique;
+use crate::names;
 use crate::scope::{Table, and_equal};
 use crate::{
     CropFilter, EmbeddingRecord, FaceCrop, ImageInsert, MatchDecision, NewCrop, NewImage, Page,
@@ -62,9 +63,11 @@ struct CropRow {
     created_at: DateTime<Utc>,
 }
 
-impl From<CropRow> for FaceCrop {
-    fn from(r: CropRow) -> Self {
-        FaceCrop {
+impl TryFrom<CropRow> for FaceCrop {
+    type Error = StoreError;
+
+    fn try_from(r: CropRow) -> Result<Self> {
+        Ok(FaceCrop {
             id: r.id,
             image_id: r.image_id,
             reference_photo_id: r.reference_photo_id,
@@ -81,21 +84,21 @@ impl From<CropRow> for FaceCrop {
             quality_blur: r.quality_blur.map(|v| v as f32),
             crop_blob_key: r.crop_blob_key,
             student_id: r.student_id,
-            assignment_source: r.assignment_source,
+            assignment_source: names::decode_optional(r.assignment_source.as_deref())?,
             confidence: r.confidence.map(|v| v as f32),
             cluster_id: r.cluster_id,
             not_a_student: r.not_a_student,
             decision: match (r.match_model, r.match_reason) {
                 (Some(model), Some(reason)) => Some(MatchDecision {
                     model,
-                    reason,
+                    reason: names::decode(&reason)?,
                     best: pair(r.best_student_id, r.best_similarity),
                     runner_up: pair(r.runner_up_student_id, r.runner_up_similarity),
                 }),
                 _ => None,
             },
             created_at: r.created_at,
-        }
+        })
     }
 }
 
@@ -282,8 +285,8 @@ impl Store {
 
     pub async fn get_crop(&self, scope: Scope, id: i64) -> Result<FaceCrop> {
         self.get_visible::<CropRow>(&CROPS, CROP_COLUMNS, scope, id)
-            .await
-            .map(FaceCrop::from)
+            .await?
+            .try_into()
     }
 
     /// Crops visible in `scope` that match `filter`, by photo then position.
@@ -315,7 +318,11 @@ impl Store {
             .await?;
         Ok(Paged {
             total: page.total,
-            items: page.items.into_iter().map(FaceCrop::from).collect(),
+            items: page
+                .items
+                .into_iter()
+                .map(FaceCrop::try_from)
+                .collect::<Result<_>>()?,
         })
     }
 

@@ -1,6 +1,7 @@
 //! SQL for recognition: students' reference photos, the vectors assignment and clustering read,
 //! the automatic decisions they write, and the manual corrections that always win over them.
 
+use attendansee_vocabulary::{Reason, Source};
 use chrono::{DateTime, Utc};
 
 use crate::blob_refs::Owner;
@@ -55,7 +56,7 @@ pub struct CropToEmbed {
 pub struct AutoDecision {
     pub crop_id: i64,
     pub student_id: Option<i64>,
-    pub reason: String,
+    pub reason: Reason,
     pub best: Option<(i64, f32)>,
     pub runner_up: Option<(i64, f32)>,
 }
@@ -180,11 +181,13 @@ impl Store {
              JOIN sessions s ON s.id = i.session_id
              JOIN face_embeddings e ON e.crop_id = f.id AND e.model_name = $2
              WHERE s.course_id = $1 AND f.student_id IS NOT NULL
-               AND f.assignment_source IN ('manual', 'cluster')
+               AND f.assignment_source IN ($3, $4)
              ORDER BY 1",
         )
         .bind(course_id)
         .bind(model)
+        .bind(Source::Manual.as_str())
+        .bind(Source::Cluster.as_str())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(LabelledVector::from).collect())
@@ -257,11 +260,12 @@ impl Store {
              JOIN session_images i ON i.id = f.image_id
              JOIN face_embeddings e ON e.crop_id = f.id AND e.model_name = $2
              WHERE i.session_id = $1 AND f.not_a_student = FALSE
-               AND (f.assignment_source IS NULL OR f.assignment_source = 'auto')
+               AND (f.assignment_source IS NULL OR f.assignment_source = $3)
              ORDER BY f.image_id, f.id",
         )
         .bind(session_id)
         .bind(model)
+        .bind(Source::Auto.as_str())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(LabelledVector::from).collect())
@@ -273,9 +277,11 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT f.image_id, f.student_id FROM face_crops f JOIN session_images i ON i.id = f.image_id
              WHERE i.session_id = $1 AND f.student_id IS NOT NULL
-               AND f.assignment_source IN ('manual', 'cluster')",
+               AND f.assignment_source IN ($2, $3)",
         )
         .bind(session_id)
+        .bind(Source::Manual.as_str())
+        .bind(Source::Cluster.as_str())
         .fetch_all(&self.pool)
         .await?)
     }
@@ -287,23 +293,24 @@ impl Store {
         for d in decisions {
             sqlx::query(
                 "UPDATE face_crops SET student_id = $1,
-                     assignment_source = CASE WHEN $1 IS NULL THEN NULL ELSE 'auto' END,
+                     assignment_source = CASE WHEN $1 IS NULL THEN NULL ELSE $9 END,
                      confidence = CASE WHEN $1 IS NULL THEN NULL ELSE $2 END,
                      cluster_id = CASE WHEN $1 IS NULL THEN cluster_id ELSE NULL END,
                      match_model = $3, match_reason = $4,
                      best_student_id = $5, best_similarity = $2,
                      runner_up_student_id = $6, runner_up_similarity = $7
                  WHERE id = $8 AND not_a_student = FALSE
-                   AND (assignment_source IS NULL OR assignment_source = 'auto')",
+                   AND (assignment_source IS NULL OR assignment_source = $9)",
             )
             .bind(d.student_id)
             .bind(d.best.map(|(_, s)| s))
             .bind(model)
-            .bind(&d.reason)
+            .bind(d.reason.as_str())
             .bind(d.best.map(|(id, _)| id))
             .bind(d.runner_up.map(|(id, _)| id))
             .bind(d.runner_up.map(|(_, s)| s))
             .bind(d.crop_id)
+            .bind(Source::Auto.as_str())
             .execute(&mut *tx)
             .await?;
         }
@@ -345,22 +352,22 @@ impl Store {
                         "student {student} is not enrolled in the course of face crop {crop_id}"
                     )));
                 }
-                "UPDATE face_crops SET student_id = $2, assignment_source = 'manual', confidence = NULL,
+                "UPDATE face_crops SET student_id = $2, assignment_source = $3, confidence = NULL,
                      cluster_id = NULL, not_a_student = FALSE WHERE id = $1"
             }
             Correction::Unassign => {
-                "UPDATE face_crops SET student_id = NULL, assignment_source = 'manual', confidence = NULL,
+                "UPDATE face_crops SET student_id = NULL, assignment_source = $3, confidence = NULL,
                      not_a_student = FALSE WHERE id = $1 AND $2 IS NULL"
             }
             Correction::NotAStudent => {
-                "UPDATE face_crops SET student_id = NULL, assignment_source = 'manual', confidence = NULL,
+                "UPDATE face_crops SET student_id = NULL, assignment_source = $3, confidence = NULL,
                      cluster_id = NULL, not_a_student = TRUE, match_model = NULL, match_reason = NULL,
                      best_student_id = NULL, best_similarity = NULL,
                      runner_up_student_id = NULL, runner_up_similarity = NULL
                  WHERE id = $1 AND $2 IS NULL"
             }
             Correction::Automatic => {
-                "UPDATE face_crops SET student_id = NULL, assignment_source = NULL, confidence = NULL,
+                "UPDATE face_crops SET student_id = NULL, assignment_source = $3, confidence = NULL,
                      not_a_student = FALSE WHERE id = $1 AND $2 IS NULL"
             }
         };
@@ -368,9 +375,16 @@ impl Store {
             Correction::Assign(student) => Some(student),
             _ => None,
         };
+        // Every correction but a reset is a person's decision; a reset leaves the face to the
+        // next automatic assignment.
+        let source = match correction {
+            Correction::Automatic => None,
+            _ => Some(Source::Manual),
+        };
         sqlx::query(sql)
             .bind(crop_id)
             .bind(student)
+            .bind(source.map(Source::as_str))
             .execute(&mut *tx)
             .await?;
         prune_empty_clusters(&mut tx).await?;

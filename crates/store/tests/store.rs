@@ -1,6 +1,7 @@
 //! The store against a real SQLite file: scoping, conflicts, tokens, persistence across reopen.
 
 use attendansee_store::{CourseFields, Page, Role, Scope, Store, StoreError, StudentFields};
+use attendansee_vocabulary::{JobKind, Reason, Source};
 use chrono::Duration;
 
 async fn open(dir: &tempfile::TempDir) -> Store {
@@ -443,7 +444,7 @@ mod photos_and_jobs {
             (bob.id, "b1"),
         ] {
             let (job, _) = store
-                .queue_job("process", payload, c, user, 1)
+                .queue_job(JobKind::ProcessSession, payload, c, user, 1)
                 .await
                 .unwrap();
             ids.push(job.id);
@@ -467,12 +468,12 @@ mod photos_and_jobs {
         let store = open(&dir).await;
         let (alice, c, _) = session(&store).await;
         let (job, created) = store
-            .queue_job("process", "{\"session\":1}", c, alice.id, 3)
+            .queue_job(JobKind::ProcessSession, "{\"session\":1}", c, alice.id, 3)
             .await
             .unwrap();
         assert!(created);
         let (same, created) = store
-            .queue_job("process", "{\"session\":1}", c, alice.id, 3)
+            .queue_job(JobKind::ProcessSession, "{\"session\":1}", c, alice.id, 3)
             .await
             .unwrap();
         assert!(!created && same.id == job.id);
@@ -584,7 +585,7 @@ mod concurrency {
                     .await
                     .map(drop)?;
                 store
-                    .queue_job("k", &format!("{i}"), course, 1, 1)
+                    .queue_job(JobKind::ProcessSession, &format!("{i}"), course, 1, 1)
                     .await
                     .map(drop)
             });
@@ -675,7 +676,7 @@ async fn automatic_decisions_never_overwrite_a_manual_one_and_not_a_student_leav
         .map(|&crop_id| AutoDecision {
             crop_id,
             student_id: Some(bob.id),
-            reason: "matched".into(),
+            reason: Reason::Matched,
             best: Some((bob.id, 0.9)),
             runner_up: None,
         })
@@ -683,8 +684,8 @@ async fn automatic_decisions_never_overwrite_a_manual_one_and_not_a_student_leav
     store.save_auto_decisions("m", &decisions).await.unwrap();
     let first = store.get_crop(Scope::All, crops[0]).await.unwrap();
     assert_eq!(
-        (first.student_id, first.assignment_source.as_deref()),
-        (Some(ada.id), Some("manual"))
+        (first.student_id, first.assignment_source),
+        (Some(ada.id), Some(Source::Manual))
     );
     let second = store.get_crop(Scope::All, crops[1]).await.unwrap();
     assert!(second.not_a_student && second.student_id.is_none() && second.decision.is_none());
@@ -717,8 +718,8 @@ async fn automatic_decisions_never_overwrite_a_manual_one_and_not_a_student_leav
         .unwrap();
     let first = store.get_crop(Scope::All, crops[0]).await.unwrap();
     assert_eq!(
-        (first.student_id, first.assignment_source.as_deref()),
-        (Some(bob.id), Some("auto"))
+        (first.student_id, first.assignment_source),
+        (Some(bob.id), Some(Source::Auto))
     );
 }
 
@@ -1117,7 +1118,7 @@ async fn every_scoped_query_hides_other_owners_objects() {
         .unwrap()[0];
     let creator = store.get_course(Scope::All, course).await.unwrap().owner_id;
     let (job, _) = store
-        .queue_job("process", "{}", course, creator, 1)
+        .queue_job(JobKind::ProcessSession, "{}", course, creator, 1)
         .await
         .unwrap();
     let page = Page {
@@ -1465,12 +1466,8 @@ async fn naming_a_cluster_as_a_new_student_enrols_nobody_when_naming_fails() {
     for crop in &crops[..2] {
         let crop = store.get_crop(owner, *crop).await.unwrap();
         assert_eq!(
-            (
-                crop.student_id,
-                crop.assignment_source.as_deref(),
-                crop.cluster_id
-            ),
-            (Some(ada.id), Some("cluster"), None)
+            (crop.student_id, crop.assignment_source, crop.cluster_id),
+            (Some(ada.id), Some(Source::Cluster), None)
         );
     }
     // Naming it again: it no longer exists, and nobody is enrolled for it.
@@ -1491,4 +1488,262 @@ async fn naming_a_cluster_as_a_new_student_enrols_nobody_when_naming_fails() {
         vec![crops[2]]
     );
     assert_eq!(enrolled(store.clone()).await, vec!["Ada".to_string()]);
+}
+
+/// The shared vocabulary's enums in their TEXT columns: what is written is read back, and a name
+/// no variant has is a typed error.
+mod vocabulary_columns {
+    use super::*;
+    use attendansee_store::{AutoDecision, Correction, CropFilter, JobStatus};
+    use sqlx::Connection;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+
+    /// A second connection to the store's database, to write what the store never would.
+    async fn raw(dir: &tempfile::TempDir) -> SqliteConnection {
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("db.sqlite3"))
+            // The schema's CHECK on `assignment_source` would refuse the corrupt name.
+            .pragma("ignore_check_constraints", "ON");
+        SqliteConnection::connect_with(&options).await.unwrap()
+    }
+
+    fn decision(crop_id: i64, student_id: Option<i64>, reason: Reason) -> AutoDecision {
+        AutoDecision {
+            crop_id,
+            student_id,
+            reason,
+            best: Some((1, 0.5)),
+            runner_up: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn every_reason_source_and_job_kind_reads_back_as_the_variant_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let faces = vec![[1.0, 0.0]; Reason::ALL.len().max(Source::ALL.len())];
+        let (course, session, crops) = photo_with_faces(&store, &faces).await;
+        let ada = store
+            .create_student(
+                Scope::All,
+                course,
+                &StudentFields {
+                    name: "Ada".into(),
+                    external_id: None,
+                },
+            )
+            .await
+            .unwrap();
+
+        // Reasons, one per face (only a match names a student).
+        let decisions: Vec<AutoDecision> = Reason::ALL
+            .iter()
+            .zip(&crops)
+            .map(|(&reason, &crop)| {
+                let student = match reason {
+                    Reason::Matched => Some(ada.id),
+                    Reason::NoStudents
+                    | Reason::BelowThreshold
+                    | Reason::Ambiguous
+                    | Reason::Conflict => None,
+                };
+                decision(crop, student, reason)
+            })
+            .collect();
+        store.save_auto_decisions("m", &decisions).await.unwrap();
+        let listed = store
+            .list_crops(Scope::All, &CropFilter::default(), Page::ALL)
+            .await
+            .unwrap()
+            .items;
+        for d in &decisions {
+            let crop = store.get_crop(Scope::All, d.crop_id).await.unwrap();
+            assert_eq!(crop.decision.map(|m| m.reason), Some(d.reason));
+            let expected_source = d.student_id.map(|_| Source::Auto);
+            assert_eq!(crop.assignment_source, expected_source, "{:?}", d.reason);
+            let listed = listed.iter().find(|c| c.id == d.crop_id).unwrap();
+            assert_eq!(listed.decision.as_ref().map(|m| m.reason), Some(d.reason));
+        }
+
+        // Sources, one per face, each written the way the store writes it.
+        let written: Vec<(i64, Source)> = Source::ALL
+            .iter()
+            .copied()
+            .zip(crops)
+            .map(|(s, c)| (c, s))
+            .collect();
+        for &(crop, source) in &written {
+            match source {
+                Source::Manual => {
+                    store
+                        .correct_crop(Scope::All, crop, Correction::Assign(ada.id))
+                        .await
+                        .unwrap();
+                }
+                Source::Auto => {
+                    store
+                        .save_auto_decisions("m", &[decision(crop, Some(ada.id), Reason::Matched)])
+                        .await
+                        .unwrap();
+                }
+                Source::Cluster => {
+                    let cluster = store
+                        .replace_clusters(course, "m", &[vec![crop]])
+                        .await
+                        .unwrap()[0];
+                    store
+                        .name_cluster(Scope::All, cluster, ada.id)
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+        let facts = store.session_facts(Scope::All, session).await.unwrap();
+        for &(crop, source) in &written {
+            let read = store.get_crop(Scope::All, crop).await.unwrap();
+            assert_eq!(
+                (read.student_id, read.assignment_source),
+                (Some(ada.id), Some(source))
+            );
+            let evidence = facts.evidence.iter().find(|e| e.crop_id == crop).unwrap();
+            assert_eq!(evidence.source, source);
+        }
+
+        // Job kinds, through every way a job is read.
+        for &kind in JobKind::ALL {
+            let payload = format!("{{\"kind\": \"{kind}\"}}");
+            let (queued, created) = store
+                .queue_job(kind, &payload, course, ada.id, 1)
+                .await
+                .unwrap();
+            assert!(created);
+            let (again, created) = store
+                .queue_job(kind, &payload, course, ada.id, 1)
+                .await
+                .unwrap();
+            assert_eq!((again.id, again.kind, created), (queued.id, kind, false));
+            assert_eq!(queued.kind, kind);
+            assert_eq!(
+                store.get_job(Scope::All, queued.id).await.unwrap().kind,
+                kind
+            );
+            let claimed = store.claim_job().await.unwrap().unwrap();
+            assert_eq!((claimed.id, claimed.kind), (queued.id, kind));
+        }
+        let listed = store.list_jobs(Scope::All, Page::ALL).await.unwrap().items;
+        let mut kinds: Vec<JobKind> = listed.iter().map(|j| j.kind).collect();
+        kinds.reverse();
+        assert_eq!(kinds, JobKind::ALL);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_name_in_a_column_is_a_corrupt_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let (course, session, crops) = photo_with_faces(&store, &[[1.0, 0.0], [0.0, 1.0]]).await;
+        let ada = store
+            .create_student(
+                Scope::All,
+                course,
+                &StudentFields {
+                    name: "Ada".into(),
+                    external_id: None,
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .save_auto_decisions(
+                "m",
+                &[
+                    decision(crops[0], None, Reason::BelowThreshold),
+                    decision(crops[1], Some(ada.id), Reason::Matched),
+                ],
+            )
+            .await
+            .unwrap();
+        let mut raw = raw(&dir).await;
+        sqlx::query("UPDATE face_crops SET match_reason = 'telepathy' WHERE id = $1")
+            .bind(crops[0])
+            .execute(&mut raw)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE face_crops SET assignment_source = 'psychic' WHERE id = $1")
+            .bind(crops[1])
+            .execute(&mut raw)
+            .await
+            .unwrap();
+        let corrupt = |result: Result<_, StoreError>, what: &str, name: &str| match result {
+            Err(StoreError::Corrupt { what: w, name: n }) => {
+                assert_eq!((w, n.as_str()), (what, name));
+            }
+            other => panic!(
+                "expected an unknown {what} '{name}', got {:?}",
+                other.map(drop)
+            ),
+        };
+        corrupt(
+            store.get_crop(Scope::All, crops[0]).await.map(drop),
+            "decision reason",
+            "telepathy",
+        );
+        corrupt(
+            store.get_crop(Scope::All, crops[1]).await.map(drop),
+            "assignment source",
+            "psychic",
+        );
+        let listing = store
+            .list_crops(Scope::All, &CropFilter::default(), Page::ALL)
+            .await;
+        assert!(
+            matches!(listing, Err(StoreError::Corrupt { .. })),
+            "{:?}",
+            listing.map(drop)
+        );
+        corrupt(
+            store.session_facts(Scope::All, session).await.map(drop),
+            "assignment source",
+            "psychic",
+        );
+
+        // A job of a kind nobody knows: unreadable, and failed (not run) when its turn comes,
+        // so the job queued after it still runs.
+        let (odd, _) = store
+            .queue_job(JobKind::ProcessSession, "{\"n\": 1}", course, ada.id, 1)
+            .await
+            .unwrap();
+        let (next, _) = store
+            .queue_job(JobKind::ProcessSession, "{\"n\": 2}", course, ada.id, 1)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE jobs SET kind = 'teleport' WHERE id = $1")
+            .bind(odd.id)
+            .execute(&mut raw)
+            .await
+            .unwrap();
+        corrupt(
+            store.get_job(Scope::All, odd.id).await.map(drop),
+            "job kind",
+            "teleport",
+        );
+        corrupt(
+            store.list_jobs(Scope::All, Page::ALL).await.map(drop),
+            "job kind",
+            "teleport",
+        );
+        let claimed = store.claim_job().await.unwrap().unwrap();
+        assert_eq!(claimed.id, next.id);
+        assert!(store.claim_job().await.unwrap().is_none());
+        assert_eq!(store.job_status(odd.id).await.unwrap(), JobStatus::Failed);
+        let (error,): (Option<String>,) = sqlx::query_as("SELECT error FROM jobs WHERE id = $1")
+            .bind(odd.id)
+            .fetch_one(&mut raw)
+            .await
+            .unwrap();
+        assert!(
+            error.as_deref().unwrap_or("").contains("'teleport'"),
+            "{error:?}"
+        );
+        raw.close().await.unwrap();
+    }
 }
