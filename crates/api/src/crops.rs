@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use attendansee_services::Source;
 use attendansee_services::embeddings::{CropEmbedding, EmbedStatus};
 use attendansee_store::{CropFilter, EmbeddingRecord, FaceCrop};
-use attendansee_vocabulary::Source;
 
 use crate::AppState;
 use crate::auth::Actor;

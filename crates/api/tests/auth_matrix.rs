@@ -213,7 +213,7 @@ async fn world() -> World {
     let (job, _) = t
         .store
         .queue_job(
-            attendansee_vocabulary::JobKind::ProcessSession,
+            attendansee_services::JobKind::ProcessSession,
             "{}",
             course,
             alice_user.id,
@@ -748,7 +748,7 @@ async fn owner_and_admin_succeed_on_every_route_and_every_route_is_exercised() {
         let (job, _) =
             w.t.store
                 .queue_job(
-                    attendansee_vocabulary::JobKind::ProcessSession,
+                    attendansee_services::JobKind::ProcessSession,
                     &format!("{{\"for\": \"{who}\"}}"),
                     course,
                     1,
