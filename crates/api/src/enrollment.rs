@@ -104,15 +104,14 @@ async fn add_references(
         .services
         .enroll(&actor.user, student_id, &model, uploads)
         .await;
-    let results: Vec<EnrollResult> = outcomes.into_iter().map(EnrollResult::from).collect();
-    let stored = results
+    let stored = outcomes
         .iter()
-        .filter(|r| r.status == UploadStatus::Stored.as_str())
+        .filter(|o| o.status == UploadStatus::Stored)
         .count();
     Ok(Json(EnrollResponse {
         stored,
-        failed: results.len() - stored,
-        results,
+        failed: outcomes.len() - stored,
+        results: outcomes.into_iter().map(EnrollResult::from).collect(),
     }))
 }
 

@@ -127,18 +127,12 @@ async fn upload_images(
         .services
         .upload_photos(&actor.user, session_id, files)
         .await?;
-    let results: Vec<UploadResult> = outcomes.into_iter().map(UploadResult::from).collect();
-    let count = |status: UploadStatus| {
-        results
-            .iter()
-            .filter(|r| r.status == status.as_str())
-            .count()
-    };
+    let count = |status: UploadStatus| outcomes.iter().filter(|o| o.status == status).count();
     Ok(Json(UploadResponse {
         stored: count(UploadStatus::Stored),
         duplicates: count(UploadStatus::Duplicate),
         failed: count(UploadStatus::Failed),
-        results,
+        results: outcomes.into_iter().map(UploadResult::from).collect(),
     }))
 }
 
