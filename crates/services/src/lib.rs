@@ -72,8 +72,10 @@ impl Default for Settings {
 /// Storage, inference and settings: what every service operation works with. Cheap to clone.
 #[derive(Clone)]
 pub struct Services {
-    pub store: Store,
-    pub blobs: BlobStore,
+    // Private: callers go through the operations, which keep the domain's rules (scopes, files
+    // deleted after their rows, …), never around them.
+    store: Store,
+    blobs: BlobStore,
     pub settings: Arc<Settings>,
     /// `None` on a server without inference workers (face operations are `ModelNotAvailable`).
     inference: Option<Arc<dyn Inference>>,
