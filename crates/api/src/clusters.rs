@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use attendansee_store::{ClusterRecord, StudentFields};
+use attendansee_store::ClusterRecord;
 
 use crate::AppState;
 use crate::auth::Actor;
@@ -16,9 +16,7 @@ use crate::corrections::ClusterSummaryDto;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path};
 use crate::students::StudentDto;
-use attendansee_services::courses::{EXTERNAL_ID_MAX, NAME_MAX};
 use attendansee_services::review::ClusterName;
-use attendansee_services::validate::{optional_text, text};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SuggestionDto {
@@ -156,16 +154,14 @@ async fn name_cluster(
     Path(id): Path<i64>,
     Json(body): Json<NameCluster>,
 ) -> ApiResult<Json<NameClusterResponse>> {
+    // The cluster first: a foreign or missing one is 404 whatever the body says.
+    state.services.get_cluster(actor.scope(), id).await?;
     let name = match (body.student_id, body.new_student) {
         (Some(student), None) => ClusterName::Existing(student),
-        (None, Some(new)) => ClusterName::New(StudentFields {
-            name: text("new_student.name", &new.name, NAME_MAX)?,
-            external_id: optional_text(
-                "new_student.external_id",
-                new.external_id.as_deref(),
-                EXTERNAL_ID_MAX,
-            )?,
-        }),
+        (None, Some(new)) => ClusterName::New {
+            name: new.name,
+            external_id: new.external_id,
+        },
         _ => {
             return Err(ApiError::validation(
                 "give exactly one of student_id and new_student",

@@ -26,6 +26,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// What an assignment run decided, counted by outcome.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AssignSummary)]
 pub struct AssignSummaryDto {
     /// Faces the run looked at (those without a manual decision).
     pub faces: usize,
@@ -51,6 +52,7 @@ impl From<AssignSummary> for AssignSummaryDto {
 
 /// What a clustering run left behind.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ClusterSummary)]
 pub struct ClusterSummaryDto {
     /// Clusters of the course after the run.
     pub clusters: usize,

@@ -9,7 +9,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use attendansee_services::{ErrorKind, ServiceError};
-use attendansee_store::StoreError;
 
 use crate::request_id;
 
@@ -256,20 +255,17 @@ impl From<ErrorKind> for ErrorType {
 /// `Retry-After` and logged-only cause carried over.
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
-        Self {
-            error_type: error.kind.into(),
-            message: error.message,
-            details: error.details,
-            retry_after: error.retry_after,
-            cause: error.cause,
+        match error.cause {
+            // An internal failure answers as every internal failure does: with the request id.
+            Some(cause) if error.kind == ErrorKind::Internal => Self::internal(cause),
+            cause => Self {
+                error_type: error.kind.into(),
+                message: error.message,
+                details: error.details,
+                retry_after: error.retry_after,
+                cause,
+            },
         }
-    }
-}
-
-/// Store errors reach HTTP only through the services' mapping.
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        ServiceError::from(error).into()
     }
 }
 

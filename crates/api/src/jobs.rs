@@ -32,6 +32,7 @@ pub enum JobStatusDto {
 
 /// One item that failed inside a job (e.g. a photo), with why.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = JobItemError)]
 pub struct JobItemErrorDto {
     /// The photo's id.
     pub image: i64,
@@ -53,6 +54,7 @@ impl From<JobItemError> for JobItemErrorDto {
 
 /// Where a processing job's time went, summed over its photos (worker-side timings).
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = JobStats)]
 pub struct JobStatsDto {
     pub photos: u64,
     pub faces: u64,
@@ -106,7 +108,7 @@ impl From<Job> for JobDto {
     fn from(j: Job) -> Self {
         Self {
             id: j.id,
-            kind: j.kind.as_str().to_owned(),
+            kind: j.kind.name().to_owned(),
             status: match j.status {
                 JobStatus::Queued => JobStatusDto::Queued,
                 JobStatus::Running => JobStatusDto::Running,

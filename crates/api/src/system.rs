@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorType};
 use crate::extract::Json;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -38,7 +38,7 @@ pub struct PoolHealth {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UnavailableModelDto {
     pub name: String,
-    pub error_type: String,
+    pub error_type: ErrorType,
     pub message: String,
 }
 
@@ -66,7 +66,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
                 .into_iter()
                 .map(|u| UnavailableModelDto {
                     name: u.name,
-                    error_type: u.kind.to_string(),
+                    error_type: u.kind.into(),
                     message: u.message,
                 })
                 .collect(),

@@ -121,6 +121,39 @@ async fn upload_process_assign_correct_and_attendance_with_the_fake_inference() 
         students.push(id);
     }
 
+    // The same reference photo again is refused as a duplicate, and the files of the one
+    // already enrolled stay (its keys are the same: the failed write must not delete them).
+    let again = app
+        .upload(
+            &format!("/api/attendance/students/{}/references/", students[0]),
+            &token,
+            "images",
+            &[("ref-alice", b"ref-alice")],
+        )
+        .await;
+    assert_eq!(
+        again.body["results"][0]["error_type"], "Conflict",
+        "{}",
+        again.body
+    );
+    let references = app
+        .get(
+            &format!("/api/attendance/students/{}/references/", students[0]),
+            &token,
+        )
+        .await
+        .body;
+    let face = references[0]["face"].as_i64().unwrap();
+    let image = app
+        .call(
+            axum::http::Method::GET,
+            &format!("/api/attendance/face-crops/{face}/image/"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(image.status, StatusCode::OK, "{}", image.body);
+
     let session = app
         .create(
             "/api/attendance/sessions/",
@@ -281,10 +314,26 @@ async fn upload_process_assign_correct_and_attendance_with_the_fake_inference() 
     assert!(csv.contains(",Carol,present,auto,"), "{csv}");
 
     // Re-processing finds nothing new to do; the fake saw each photo once.
+    let again = app
+        .post(
+            &format!("/api/attendance/sessions/{session}/process/"),
+            &token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
+    let again = wait_for_job(&app, &token, again.body["job"]["id"].as_i64().unwrap()).await;
+    assert_eq!(again["status"], "succeeded", "{again}");
+    assert_eq!(
+        (&again["done"], &again["total"]),
+        (&json!(0), &json!(0)),
+        "{again}"
+    );
     let calls = fake.calls();
+    // Three references, the duplicate one (found a duplicate only when stored), two photos.
     assert_eq!(
         calls.iter().filter(|c| **c == "detect_and_embed").count(),
-        3 + 2
+        3 + 1 + 2
     );
     assert_eq!(
         calls.iter().filter(|c| **c == "validate").count(),

@@ -11,9 +11,8 @@ use anyhow::{Context, Result, bail};
 
 use attendansee_faces::image_io::decode_rgb;
 use attendansee_faces::pipeline::{Pipeline, detect_with_border_retry};
-use attendansee_recognition::{
-    BruteForceIndex, ClusterParams, OneFace, Thresholds, assign_photo, dbscan, the_one_face,
-};
+use attendansee_recognition::{BruteForceIndex, OneFace, assign_photo, dbscan, the_one_face};
+use attendansee_services::Matching;
 use attendansee_services::attendance::csv_row;
 
 use crate::cli::AttendArgs;
@@ -36,11 +35,14 @@ struct Sightings {
 pub fn run(common: &Common, args: &AttendArgs) -> Result<()> {
     let mut pipeline = load_pipeline(common, &args.detector, Some(&args.model))?;
     let spec = common.models().spec(&args.model)?.clone();
-    let matching = model_matching(&spec);
-    let thresholds = Thresholds {
-        similarity: args.threshold.unwrap_or(matching.threshold),
-        margin: args.margin.unwrap_or(matching.margin),
+    let calibrated = model_matching(&spec);
+    // The server's rules, with the command line's overrides (as a course's would be).
+    let matching = Matching {
+        threshold: args.threshold.unwrap_or(calibrated.threshold),
+        margin: args.margin.unwrap_or(calibrated.margin),
+        ..calibrated
     };
+    let thresholds = matching.thresholds();
 
     let (people, gallery) = enroll(&mut pipeline, &args.enroll)?;
     eprintln!(
@@ -97,13 +99,7 @@ pub fn run(common: &Common, args: &AttendArgs) -> Result<()> {
     progress.finish();
 
     let unknown = unknown.unwrap_or_else(|| BruteForceIndex::new(0));
-    let groups = dbscan(
-        &unknown,
-        ClusterParams {
-            max_distance: 1.0 - thresholds.similarity,
-            min_cluster_size: 2,
-        },
-    );
+    let groups = dbscan(&unknown, matching.cluster_params());
     let group_count = groups.iter().flatten().max().map_or(0, |k| k + 1);
 
     let mut table = String::new();

@@ -44,7 +44,7 @@ async fn create(store: &Store, username: &str, admin: bool) -> Result<()> {
     let user = accounts::Accounts::new(store)
         .create(username, password, role)
         .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        .map_err(cli_error)?;
     println!(
         "created {} '{}' (id {})",
         user.role.as_str(),
@@ -61,7 +61,7 @@ async fn token(store: &Store, username: &str, label: &str, days: u32) -> Result<
     let Some(user) = accounts::Accounts::new(store)
         .find(username)
         .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?
+        .map_err(cli_error)?
     else {
         bail!("no user named '{username}'");
     };
@@ -87,4 +87,13 @@ async fn list(store: &Store) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A service's error as the command line shows it: the message, and the cause the server would
+/// only log (there is no server log here).
+fn cli_error(error: attendansee_services::ServiceError) -> anyhow::Error {
+    match error.cause {
+        Some(cause) => anyhow::anyhow!("{}: {cause}", error.message),
+        None => anyhow::anyhow!("{}", error.message),
+    }
 }

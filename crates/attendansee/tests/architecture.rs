@@ -323,6 +323,24 @@ impl SourceFile {
             .collect()
     }
 
+    /// The line where the file's unit tests begin (`#[cfg(test)]`), if it has any.
+    fn tests_start(&self) -> Option<usize> {
+        self.text
+            .lines()
+            .position(|line| line.trim() == "#[cfg(test)]")
+            .map(|index| index + 1)
+    }
+
+    /// Like [`Self::mentions`], but only in the code the crate ships (before its unit tests).
+    fn mentions_outside_tests(&self, names: &[&str]) -> Vec<String> {
+        let end = self.tests_start().unwrap_or(usize::MAX);
+        self.identifiers
+            .iter()
+            .filter(|(line, ident)| *line < end && names.contains(&ident.as_str()))
+            .map(|(line, ident)| format!("{}:{line}: `{ident}`", self.path))
+            .collect()
+    }
+
     /// `path:line: "…"` for each string literal that holds an SQL statement.
     fn sql_strings(&self) -> Vec<String> {
         self.strings
@@ -541,6 +559,42 @@ fn attend_and_users_use_the_services_not_the_http_crate() {
             "the CLI's attend and users commands may not use attendansee_api or axum",
         );
     }
+}
+
+/// API handlers never go around the services: no module of the api names the store, the blob
+/// store, the pool's job submission or the blob-key layout; only `lib.rs`
+/// (which builds the state from a store and a pool) and `system.rs` (the pool's health) may name
+/// `Store`, `BlobStore` or `Pool`.
+#[test]
+fn api_handlers_go_through_the_services() {
+    let sources = workspace().sources(API);
+    let lib = sources
+        .iter()
+        .find(|file| file.path == "crates/api/src/lib.rs")
+        .expect("crates/api/src/lib.rs exists");
+    assert!(
+        !lib.mentions(&["Store"]).is_empty(),
+        "the probe is broken: it does not see lib.rs building the state from a Store"
+    );
+    let violations: Vec<String> = sources
+        .iter()
+        .filter(|file| !["lib.rs", "system.rs"].contains(&file.file_name()))
+        .flat_map(|file| {
+            // A unit test may build a state from a store, as lib.rs does.
+            file.mentions_outside_tests(&[
+                "Store",
+                "BlobStore",
+                "StoreError",
+                "Pool",
+                "submit",
+                "blob_keys",
+            ])
+        })
+        .collect();
+    assert_none(
+        &violations,
+        "api handlers call the services; only lib.rs and system.rs may name the store or the pool",
+    );
 }
 
 /// The services know neither HTTP nor SQL: no axum or sqlx among their dependencies, no axum in

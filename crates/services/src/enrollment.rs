@@ -5,7 +5,7 @@
 use attendansee_pool::Lane;
 use attendansee_pool::protocol::DetectedFace;
 use attendansee_recognition::OneFace;
-use attendansee_store::{NewReference, ReferencePhoto, Scope, StoreError, User, blob_keys};
+use attendansee_store::{NewReference, ReferencePhoto, Scope, User, blob_keys};
 use attendansee_vocabulary::{ErrorKind, UploadStatus};
 
 use crate::faces::new_crop;
@@ -96,7 +96,7 @@ impl Services {
             Some(jpeg) => match self.blobs.put(&crop_key, jpeg.into()).await {
                 Ok(()) => Some(crop_key.clone()),
                 Err(e) => {
-                    self.delete_blobs(vec![photo_key]).await;
+                    self.discard_blobs(vec![photo_key]).await;
                     return Err(e.into());
                 }
             },
@@ -115,10 +115,9 @@ impl Services {
             .await
         {
             Ok(photo) => Ok(photo),
-            // A duplicate shares its keys with the photo already stored: keep those blobs.
-            Err(e @ StoreError::Conflict(_)) => Err(e.into()),
             Err(e) => {
-                self.delete_blobs(vec![photo_key, crop_key]).await;
+                // A duplicate shares its keys with the photo already stored: those blobs stay.
+                self.discard_blobs(vec![photo_key, crop_key]).await;
                 Err(e.into())
             }
         }

@@ -21,6 +21,9 @@ pub struct ServiceError {
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
+/// What people are told of an internal failure (the cause is for the log).
+pub const INTERNAL_MESSAGE: &str = "Internal error; the log has the details";
+
 /// How long a client should wait before retrying after a storage failure.
 const STORAGE_RETRY_AFTER_SECONDS: u32 = 5;
 
@@ -56,10 +59,7 @@ impl ServiceError {
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Self {
             cause: Some(cause.to_string()),
-            ..Self::new(
-                ErrorKind::Internal,
-                "Internal server error; the log has the details under this request id",
-            )
+            ..Self::new(ErrorKind::Internal, INTERNAL_MESSAGE)
         }
     }
 

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use attendansee_pool::Lane;
 use attendansee_pool::protocol::Timings;
 use attendansee_store::{
-    JobRecord, JobStatus, Page, Paged, Scope, SessionImage, SessionStatus, Store, StoreError, User,
-    blob_keys,
+    JobRecord, JobStatus, Page, Paged, Scope, SessionImage, SessionStatus, Store, StoreError,
+    StoredJobKind, User, blob_keys,
 };
 use attendansee_vocabulary::{ErrorKind, JobKind};
 
@@ -122,7 +122,7 @@ impl JobStats {
 #[derive(Debug, Clone)]
 pub struct Job {
     pub id: i64,
-    pub kind: JobKind,
+    pub kind: StoredJobKind,
     pub status: JobStatus,
     pub done: i64,
     pub total: i64,
@@ -137,21 +137,18 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-impl TryFrom<JobRecord> for Job {
-    type Error = ServiceError;
-
-    /// Reads a record back. A payload, errors or stats column that cannot be read (a record
-    /// written by hand, an older version) is logged and shown as empty, so that one odd record
-    /// never makes the job list fail. (An unknown kind already fails in the store.)
-    fn try_from(j: JobRecord) -> ServiceResult<Self> {
-        let session = match JobPayload::from_record(j.kind, &j.payload) {
-            Ok(payload) => Some(payload.session()),
-            Err(e) => {
-                tracing::warn!(job = j.id, error = %e, "unreadable job payload");
-                None
-            }
+impl From<JobRecord> for Job {
+    /// Reads a record back. A kind this version does not know, or a payload, errors or stats
+    /// column that cannot be read (a record written by another version, or by hand), is logged
+    /// and shown as it is or as empty, so that one odd record never makes the job list fail.
+    fn from(j: JobRecord) -> Self {
+        let payload = match &j.kind {
+            StoredJobKind::Known(kind) => JobPayload::from_record(*kind, &j.payload)
+                .map_err(|e| tracing::warn!(job = j.id, error = %e, "unreadable job payload"))
+                .ok(),
+            StoredJobKind::Unknown(_) => None,
         };
-        Ok(Self {
+        Self {
             id: j.id,
             kind: j.kind,
             status: j.status,
@@ -159,12 +156,12 @@ impl TryFrom<JobRecord> for Job {
             total: j.total,
             errors: read_column(j.id, "errors", &j.errors),
             error: j.error,
-            session,
+            session: payload.map(|p| p.session()),
             stats: read_column(j.id, "stats", &j.stats),
             created_at: j.created_at,
             started_at: j.started_at,
             finished_at: j.finished_at,
-        })
+        }
     }
 }
 
@@ -199,7 +196,7 @@ impl Services {
             .queue_job(kind, &text, course.id, actor.id, pending)
             .await?;
         self.jobs_queued.notify_one();
-        job.try_into()
+        Ok(job.into())
     }
 
     /// The jobs `scope` sees, newest first.
@@ -207,21 +204,17 @@ impl Services {
         let paged = self.store.list_jobs(scope, page).await?;
         Ok(Paged {
             total: paged.total,
-            items: paged
-                .items
-                .into_iter()
-                .map(Job::try_from)
-                .collect::<ServiceResult<_>>()?,
+            items: paged.items.into_iter().map(Job::from).collect(),
         })
     }
 
     pub async fn get_job(&self, scope: Scope, id: i64) -> ServiceResult<Job> {
-        self.store.get_job(scope, id).await?.try_into()
+        Ok(self.store.get_job(scope, id).await?.into())
     }
 
     /// Cancels a queued or running job; photos already processed stay processed.
     pub async fn cancel_job(&self, scope: Scope, id: i64) -> ServiceResult<Job> {
-        self.store.cancel_job(scope, id).await?.try_into()
+        Ok(self.store.cancel_job(scope, id).await?.into())
     }
 }
 
@@ -232,10 +225,18 @@ pub async fn run_jobs(services: Services) {
         match services.store.claim_job().await {
             Ok(Some(job)) => {
                 let id = job.id;
-                tracing::info!(job = id, kind = %job.kind, "job started");
-                let end = match JobPayload::from_record(job.kind, &job.payload) {
-                    Ok(payload) => run(&services, &job, &payload).await,
-                    Err(e) => JobEnd::failed(None, e.to_string()),
+                tracing::info!(job = id, kind = job.kind.name(), "job started");
+                let end = match &job.kind {
+                    StoredJobKind::Known(kind) => {
+                        match JobPayload::from_record(*kind, &job.payload) {
+                            Ok(payload) => run(&services, &job, &payload).await,
+                            Err(e) => JobEnd::failed(None, e.to_string()),
+                        }
+                    }
+                    // The store fails these when it claims them; never run one regardless.
+                    StoredJobKind::Unknown(name) => {
+                        JobEnd::failed(None, format!("unknown job kind '{name}'"))
+                    }
                 };
                 tracing::info!(
                     job = id,
@@ -266,7 +267,12 @@ async fn run(services: &Services, job: &JobRecord, payload: &JobPayload) -> JobE
         JobPayload::ProcessSession { session, model } => {
             match process_photos(services, job, *session, model).await {
                 Ok(end) => end,
-                Err(e) => JobEnd::failed(Some(*session), e.to_string()),
+                Err(e) => {
+                    if let Some(cause) = e.cause() {
+                        tracing::error!(job = job.id, error = %e, %cause, "job stopped");
+                    }
+                    JobEnd::failed(Some(*session), e.to_string())
+                }
             }
         }
     }
@@ -358,19 +364,35 @@ fn outcome(processed: usize, failed: usize) -> (JobStatus, SessionStatus, Option
     }
 }
 
-/// Why a job stopped before its end.
+/// Why a job stopped before its end. Its text is the job's `error`, shown to people: services
+/// errors contribute their message; their internal cause goes to the log (see [`Self::cause`]).
 #[derive(Debug, thiserror::Error)]
 enum JobFailure {
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
     #[error("a photo's task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
-    #[error("storage failed while processing photo {image}: {error}")]
+    #[error("storage failed while processing photo {image}: {}", error.message)]
     PhotoStorage { image: i64, error: ServiceError },
-    #[error("assignment failed: {0}")]
+    /// The session or its course could not be read for recognition (deleted meanwhile…).
+    #[error("{0}")]
+    Recognition(StoreError),
+    #[error("assignment failed: {}", .0.message)]
     Assignment(ServiceError),
-    #[error("clustering failed: {0}")]
+    #[error("clustering failed: {}", .0.message)]
     Clustering(ServiceError),
+}
+
+impl JobFailure {
+    /// The internal cause behind the message, for the log only.
+    fn cause(&self) -> Option<&str> {
+        match self {
+            Self::PhotoStorage { error, .. }
+            | Self::Assignment(error)
+            | Self::Clustering(error) => error.cause.as_deref(),
+            Self::Store(_) | Self::Task(_) | Self::Recognition(_) => None,
+        }
+    }
 }
 
 /// Processes every photo of the session still to do, keeping every worker busy; a photo that
@@ -485,8 +507,14 @@ async fn recognise(
     stats: &mut JobStats,
 ) -> Result<(), JobFailure> {
     let store = &services.store;
-    let session = store.get_session(Scope::All, session).await?;
-    let course = store.get_course(Scope::All, session.course_id).await?;
+    let session = store
+        .get_session(Scope::All, session)
+        .await
+        .map_err(JobFailure::Recognition)?;
+    let course = store
+        .get_course(Scope::All, session.course_id)
+        .await
+        .map_err(JobFailure::Recognition)?;
     stats.assignment = Some(
         assign_session(services, &course, session.id)
             .await
@@ -518,7 +546,7 @@ async fn process_image(
             Some(jpeg) => {
                 let key = blob_keys::session_face(image.id, index);
                 if let Err(e) = services.blobs.put(&key, jpeg.into()).await {
-                    services.delete_blobs(written_keys(&crops)).await;
+                    services.discard_blobs(written_keys(&crops)).await;
                     return Err(e.into());
                 }
                 Some(key)
@@ -531,7 +559,7 @@ async fn process_image(
     if let Err(e) = services.store.record_image_faces(image.id, &crops).await {
         // Nothing records these crops (the photo was deleted meanwhile, or storage failed; a
         // later run writes them again): their files must not stay behind.
-        services.delete_blobs(written_keys(&crops)).await;
+        services.discard_blobs(written_keys(&crops)).await;
         return Err(e.into());
     }
     Ok((count, timings))
@@ -553,7 +581,7 @@ mod tests {
     fn job(done: i64, total: i64) -> JobRecord {
         JobRecord {
             id: 1,
-            kind: JobKind::ProcessSession,
+            kind: StoredJobKind::Known(JobKind::ProcessSession),
             payload: String::new(),
             status: JobStatus::Running,
             done,
@@ -567,6 +595,23 @@ mod tests {
             started_at: None,
             finished_at: None,
         }
+    }
+
+    #[test]
+    fn a_process_payload_is_stored_as_it_always_was_and_reads_back() {
+        // `queue_job` finds a job already queued by comparing this text byte for byte, also with
+        // jobs queued by the previous version: the layout must not change.
+        let payload = JobPayload::ProcessSession {
+            session: 7,
+            model: "m".into(),
+        };
+        let (kind, text) = payload.to_record().unwrap();
+        assert_eq!(
+            (kind, text.as_str()),
+            (JobKind::ProcessSession, r#"{"session":7,"model":"m"}"#)
+        );
+        assert_eq!(JobPayload::from_record(kind, &text).unwrap(), payload);
+        assert!(JobPayload::from_record(kind, "{}").is_err());
     }
 
     #[test]

@@ -57,9 +57,15 @@ impl Default for Settings {
         Self {
             detector: "yunet".into(),
             recognizers: vec!["mobilefacenet".into()],
-            catalog_recognizers: ["mobilefacenet", "mobilefacenet-batch", "arcface", "facenet"]
-                .map(String::from)
-                .to_vec(),
+            catalog_recognizers: [
+                "mobilefacenet",
+                "mobilefacenet-batch",
+                "arcface",
+                "facenet",
+                "facenet512",
+            ]
+            .map(String::from)
+            .to_vec(),
             install_advice: Default::default(),
             matching: ["mobilefacenet", "mobilefacenet-batch"]
                 .map(|m| (m.to_owned(), Matching::FALLBACK))
@@ -148,6 +154,19 @@ impl Services {
     /// Whether the database answers (for the health check).
     pub async fn ping(&self) -> ServiceResult<()> {
         Ok(self.store.ping().await?)
+    }
+
+    /// Cleans up after a write that failed: deletes those of the blobs it wrote that no row
+    /// references. Keys are content-addressed, so a blob may belong to a row stored before (the
+    /// same photo again); that one stays. If storage cannot say, nothing is deleted: the orphan
+    /// sweep at the next start removes what is left.
+    pub async fn discard_blobs(&self, keys: Vec<String>) {
+        match self.store.unreferenced_blob_keys(keys).await {
+            Ok(unreferenced) => self.delete_blobs(unreferenced).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot tell which blobs of a failed write to delete; the next start sweeps them");
+            }
+        }
     }
 
     /// Deletes the blobs a committed deletion freed. A blob that cannot be deleted now is only

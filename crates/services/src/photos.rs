@@ -156,7 +156,7 @@ impl Services {
                 Ok(UploadOutcome::stored(file, UploadStatus::Duplicate, image))
             }
             Err(e) => {
-                self.delete_blobs(vec![blob_key]).await;
+                self.discard_blobs(vec![blob_key]).await;
                 Err(e.into())
             }
         }

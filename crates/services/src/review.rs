@@ -4,14 +4,20 @@
 use attendansee_recognition::VectorIndex;
 use attendansee_store::{ClusterRecord, Correction, FaceCrop, Scope, Student, StudentFields};
 
+use crate::courses::{EXTERNAL_ID_MAX, NAME_MAX};
 use crate::recognition::{AssignSummary, ClusterSummary, assign_session, cluster_course, index_of};
+use crate::validate::{optional_text, text};
 use crate::{ServiceError, ServiceResult, Services};
 
-/// Who a cluster is: a student already enrolled, or a new one enrolled from the cluster.
+/// Who a cluster is: a student already enrolled, or a new one enrolled from the cluster (name
+/// and external id as given; checked like a new student's, under `new_student.…`).
 #[derive(Clone, Debug)]
 pub enum ClusterName {
     Existing(i64),
-    New(StudentFields),
+    New {
+        name: String,
+        external_id: Option<String>,
+    },
 }
 
 /// A face like another, with how alike.
@@ -140,10 +146,20 @@ impl Services {
                     .await?;
                 Ok((student, assigned))
             }
-            ClusterName::New(fields) => Ok(self
-                .store
-                .name_cluster_as_new_student(scope, cluster_id, &fields)
-                .await?),
+            ClusterName::New { name, external_id } => {
+                let fields = StudentFields {
+                    name: text("new_student.name", &name, NAME_MAX)?,
+                    external_id: optional_text(
+                        "new_student.external_id",
+                        external_id.as_deref(),
+                        EXTERNAL_ID_MAX,
+                    )?,
+                };
+                Ok(self
+                    .store
+                    .name_cluster_as_new_student(scope, cluster_id, &fields)
+                    .await?)
+            }
         }
     }
 

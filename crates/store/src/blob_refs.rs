@@ -128,6 +128,14 @@ impl Store {
         Ok(keys)
     }
 
+    /// Of `keys`, those no row references. A failed write cleans up with this: its keys are
+    /// content-addressed, so one may already belong to a row stored before (the same photo,
+    /// uploaded again), whose blob must stay.
+    pub async fn unreferenced_blob_keys(&self, keys: Vec<String>) -> Result<Vec<String>> {
+        let mut connection = self.pool.acquire().await?;
+        unreferenced(&mut connection, keys).await
+    }
+
     /// Every blob key some row references.
     pub async fn referenced_blob_keys(&self) -> Result<HashSet<String>> {
         let keys: Vec<String> = sqlx::query_scalar(

@@ -4,7 +4,10 @@ use attendansee_vocabulary::JobKind;
 use chrono::{DateTime, Utc};
 
 use crate::scope::Table;
-use crate::{JobRecord, JobStatus, Page, Paged, Result, Scope, Store, StoreError, UserId, names};
+use crate::{
+    JobRecord, JobStatus, Page, Paged, Result, Scope, Store, StoreError, StoredJobKind, UserId,
+    names,
+};
 
 const JOB_COLUMNS: &str = "j.id, j.kind, j.payload, j.status, j.done, j.total, j.error, j.errors, j.stats, j.course_id, j.created_by, j.created_at, \
      j.started_at, j.finished_at";
@@ -40,7 +43,10 @@ impl TryFrom<JobRow> for JobRecord {
     fn try_from(r: JobRow) -> Result<Self> {
         Ok(JobRecord {
             id: r.id,
-            kind: names::decode(&r.kind)?,
+            kind: match names::decode(&r.kind) {
+                Ok(kind) => StoredJobKind::Known(kind),
+                Err(_) => StoredJobKind::Unknown(r.kind),
+            },
             payload: r.payload,
             status: r.status,
             done: r.done,
@@ -110,24 +116,23 @@ impl Store {
                 return Ok(None);
             };
             let id = row.id;
-            match JobRecord::try_from(row) {
-                Ok(job) => {
-                    tx.commit().await?;
-                    return Ok(Some(job));
-                }
-                Err(error) => {
-                    tracing::error!(job = id, %error, "cannot run a job of an unknown kind");
-                    sqlx::query(
-                        "UPDATE jobs SET status = $1, error = $2, finished_at = $3 WHERE id = $4",
-                    )
-                    .bind(JobStatus::Failed)
-                    .bind(error.to_string())
-                    .bind(Utc::now())
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+            let job = JobRecord::try_from(row)?;
+            if let StoredJobKind::Unknown(name) = &job.kind {
+                let error = format!("unknown job kind '{name}': this version cannot run it");
+                tracing::error!(job = id, %error, "cannot run a job");
+                sqlx::query(
+                    "UPDATE jobs SET status = $1, error = $2, finished_at = $3 WHERE id = $4",
+                )
+                .bind(JobStatus::Failed)
+                .bind(error)
+                .bind(Utc::now())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                continue;
             }
+            tx.commit().await?;
+            return Ok(Some(job));
         }
     }
 

@@ -301,11 +301,30 @@ impl JobStatus {
     }
 }
 
+/// A job's kind as stored: one this version runs, or the name of one it does not know (queued by
+/// another version of AttendanSee). The unknown one is kept, not refused, so that such a job can
+/// still be listed, shown and cancelled; `claim_job` fails it instead of running it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoredJobKind {
+    Known(JobKind),
+    Unknown(String),
+}
+
+impl StoredJobKind {
+    /// The stored name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Known(kind) => kind.as_str(),
+            Self::Unknown(name) => name,
+        }
+    }
+}
+
 /// A unit of background work (e.g. processing a session's photos).
 #[derive(Clone, Debug)]
 pub struct JobRecord {
     pub id: i64,
-    pub kind: JobKind,
+    pub kind: StoredJobKind,
     /// JSON.
     pub payload: String,
     pub status: JobStatus,
