@@ -21,7 +21,7 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
 use crate::extract::{Json, Path};
 use crate::users::UserDto;
-use attendansee_services::users::normalize_username;
+use attendansee_services::users::{check_token_label, normalize_username};
 
 /// The authenticated user of a request, put there by [`require_token`].
 #[derive(Clone, Debug)]
@@ -143,16 +143,6 @@ pub struct CreatedToken {
     pub info: TokenDto,
 }
 
-fn check_label(label: &str) -> ApiResult<()> {
-    if label.trim().is_empty() || label.chars().count() > 100 {
-        return Err(ApiError::invalid_field(
-            "label",
-            "label must be 1 to 100 characters",
-        ));
-    }
-    Ok(())
-}
-
 /// Exchange a username and password for an API token. After a few failed attempts, a username
 /// and a client address must each wait before their next try (429 `TooManyRequests` with
 /// `Retry-After`), twice as long after every further failure.
@@ -165,7 +155,7 @@ async fn login(
     Json(body): Json<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
     let label = body.label.unwrap_or_else(|| "login".into());
-    check_label(&label)?;
+    check_token_label(&label)?;
     let address = connection.map(|Extension(ConnectInfo(peer))| peer.ip());
     // The check runs in a task of its own: a client that hangs up cannot cut it short, so its
     // try is counted and its password thread stays taken until the check is done.
@@ -274,7 +264,7 @@ async fn create_token(
     actor: Actor,
     Json(body): Json<CreateTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
-    check_label(&body.label)?;
+    check_token_label(&body.label)?;
     let ttl = match body.expires_in_days {
         None => state.settings.token_ttl,
         Some(days @ 1..=365) => Duration::days(i64::from(days)),

@@ -13,9 +13,8 @@ use attendansee_store::Course;
 use crate::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Path, Query, required};
 use crate::pagination::{PageParams, PagedResponse};
-use attendansee_services::validate::required;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CourseDto {

@@ -5,7 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 
 /// A JSON request body, which must be an object. serde would also fill a struct from an array
 /// of its fields in order (`[null, null]` as a PATCH that changes nothing), which no client
@@ -66,4 +66,14 @@ where
     D: serde::Deserializer<'de>,
 {
     serde::Deserialize::deserialize(deserializer).map(Some)
+}
+
+/// The value a full replacement (PUT) must carry.
+pub fn required<T>(field: &str, value: Option<T>) -> ApiResult<T> {
+    value.ok_or_else(|| {
+        ApiError::invalid_field(
+            field,
+            format!("{field} is required (use PATCH to change only some fields)"),
+        )
+    })
 }

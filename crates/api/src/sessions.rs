@@ -13,10 +13,9 @@ use attendansee_store::{ClassSession, SessionStatus};
 use crate::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Path, Query, required};
 use crate::pagination::{PageParams, PagedResponse};
 use crate::students::CourseFilter;
-use attendansee_services::validate::required;
 
 #[derive(Clone, Copy, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

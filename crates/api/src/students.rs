@@ -13,9 +13,8 @@ use attendansee_store::Student;
 use crate::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, Path, Query, nullable};
+use crate::extract::{Json, Path, Query, nullable, required};
 use crate::pagination::{PageParams, PagedResponse};
-use attendansee_services::validate::required;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StudentDto {

@@ -58,19 +58,17 @@ async fn token(store: &Store, username: &str, label: &str, days: u32) -> Result<
     if !(1..=3650).contains(&days) {
         bail!("--days must be 1 to 3650");
     }
-    let Some(user) = accounts::Accounts::new(store)
-        .find(username)
-        .await
-        .map_err(cli_error)?
-    else {
+    let accounts = accounts::Accounts::new(store);
+    let Some(user) = accounts.find(username).await.map_err(cli_error)? else {
         bail!("no user named '{username}'");
     };
     if !user.active {
         bail!("user '{username}' is deactivated");
     }
-    let issued = store
-        .issue_token(user.id, label, chrono::Duration::days(i64::from(days)))
-        .await?;
+    let issued = accounts
+        .issue_token(&user, label, chrono::Duration::days(i64::from(days)))
+        .await
+        .map_err(cli_error)?;
     println!("{}", issued.secret);
     Ok(())
 }

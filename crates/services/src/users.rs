@@ -104,6 +104,21 @@ pub fn check_password(password: &str, username: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Longest token label, in characters.
+pub const TOKEN_LABEL_MAX: usize = 100;
+
+/// Checks a token's label (1 to [`TOKEN_LABEL_MAX`] characters once trimmed) and returns it trimmed.
+pub fn check_token_label(label: &str) -> ServiceResult<&str> {
+    let label = label.trim();
+    if label.is_empty() || label.chars().count() > TOKEN_LABEL_MAX {
+        return Err(ServiceError::invalid_field(
+            "label",
+            format!("label must be 1 to {TOKEN_LABEL_MAX} characters"),
+        ));
+    }
+    Ok(label)
+}
+
 /// Only an admin manages accounts.
 pub fn require_admin(actor: &User) -> ServiceResult<()> {
     if actor.role == Role::Admin {
@@ -209,6 +224,7 @@ impl<'a> Accounts<'a> {
         label: &str,
         ttl: chrono::Duration,
     ) -> ServiceResult<IssuedToken> {
+        let label = check_token_label(label)?;
         Ok(self.store.issue_token(user.id, label, ttl).await?)
     }
 

@@ -39,16 +39,6 @@ pub fn optional_text(
     }
 }
 
-/// The value a full replacement (PUT) must carry.
-pub fn required<T>(field: &str, value: Option<T>) -> ServiceResult<T> {
-    value.ok_or_else(|| {
-        ServiceError::invalid_field(
-            field,
-            format!("{field} is required (use PATCH to change only some fields)"),
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
