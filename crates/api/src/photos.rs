@@ -251,6 +251,42 @@ pub fn sniff_content_type(bytes: &[u8]) -> &'static str {
             b'P',
             ..,
         ] => "image/webp",
+        [_, _, _, _, b'f', b't', b'y', b'p', brand @ ..] => heif_content_type(brand),
         _ => "application/octet-stream",
+    }
+}
+
+/// The content type an ISO-BMFF file's major brand (after `ftyp`) names among the photos
+/// workers decode: HEIC as iPhones save it (`heic`; `heix` 10-bit, `heim`/`heis` multi-layer),
+/// or any HEIF image (`mif1`). Others (videos, AVIF) are plain bytes.
+fn heif_content_type(brand: &[u8]) -> &'static str {
+    match brand.get(..4) {
+        Some(b"heic" | b"heix" | b"heim" | b"heis") => "image/heic",
+        Some(b"mif1") => "image/heif",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn photo_types_are_sniffed_from_their_first_bytes() {
+        let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic";
+        assert_eq!(sniff_content_type(heic), "image/heic");
+        assert_eq!(
+            sniff_content_type(b"\0\0\0\x18ftypmif1\0\0\0\0mif1heic"),
+            "image/heif"
+        );
+        for other in [
+            &b"\0\0\0\x18ftypavif\0\0\0\0mif1miaf"[..],
+            b"\0\0\0\x18ftypisom\0\0\0\0mp41",
+            b"\0\0\0\x18ftyp",
+            b"GIF89a",
+        ] {
+            assert_eq!(sniff_content_type(other), "application/octet-stream");
+        }
+        assert_eq!(sniff_content_type(b"\xFF\xD8\xFF\xE0"), "image/jpeg");
     }
 }

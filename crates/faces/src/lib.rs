@@ -1,7 +1,7 @@
 //! The face engine: everything between image bytes and an L2-normalised embedding.
 //!
 //! Pure parts (no I/O, no panics on bad input): [`geometry`], [`detect`] decoding, [`embedding`]
-//! maths, [`imageops`]. Around them: [`image_io`] decoding of untrusted bytes, the model
+//! maths, [`imageops`]. Around them: [`image_io`] decoding of untrusted bytes ([`heif`] for HEIC), the model
 //! [`catalog`], model files ([`models`]) and the ONNX Runtime [`engine`].
 
 pub mod catalog;
@@ -10,6 +10,7 @@ pub mod embedding;
 pub mod engine;
 pub mod error;
 pub mod geometry;
+pub mod heif;
 pub mod image_io;
 pub mod imageops;
 pub mod models;
