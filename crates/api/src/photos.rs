@@ -93,7 +93,7 @@ pub struct UploadResponse {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 struct UploadForm {
-    /// One or more photos (JPEG, PNG or WebP); repeat the field for several.
+    /// One or more photos (JPEG, PNG, WebP or HEIC); repeat the field for several.
     #[schema(format = Binary, value_type = Vec<String>)]
     images: Vec<u8>,
 }
@@ -103,6 +103,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(upload_images, list_images))
         .routes(routes!(get_image, delete_image))
         .routes(routes!(image_file))
+        .routes(routes!(image_preview))
 }
 
 /// Upload photos to a session. Each file gets its own result; a bad file does not stop the others.
@@ -228,6 +229,19 @@ async fn image_file(
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
     let bytes = state.services.photo_file(actor.scope(), id).await?;
+    Ok(([(header::CONTENT_TYPE, sniff_content_type(&bytes))], bytes).into_response())
+}
+
+/// The photo to show: a JPEG whose long side is at most 1600 px, made when the photo was
+/// processed. Until then (or when processing failed) the photo as uploaded.
+#[utoipa::path(get, path = "/api/attendance/images/{id}/preview/", tag = "photos", params(("id" = i64, Path)),
+    responses((status = 200, content_type = "image/*", body = Vec<u8>), (status = 404, body = ErrorBody)))]
+async fn image_preview(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+) -> ApiResult<Response> {
+    let bytes = state.services.photo_preview(actor.scope(), id).await?;
     Ok(([(header::CONTENT_TYPE, sniff_content_type(&bytes))], bytes).into_response())
 }
 
