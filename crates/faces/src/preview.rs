@@ -2,8 +2,6 @@
 //! size, as a JPEG — what the web UI shows instead of a 3–6 MB original. Made by the worker from
 //! the image it already decoded for detection, so a preview costs no second decode.
 
-use std::io::Cursor;
-
 use image::RgbImage;
 
 use crate::imageops::resize_bilinear;
@@ -38,44 +36,64 @@ pub fn shrink(image: &RgbImage, max_side: u32) -> RgbImage {
 }
 
 /// Each `factor` × `factor` block of `image` averaged into one pixel (a partial last row or
-/// column of blocks is dropped: at most `factor - 1` source pixels).
+/// column of blocks is dropped: at most `factor - 1` source pixels). The source rows of a block
+/// are first added column by column (contiguous, so the compiler vectorises it: this is nearly
+/// all the work), then each block's columns.
 fn box_average(image: &RgbImage, factor: u32) -> RgbImage {
     let (width, height) = image.dimensions();
     let (out_w, out_h) = ((width / factor).max(1), (height / factor).max(1));
     let f = factor as usize;
     let src = image.as_raw();
     let stride = width as usize * 3;
+    let used = (out_w as usize * f).min(width as usize) * 3;
     let mut out = vec![0u8; out_w as usize * out_h as usize * 3];
-    let mut sums = vec![0u32; out_w as usize * 3];
+    let mut columns = vec![0u32; used];
     for (oy, out_row) in out.chunks_exact_mut(out_w as usize * 3).enumerate() {
-        sums.fill(0);
-        for y in (oy * f)..((oy * f + f).min(height as usize)) {
-            let row = &src[y * stride..y * stride + out_w as usize * f * 3];
-            for (sum, block) in sums.chunks_exact_mut(3).zip(row.chunks_exact(f * 3)) {
-                for pixel in block.chunks_exact(3) {
-                    sum[0] += u32::from(pixel[0]);
-                    sum[1] += u32::from(pixel[1]);
-                    sum[2] += u32::from(pixel[2]);
-                }
+        columns.fill(0);
+        let rows = (oy * f)..((oy * f + f).min(height as usize));
+        let count = (rows.len() * f.min(width as usize)) as u32;
+        for y in rows {
+            for (sum, &v) in columns.iter_mut().zip(&src[y * stride..y * stride + used]) {
+                *sum += u32::from(v);
             }
         }
-        let rows = ((oy * f + f).min(height as usize) - oy * f) as u32;
-        let count = rows * factor;
-        for (to, sum) in out_row.iter_mut().zip(&sums) {
-            *to = ((sum + count / 2) / count) as u8;
+        for (to, block) in out_row
+            .chunks_exact_mut(3)
+            .zip(columns.chunks_exact(f.min(width as usize) * 3))
+        {
+            let mut sum = [0u32; 3];
+            for pixel in block.chunks_exact(3) {
+                sum[0] += pixel[0];
+                sum[1] += pixel[1];
+                sum[2] += pixel[2];
+            }
+            for (to, sum) in to.iter_mut().zip(sum) {
+                *to = ((sum + count / 2) / count) as u8;
+            }
         }
     }
     RgbImage::from_raw(out_w, out_h, out).unwrap_or_default()
 }
 
 /// The preview of `image` as a JPEG whose long side is at most `max_side`.
-pub fn preview_jpeg(image: &RgbImage, max_side: u32) -> Result<Vec<u8>, image::ImageError> {
-    let small = shrink(image, max_side);
-    let mut out = Cursor::new(Vec::new());
-    let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, PREVIEW_QUALITY);
-    small.write_with_encoder(encoder)?;
-    Ok(out.into_inner())
+/// (`jpeg-encoder`: 9 ms for a 1600 × 1200 preview where `image`'s encoder took 31 ms.)
+pub fn preview_jpeg(image: &RgbImage, max_side: u32) -> Result<Vec<u8>, PreviewError> {
+    let small = shrink(image, max_side.min(u32::from(u16::MAX)));
+    let (width, height) = small.dimensions();
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, PREVIEW_QUALITY).encode(
+        small.as_raw(),
+        width as u16,
+        height as u16,
+        jpeg_encoder::ColorType::Rgb,
+    )?;
+    Ok(out)
 }
+
+/// Why a preview could not be encoded.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot encode the preview: {0}")]
+pub struct PreviewError(#[from] jpeg_encoder::EncodingError);
 
 #[cfg(test)]
 mod tests {
