@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use image::{DynamicImage, ImageFormat, RgbImage};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use common::pool::{PoolServer, children};
 use common::shared;
@@ -259,4 +259,65 @@ fn a_processed_classroom_photo_gets_a_small_preview_that_goes_with_it() {
     assert_eq!(deleted.status, 204, "{}", deleted.body);
     assert!(!blob.exists());
     assert_eq!(p.get(&preview_path).status, 404);
+}
+
+#[test]
+fn the_detect_command_reads_a_heic_photo_upright() {
+    let test = "the_detect_command_reads_a_heic_photo_upright";
+    let Some(shared) = shared(test) else {
+        return;
+    };
+    if !heif_enc_available(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let photo = shared.join("faces/face_recognition_examples/examples__two_people.jpg");
+    let upright = image::open(&photo).unwrap().into_rgb8();
+    let sideways = image::imageops::rotate270(&upright);
+    let heic = heif_enc(
+        &with_exif_orientation(&jpeg(&sideways), 6),
+        dir.path(),
+        "two",
+    );
+    let file = dir.path().join("two.heic");
+    std::fs::write(&file, heic).unwrap();
+    let detect = |path: &Path| {
+        let mut command = common::attendansee(&dir.path().join("data"));
+        command
+            .arg("--model-dir")
+            .arg(shared.join("models"))
+            .arg("detect")
+            .arg(path);
+        if std::env::var_os("ORT_DYLIB_PATH").is_none() {
+            command.env(
+                "ORT_DYLIB_PATH",
+                common::pool::root().join(".local/onnxruntime/libonnxruntime.so"),
+            );
+        }
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let from_jpeg = detect(&photo);
+    let from_heic = detect(&file);
+    assert_eq!(from_heic["success"], true, "{from_heic}");
+    assert_eq!(
+        (&from_heic["width"], &from_heic["height"]),
+        (&json!(upright.width()), &json!(upright.height())),
+        "{from_heic}"
+    );
+    assert_eq!(
+        from_heic["faces"].as_array().unwrap().len(),
+        2,
+        "{from_heic}"
+    );
+    assert_eq!(boxes(&from_heic).len(), boxes(&from_jpeg).len());
+    for (a, b) in boxes(&from_heic).iter().zip(&boxes(&from_jpeg)) {
+        let off = (0..4).map(|i| (a[i] - b[i]).abs()).fold(0.0, f64::max);
+        assert!(off < 8.0, "box {a:?} instead of {b:?}");
+    }
 }
