@@ -96,6 +96,14 @@ await step("process and see the faces boxed", async () => {
   assert.equal(await page.locator(".face-box").count(), 7);
   assert.equal(await page.locator(".face-box.assigned").count(), 6);
   await page.getByRole("table").filter({ hasText: "Override" }).waitFor();
+  // The grid shows the previews the workers made while processing, not the original files.
+  const sources = await page.locator("figure.photo img").evaluateAll((imgs) => imgs.map((i) => i.dataset.src));
+  assert.equal(sources.length, 3);
+  for (const src of sources) assert.match(src, /^\/attendance\/images\/\d+\/preview\/$/);
+  await page.waitForFunction(() => {
+    const img = document.querySelector("figure.photo img");
+    return img && img.complete && img.naturalWidth > 0;
+  }, null, { timeout: T });
   await shot("03-session-processed");
 });
 

@@ -43,6 +43,23 @@ mkdir -p "$local_dir/onnxruntime"
 ln -sfn "$lib" "$local_dir/onnxruntime/libonnxruntime.so"
 echo "setup: ONNX Runtime library: $local_dir/onnxruntime/libonnxruntime.so -> ${lib#"$root"/}" >&2
 
+# HEIC photos (iPhones) decode through Debian's libheif, loaded by the workers at run time; the
+# tests make HEIC samples with its heif-enc. Installed when we may (root with apt), else named.
+heif_packages=(libheif1)
+[ "${1:-}" = "--test" ] && heif_packages+=(libheif-examples)
+heif_missing=()
+for package in "${heif_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || heif_missing+=("$package")
+done
+if [ ${#heif_missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "setup: installing ${heif_missing[*]} (HEIC photos)" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${heif_missing[@]}" >/dev/null
+    else
+        echo "setup: HEIC photos need ${heif_missing[*]} (Debian/Ubuntu: sudo apt-get install ${heif_missing[*]}); other formats work without" >&2
+    fi
+fi
+
 if [ "${1:-}" = "--test" ] && command -v npm >/dev/null; then
     e2e="$root/e2e"
     if [ ! -f "$e2e/node_modules/.installed" ] || ! cmp -s "$e2e/package-lock.json" "$e2e/node_modules/.installed"; then

@@ -120,6 +120,7 @@ async fn embed(
             height,
             faces,
             timings,
+            ..
         },
     ) = state
         .services

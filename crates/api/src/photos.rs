@@ -93,7 +93,7 @@ pub struct UploadResponse {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 struct UploadForm {
-    /// One or more photos (JPEG, PNG or WebP); repeat the field for several.
+    /// One or more photos (JPEG, PNG, WebP or HEIC); repeat the field for several.
     #[schema(format = Binary, value_type = Vec<String>)]
     images: Vec<u8>,
 }
@@ -103,6 +103,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(upload_images, list_images))
         .routes(routes!(get_image, delete_image))
         .routes(routes!(image_file))
+        .routes(routes!(image_preview))
 }
 
 /// Upload photos to a session. Each file gets its own result; a bad file does not stop the others.
@@ -231,6 +232,19 @@ async fn image_file(
     Ok(([(header::CONTENT_TYPE, sniff_content_type(&bytes))], bytes).into_response())
 }
 
+/// The photo to show: a JPEG whose long side is at most 1600 px, made when the photo was
+/// processed. Until then (or when processing failed) the photo as uploaded.
+#[utoipa::path(get, path = "/api/attendance/images/{id}/preview/", tag = "photos", params(("id" = i64, Path)),
+    responses((status = 200, content_type = "image/*", body = Vec<u8>), (status = 404, body = ErrorBody)))]
+async fn image_preview(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+) -> ApiResult<Response> {
+    let bytes = state.services.photo_preview(actor.scope(), id).await?;
+    Ok(([(header::CONTENT_TYPE, sniff_content_type(&bytes))], bytes).into_response())
+}
+
 /// The content type from the first bytes (the server never decodes an upload; it only looks).
 pub fn sniff_content_type(bytes: &[u8]) -> &'static str {
     match bytes {
@@ -251,6 +265,42 @@ pub fn sniff_content_type(bytes: &[u8]) -> &'static str {
             b'P',
             ..,
         ] => "image/webp",
+        [_, _, _, _, b'f', b't', b'y', b'p', brand @ ..] => heif_content_type(brand),
         _ => "application/octet-stream",
+    }
+}
+
+/// The content type an ISO-BMFF file's major brand (after `ftyp`) names among the photos
+/// workers decode: HEIC as iPhones save it (`heic`; `heix` 10-bit, `heim`/`heis` multi-layer),
+/// or any HEIF image (`mif1`). Others (videos, AVIF) are plain bytes.
+fn heif_content_type(brand: &[u8]) -> &'static str {
+    match brand.get(..4) {
+        Some(b"heic" | b"heix" | b"heim" | b"heis") => "image/heic",
+        Some(b"mif1") => "image/heif",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn photo_types_are_sniffed_from_their_first_bytes() {
+        let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic";
+        assert_eq!(sniff_content_type(heic), "image/heic");
+        assert_eq!(
+            sniff_content_type(b"\0\0\0\x18ftypmif1\0\0\0\0mif1heic"),
+            "image/heif"
+        );
+        for other in [
+            &b"\0\0\0\x18ftypavif\0\0\0\0mif1miaf"[..],
+            b"\0\0\0\x18ftypisom\0\0\0\0mp41",
+            b"\0\0\0\x18ftyp",
+            b"GIF89a",
+        ] {
+            assert_eq!(sniff_content_type(other), "application/octet-stream");
+        }
+        assert_eq!(sniff_content_type(b"\xFF\xD8\xFF\xE0"), "image/jpeg");
     }
 }

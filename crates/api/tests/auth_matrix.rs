@@ -507,6 +507,12 @@ fn success_cases(
         ),
         (
             Method::GET,
+            format!("/api/attendance/images/{image}/preview/"),
+            None,
+            ok,
+        ),
+        (
+            Method::GET,
             format!("/api/attendance/face-crops/{crop}/"),
             None,
             ok,

@@ -44,7 +44,8 @@ fn face(crop_blob_key: Option<String>) -> NewCrop {
 }
 
 /// A course of `token`'s user with a student (two reference photos) and two sessions (two
-/// processed photos each, with face crops), every blob stored under the keys the server uses.
+/// processed photos each, with face crops and a preview), every blob stored under the keys the
+/// server uses.
 struct Course {
     id: i64,
     students: Vec<i64>,
@@ -149,8 +150,15 @@ async fn course(t: &TestApp, token: &str, code: &str) -> Course {
                 face(None),
             ];
             t.store.record_image_faces(image.id, &faces).await.unwrap();
+            let preview_key = attendansee_store::blob_keys::session_preview(image.id);
+            put(t, &preview_key).await;
+            t.store
+                .set_image_preview(image.id, &preview_key)
+                .await
+                .unwrap();
             let mut files = BTreeSet::from(crops);
             files.insert(photo_key);
+            files.insert(preview_key);
             photos.push((image.id, files));
         }
     }
@@ -190,7 +198,8 @@ async fn deleting_a_course_leaves_no_file_of_it_and_every_file_of_the_others() {
         .flat_map(|c| c.files())
         .collect();
     assert_eq!(files(&t.blob_dir()), all);
-    assert_eq!(doomed.files().len(), 2 * 2 + 2 * 2 * 3);
+    // Per photo: the photo, two crops and the preview.
+    assert_eq!(doomed.files().len(), 2 * 2 + 2 * 2 * 4);
 
     // Another instructor cannot delete it, and nothing goes.
     t.call(
@@ -277,5 +286,5 @@ async fn deleting_a_session_student_reference_or_photo_erases_exactly_its_files(
     // What is left is exactly the other session's photos.
     let rest: BTreeSet<String> = c.photos[2..].iter().flat_map(|(_, f)| f.clone()).collect();
     assert_eq!(expected, rest);
-    assert_eq!(rest.len(), 2 * 3);
+    assert_eq!(rest.len(), 2 * 4);
 }

@@ -937,6 +937,10 @@ async fn every_answer_carries_nosniff_no_referrer_and_api_answers_no_store() {
             StatusCode::OK,
         ),
         (
+            format!("/api/attendance/images/{}/preview/", image.id),
+            StatusCode::OK,
+        ),
+        (
             format!("/api/attendance/face-crops/{crop}/image/"),
             StatusCode::OK,
         ),

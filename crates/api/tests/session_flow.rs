@@ -196,6 +196,13 @@ async fn upload_process_assign_correct_and_attendance_with_the_fake_inference() 
         (&json!(2), &json!(1), &json!(1))
     );
 
+    // Before processing a photo has no preview: its "preview" is the file as uploaded.
+    let photo = uploaded.body["results"][0]["image"]["id"].as_i64().unwrap();
+    let preview = format!("/api/attendance/images/{photo}/preview/");
+    let original = app.get(&preview, &token).await;
+    assert_eq!(original.status, StatusCode::OK);
+    assert_eq!(original.body, "class-1");
+
     // Before processing nobody can be absent.
     let attendance = format!("/api/attendance/sessions/{session}/attendance/");
     let before = app.get(&attendance, &token).await.body;
@@ -225,6 +232,11 @@ async fn upload_process_assign_correct_and_attendance_with_the_fake_inference() 
     assert_eq!(job["stats"]["assignment"]["matched"], 3, "{job}");
     assert_eq!(job["stats"]["assignment"]["below_threshold"], 2, "{job}");
     assert_eq!(job["stats"]["clustering"]["clusters"], 1, "{job}");
+    // The worker made the 3000×2000 photo's preview while processing it, 1600 px on its long
+    // side, and it is what the preview route serves now.
+    let made = app.get(&preview, &token).await;
+    assert_eq!(made.status, StatusCode::OK);
+    assert_eq!(made.body, "fake-preview:1600x1067");
 
     let after = app.get(&attendance, &token).await.body;
     assert_eq!(status_of(&after, "Alice"), "present", "{after}");

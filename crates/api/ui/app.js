@@ -259,7 +259,7 @@ function studentsSection(course, students) {
   const rows = students.map((s) => {
     const status = h("span", { class: "muted", "aria-live": "polite" });
     const thumbs = h("span", { class: "grid" });
-    const files = h("input", { type: "file", accept: "image/*", multiple: true });
+    const files = h("input", { type: "file", accept: "image/*,.heic,.heif", multiple: true });
     files.addEventListener("change", () => guard(async () => {
       const form = new FormData();
       for (const f of files.files) form.append("images", f, f.name);
@@ -371,7 +371,7 @@ async function renderSession(id) {
 let uploadNotice = null;
 
 function uploadSection({ session }) {
-  const files = h("input", { type: "file", accept: "image/*", multiple: true });
+  const files = h("input", { type: "file", accept: "image/*,.heic,.heif", multiple: true });
   const bar = h("progress", { max: 100, value: 0, hidden: true });
   const status = h("div", { "aria-live": "polite" });
   if (uploadNotice && uploadNotice.session === session.id) status.append(...uploadNotice.nodes);
@@ -463,7 +463,7 @@ async function photosSection(ctx) {
   const byId = Object.fromEntries(crops.map((c) => [c.id, c]));
   const panel = h("div", { id: "face-panel", "aria-live": "polite" }, h("p", { class: "muted" }, "Select a face to see its crop, embeddings and assignment."));
   const figures = images.map((img) => h("figure", { class: "photo" }, h("div", { class: "frame" },
-    authImg(`/attendance/images/${img.id}/file/`, { alt: img.original_name || `Photo ${img.id}`, width: img.width, height: img.height }),
+    authImg(`/attendance/images/${img.id}/preview/`, { alt: img.original_name || `Photo ${img.id}`, width: img.width, height: img.height }),
     (img.faces || []).map((f) => {
       const c = byId[f.id] || {};
       const [x, y, w, hgt] = f.bbox;

@@ -12,6 +12,7 @@ use image::RgbImage;
 use attendansee_faces::image_io::{DEFAULT_MAX_PIXELS, decode_rgb};
 use attendansee_faces::imageops::laplacian_variance;
 use attendansee_faces::pipeline::detect_with_border_retry;
+use attendansee_faces::preview::preview_jpeg;
 use attendansee_faces::{Detector, Face, FaceError, Recognizer, Runtime};
 use attendansee_pool::protocol::{
     DetectedFace, FrameError, Hello, Job, JobError, LoadedModel, Output, PROTOCOL_VERSION, Request,
@@ -168,6 +169,7 @@ fn handle(models: &mut Models, request: Request) -> Response {
                 width: i.width(),
                 height: i.height(),
                 faces: faces.iter().map(described).collect(),
+                preview: None,
             }
         }),
         Job::EmbedCrops { crops, model } => embed_crops(models, &crops, &model, &mut timings),
@@ -176,6 +178,7 @@ fn handle(models: &mut Models, request: Request) -> Response {
             detector,
             model,
             return_crops,
+            preview_side,
         } => detect_and_embed(
             models,
             &image,
@@ -183,7 +186,8 @@ fn handle(models: &mut Models, request: Request) -> Response {
             &model,
             return_crops,
             &mut timings,
-        ),
+        )
+        .map(|(output, image)| with_preview(output, &image, preview_side)),
     };
     if let Err(e) = &result {
         log!("request {} failed: {}: {}", request.id, e.kind, e.message);
@@ -312,7 +316,7 @@ fn detect_and_embed(
     model: &str,
     return_crops: bool,
     timings: &mut Timings,
-) -> Result<Output, JobError> {
+) -> Result<(Output, RgbImage), JobError> {
     // The recognizer is looked up first, so that a missing model is reported before any work.
     find(&mut models.recognizers, model, &models.unavailable, |r| {
         r.spec().name.as_str()
@@ -341,11 +345,36 @@ fn detect_and_embed(
             ..described(face)
         })
         .collect();
-    Ok(Output::Faces {
+    let output = Output::Faces {
         width: image.width(),
         height: image.height(),
         faces,
-    })
+        preview: None,
+    };
+    Ok((output, image))
+}
+
+/// Adds the preview of the photo already decoded for detection (no second decode) when asked.
+fn with_preview(output: Output, image: &RgbImage, side: Option<u32>) -> Output {
+    match (output, side) {
+        (
+            Output::Faces {
+                width,
+                height,
+                faces,
+                ..
+            },
+            Some(side),
+        ) => Output::Faces {
+            width,
+            height,
+            faces,
+            preview: preview_jpeg(image, side)
+                .map_err(|e| log!("cannot encode a preview: {e}"))
+                .ok(),
+        },
+        (output, _) => output,
+    }
 }
 
 fn jpeg(image: &RgbImage) -> Option<Vec<u8>> {

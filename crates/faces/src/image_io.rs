@@ -1,5 +1,5 @@
-//! Decoding untrusted image bytes: JPEG, PNG (8/16-bit, grey, alpha) and WebP to 8-bit RGB, with
-//! EXIF orientation applied and a pixel-count limit checked before any pixel is allocated.
+//! Decoding untrusted image bytes: JPEG, PNG (8/16-bit, grey, alpha), WebP and HEIC/HEIF (through
+//! libheif, in [`crate::heif`]) to 8-bit RGB, with EXIF orientation applied and a pixel-count limit checked before any pixel is allocated.
 //! Every failure is an [`ImageError`]; nothing here panics on bad input.
 
 use std::io::Cursor;
@@ -22,10 +22,15 @@ const MIN_JPEG_PIXELS_PER_BYTE: u64 = 1024;
 pub enum ImageError {
     #[error("the file is empty")]
     Empty,
-    #[error("not a supported image format (JPEG, PNG or WebP)")]
+    #[error("not a supported image format (JPEG, PNG, WebP or HEIC)")]
     UnknownFormat,
-    #[error("{format} images are not supported (JPEG, PNG or WebP only)")]
+    #[error("{format} images are not supported (JPEG, PNG, WebP or HEIC only)")]
     UnsupportedFormat { format: String },
+    #[error(
+        "HEIC/HEIF photos need libheif, which this machine lacks ({0}); install it \
+         (Debian: apt-get install libheif1) or send a JPEG"
+    )]
+    NoHeifDecoder(String),
     #[error("image of {width}×{height} pixels exceeds the limit of {limit} pixels")]
     TooManyPixels { width: u32, height: u32, limit: u64 },
     #[error("image has no pixels ({width}×{height})")]
@@ -43,6 +48,9 @@ pub enum ImageError {
 pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty);
+    }
+    if crate::heif::is_heif(bytes) {
+        return crate::heif::decode_rgb(bytes, max_pixels);
     }
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
@@ -96,6 +104,25 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, ImageError>
         DynamicImage::from_decoder(decoder).map_err(|e| ImageError::Corrupt(e.to_string()))?;
     image.apply_orientation(orientation);
     Ok(into_rgb8(image))
+}
+
+/// The checks every decoder makes on the declared size before allocating pixels: not empty,
+/// within `max_pixels`, not absurdly long and thin.
+pub(crate) fn check_size(width: u32, height: u32, max_pixels: u64) -> Result<(), ImageError> {
+    if width == 0 || height == 0 {
+        return Err(ImageError::ZeroSize { width, height });
+    }
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(ImageError::TooManyPixels {
+            width,
+            height,
+            limit: max_pixels,
+        });
+    }
+    if width.max(height) / width.min(height) > MAX_ASPECT_RATIO {
+        return Err(ImageError::AbsurdAspectRatio { width, height });
+    }
+    Ok(())
 }
 
 /// `image.into_rgb8()`, with the common 8-bit layouts expanded byte by byte: the generic

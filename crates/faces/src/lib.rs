@@ -1,8 +1,9 @@
 //! The face engine: everything between image bytes and an L2-normalised embedding.
 //!
 //! Pure parts (no I/O, no panics on bad input): [`geometry`], [`detect`] decoding, [`embedding`]
-//! maths, [`imageops`]. Around them: [`image_io`] decoding of untrusted bytes, the model
-//! [`catalog`], model files ([`models`]) and the ONNX Runtime [`engine`].
+//! maths, [`imageops`]. Around them: [`image_io`] decoding of untrusted bytes ([`heif`] for
+//! HEIC), the model [`catalog`], model files ([`models`]), the ONNX Runtime [`engine`] and photo
+//! [`preview`]s.
 
 pub mod catalog;
 pub mod detect;
@@ -10,10 +11,12 @@ pub mod embedding;
 pub mod engine;
 pub mod error;
 pub mod geometry;
+pub mod heif;
 pub mod image_io;
 pub mod imageops;
 pub mod models;
 pub mod pipeline;
+pub mod preview;
 
 pub use catalog::{ModelKind, ModelSpec};
 pub use embedding::FaceEmbedding;

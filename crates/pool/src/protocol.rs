@@ -9,7 +9,7 @@ use attendansee_vocabulary::ErrorKind;
 use serde::{Deserialize, Serialize};
 
 /// Bump on any change to the types below.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Largest frame either side accepts (a 64-megapixel photo is well below this).
 pub const MAX_FRAME_BYTES: usize = 256 * 1024 * 1024;
@@ -63,12 +63,14 @@ pub enum Job {
     },
     /// Embeddings of already aligned crops (image files at the model's input size).
     EmbedCrops { crops: Vec<Vec<u8>>, model: String },
-    /// Faces in the image, each aligned, embedded and (if asked) returned as a JPEG crop.
+    /// Faces in the image, each aligned, embedded and (if asked) returned as a JPEG crop; with
+    /// `preview_side`, also the photo as a JPEG whose long side is at most that many pixels.
     DetectAndEmbed {
         image: Vec<u8>,
         detector: String,
         model: String,
         return_crops: bool,
+        preview_side: Option<u32>,
     },
 }
 
@@ -104,6 +106,8 @@ pub enum Output {
         width: u32,
         height: u32,
         faces: Vec<DetectedFace>,
+        /// The preview `DetectAndEmbed` was asked for (a JPEG), if it could be made.
+        preview: Option<Vec<u8>>,
     },
     Embeddings {
         embeddings: Vec<Vec<f32>>,
@@ -251,6 +255,7 @@ mod tests {
                 detector: "yunet".into(),
                 model: "m".into(),
                 return_crops: true,
+                preview_side: Some(1600),
             },
         };
         let frame = encode(&request).unwrap();

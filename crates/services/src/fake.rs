@@ -5,7 +5,8 @@
 //! answers like a worker: `validate` gives the registered size (unregistered bytes are an
 //! `UnsupportedImage`), `detect_and_embed` the registered faces with their vectors and, when
 //! asked, crop "images" that carry the vector, so that re-embedding a stored crop gives back
-//! exactly the same vector.
+//! exactly the same vector, and a "preview" that names the size a worker's would have
+//! ([`fake_preview`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -102,6 +103,16 @@ fn normalised(vector: &[f32]) -> Vec<f32> {
     vector.iter().map(|v| v / norm).collect()
 }
 
+/// The preview the fake returns for a `width` × `height` photo asked for with `side`: the text
+/// `fake-preview:{w}x{h}` with the size a worker's preview would have (long side at most `side`,
+/// never enlarged).
+pub fn fake_preview(width: u32, height: u32, side: u32) -> Vec<u8> {
+    let long = width.max(height).max(1);
+    let scale = f64::from(side.min(long)) / f64::from(long);
+    let size = |v: u32| ((f64::from(v) * scale).round() as u32).max(1);
+    format!("fake-preview:{}x{}", size(width), size(height)).into_bytes()
+}
+
 fn crop_image(vector: &[f32]) -> Vec<u8> {
     let mut bytes = CROP_MAGIC.to_vec();
     bytes.extend(vector.iter().flat_map(|v| v.to_le_bytes()));
@@ -165,6 +176,9 @@ impl Inference for FakeInference {
                 })
                 .collect(),
             timings: Timings::default(),
+            preview: request
+                .preview_side
+                .map(|side| fake_preview(photo.width, photo.height, side)),
         });
         Box::pin(async move { found })
     }

@@ -16,6 +16,8 @@ pub struct PhotoFaces {
     pub height: u32,
     pub faces: Vec<DetectedFace>,
     pub timings: Timings,
+    /// The photo's preview (a JPEG), when the request asked for one.
+    pub preview: Option<Vec<u8>>,
 }
 
 /// What asks the pool for work: the detector and recognizer by catalog name, and the image as
@@ -27,6 +29,8 @@ pub struct DetectRequest {
     pub model: String,
     /// Also return each aligned face as a JPEG.
     pub return_crops: bool,
+    /// Also return the photo as a JPEG whose long side is at most this many pixels.
+    pub preview_side: Option<u32>,
 }
 
 /// How much work the inference side takes at once.
@@ -83,6 +87,7 @@ impl Inference for Pool {
             detector: request.detector,
             model: request.model,
             return_crops: request.return_crops,
+            preview_side: request.preview_side,
         };
         Box::pin(async move {
             match self.submit(job, lane).await? {
@@ -91,6 +96,7 @@ impl Inference for Pool {
                         width,
                         height,
                         faces,
+                        preview,
                     },
                     timings,
                 ) => Ok(PhotoFaces {
@@ -98,6 +104,7 @@ impl Inference for Pool {
                     height,
                     faces,
                     timings,
+                    preview,
                 }),
                 _ => Err(wrong_output("detect-and-embed")),
             }

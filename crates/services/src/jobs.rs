@@ -528,8 +528,9 @@ async fn recognise(
     Ok(())
 }
 
-/// One photo: detect, align and embed in a worker; store each face's crop, then record them all
-/// (with their embeddings) in one transaction. Returns the number of faces and the timings.
+/// One photo: detect, align and embed in a worker, which also makes its preview; store the
+/// preview and each face's crop, then record the faces (with their embeddings) in one
+/// transaction. Returns the number of faces and the timings.
 async fn process_image(
     services: &Services,
     image: &SessionImage,
@@ -537,9 +538,17 @@ async fn process_image(
     lane: Lane,
 ) -> ServiceResult<(usize, Timings)> {
     let bytes = services.blobs.get(&image.blob_key).await?;
-    let PhotoFaces { faces, timings, .. } = services
-        .detect_and_embed(bytes.to_vec(), model, true, lane)
+    let PhotoFaces {
+        faces,
+        timings,
+        preview,
+        ..
+    } = services
+        .process_photo_faces(bytes.to_vec(), model, lane)
         .await?;
+    if let Some(preview) = preview {
+        store_preview(services, image.id, preview).await?;
+    }
     let mut crops = Vec::with_capacity(faces.len());
     for (index, mut face) in faces.into_iter().enumerate() {
         let key = match face.crop_jpeg.take() {
@@ -563,6 +572,18 @@ async fn process_image(
         return Err(e.into());
     }
     Ok((count, timings))
+}
+
+/// Stores a photo's preview and records its key. A photo deleted meanwhile takes no preview:
+/// the blob just written goes again.
+async fn store_preview(services: &Services, image_id: i64, preview: Vec<u8>) -> ServiceResult<()> {
+    let key = blob_keys::session_preview(image_id);
+    services.blobs.put(&key, preview.into()).await?;
+    if let Err(e) = services.store.set_image_preview(image_id, &key).await {
+        services.delete_blobs(vec![key]).await;
+        return Err(e.into());
+    }
+    Ok(())
 }
 
 /// The crop blobs already written for these records.
@@ -648,6 +669,7 @@ mod tests {
             status: ImageStatus::Pending,
             error: None,
             created_at: Utc::now(),
+            preview_blob_key: None,
         }
     }
 

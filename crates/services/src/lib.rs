@@ -35,6 +35,9 @@ pub use error::{ServiceError, ServiceResult};
 pub use inference::{Capacity, DetectRequest, Inference, PhotoFaces};
 pub use models::{Matching, MatchingTable};
 
+/// The long side, in pixels, of the previews made of session photos when they are processed.
+pub const PREVIEW_SIDE: u32 = 1600;
+
 /// The settings the domain needs (the binary's configuration fills them in).
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -135,6 +138,25 @@ impl Services {
             detector: self.settings.detector.clone(),
             model: model.to_owned(),
             return_crops,
+            preview_side: None,
+        };
+        self.inference()?.detect_and_embed(request, lane).await
+    }
+
+    /// [`detect_and_embed`](Self::detect_and_embed) of a session photo being processed: its
+    /// faces with their crops, and its preview ([`PREVIEW_SIDE`]), from one decode in a worker.
+    pub(crate) async fn process_photo_faces(
+        &self,
+        image: Vec<u8>,
+        model: &str,
+        lane: Lane,
+    ) -> ServiceResult<PhotoFaces> {
+        let request = DetectRequest {
+            image,
+            detector: self.settings.detector.clone(),
+            model: model.to_owned(),
+            return_crops: true,
+            preview_side: Some(PREVIEW_SIDE),
         };
         self.inference()?.detect_and_embed(request, lane).await
     }

@@ -1,5 +1,6 @@
 //! Session photos: an upload's files are each validated by a worker, stored, and recorded
-//! (deduplicated by SHA-256 within the session); listing with the faces found; deletion.
+//! (deduplicated by SHA-256 within the session); listing with the faces found; their files and
+//! previews; deletion.
 
 use std::sync::Arc;
 
@@ -208,5 +209,15 @@ impl Services {
     pub async fn photo_file(&self, scope: Scope, id: i64) -> ServiceResult<bytes::Bytes> {
         let image = self.store.get_session_image(scope, id).await?;
         Ok(self.blobs.get(&image.blob_key).await?)
+    }
+
+    /// A photo's preview (a JPEG whose long side is at most [`PREVIEW_SIDE`](crate::PREVIEW_SIDE)),
+    /// made by the worker that processed it. Until the photo is processed — or when it could not
+    /// be — the file as uploaded: a client always gets something to show, and the server never
+    /// decodes a photo to make one itself.
+    pub async fn photo_preview(&self, scope: Scope, id: i64) -> ServiceResult<bytes::Bytes> {
+        let image = self.store.get_session_image(scope, id).await?;
+        let key = image.preview_blob_key.as_ref().unwrap_or(&image.blob_key);
+        Ok(self.blobs.get(key).await?)
     }
 }

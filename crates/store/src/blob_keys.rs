@@ -6,6 +6,7 @@
 //! |----------------------------------------|----------------------------------------------|
 //! | a session photo, as uploaded           | `images/{session_id}/{sha256}`               |
 //! | the aligned face `index` of that photo | `crops/{image_id}/{index}.jpg`               |
+//! | that photo's preview (≤ 1600 px JPEG)  | `previews/{image_id}.jpg`                    |
 //! | a student's reference photo            | `references/{student_id}/{sha256}`           |
 //! | the aligned face of that photo         | `references/{student_id}/{sha256}.face.jpg`  |
 //!
@@ -21,6 +22,11 @@ pub fn session_photo(session_id: i64, sha256: &str) -> String {
 /// The aligned image of face `index` found in session photo `image_id`.
 pub fn session_face(image_id: i64, index: usize) -> String {
     format!("crops/{image_id}/{index}.jpg")
+}
+
+/// The preview of session photo `image_id`, made when it is processed.
+pub fn session_preview(image_id: i64) -> String {
+    format!("previews/{image_id}.jpg")
 }
 
 /// A student's reference (enrollment) photo as uploaded.
@@ -42,6 +48,7 @@ mod tests {
     fn the_layouts_are_the_ones_already_stored() {
         assert_eq!(session_photo(7, "ab12"), "images/7/ab12");
         assert_eq!(session_face(42, 3), "crops/42/3.jpg");
+        assert_eq!(session_preview(42), "previews/42.jpg");
         assert_eq!(reference_photo(5, "cd34"), "references/5/cd34");
         assert_eq!(reference_face(5, "cd34"), "references/5/cd34.face.jpg");
     }

@@ -70,14 +70,16 @@ async fn delete_owner(tx: &mut sqlx::SqliteConnection, owner: Owner) -> Result<V
     unreferenced(tx, keys).await
 }
 
-/// The blob keys of everything `owner` owns: photos, reference photos, and their face crops.
+/// The blob keys of everything `owner` owns: photos (and their previews), reference photos, and
+/// their face crops.
 /// Called inside the deleting transaction, before the `DELETE`.
 async fn owned_keys(tx: &mut sqlx::SqliteConnection, owner: Owner) -> Result<Vec<String>> {
     let (images, references) = owner.conditions();
     let sql = format!(
-        "WITH imgs AS (SELECT id, blob_key FROM session_images WHERE {images}),
+        "WITH imgs AS (SELECT id, blob_key, preview_blob_key FROM session_images WHERE {images}),
               refs AS (SELECT id, blob_key FROM reference_photos WHERE {references})
          SELECT blob_key FROM imgs
+         UNION SELECT preview_blob_key FROM imgs WHERE preview_blob_key IS NOT NULL
          UNION SELECT blob_key FROM refs
          UNION SELECT crop_blob_key FROM face_crops
                WHERE crop_blob_key IS NOT NULL
@@ -100,6 +102,7 @@ async fn unreferenced(tx: &mut sqlx::SqliteConnection, keys: Vec<String>) -> Res
     let still: HashSet<String> = sqlx::query_scalar(
         "WITH k AS (SELECT value FROM json_each($1))
          SELECT blob_key FROM session_images WHERE blob_key IN (SELECT value FROM k)
+         UNION SELECT preview_blob_key FROM session_images WHERE preview_blob_key IN (SELECT value FROM k)
          UNION SELECT blob_key FROM reference_photos WHERE blob_key IN (SELECT value FROM k)
          UNION SELECT crop_blob_key FROM face_crops WHERE crop_blob_key IN (SELECT value FROM k)",
     )
@@ -140,6 +143,7 @@ impl Store {
     pub async fn referenced_blob_keys(&self) -> Result<HashSet<String>> {
         let keys: Vec<String> = sqlx::query_scalar(
             "SELECT blob_key FROM session_images
+             UNION SELECT preview_blob_key FROM session_images WHERE preview_blob_key IS NOT NULL
              UNION SELECT blob_key FROM reference_photos
              UNION SELECT crop_blob_key FROM face_crops WHERE crop_blob_key IS NOT NULL",
         )

@@ -192,6 +192,8 @@ pub struct SessionImage {
     pub status: ImageStatus,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The preview the worker made when it processed the photo (`blob_keys::session_preview`).
+    pub preview_blob_key: Option<String>,
 }
 
 #[derive(Clone, Debug)]

@@ -12,7 +12,7 @@ use crate::{
     Paged, Result, Scope, SessionImage, Store, StoreError,
 };
 
-const IMAGE_COLUMNS: &str = "i.id, i.session_id, i.blob_key, i.sha256, i.original_name, i.width, i.height, i.status, i.error, i.created_at";
+const IMAGE_COLUMNS: &str = "i.id, i.session_id, i.blob_key, i.sha256, i.original_name, i.width, i.height, i.status, i.error, i.created_at, i.preview_blob_key";
 const CROP_COLUMNS: &str = "f.id, f.image_id, f.reference_photo_id, f.bbox_x, f.bbox_y, f.bbox_w, f.bbox_h, f.landmarks, \
      f.det_score, f.quality_size, f.quality_blur, f.crop_blob_key, f.student_id, f.assignment_source, f.confidence, \
      f.cluster_id, f.not_a_student, f.match_model, f.match_reason, f.best_student_id, f.best_similarity, \
@@ -271,6 +271,23 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(ids)
+    }
+
+    /// Records the blob key of a photo's preview; `NotFound` when the photo is gone (the caller
+    /// then deletes the blob it wrote).
+    pub async fn set_image_preview(&self, image_id: i64, key: &str) -> Result<()> {
+        let updated = sqlx::query("UPDATE session_images SET preview_blob_key = $1 WHERE id = $2")
+            .bind(key)
+            .bind(image_id)
+            .execute(&self.pool)
+            .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                entity: "Image",
+                id: image_id,
+            });
+        }
+        Ok(())
     }
 
     /// Marks a photo as failed with the reason, unless it was processed meanwhile.

@@ -806,7 +806,8 @@ mod deleted_blobs {
     use bytes::Bytes;
 
     /// A course with a student (one reference photo) and a session (one processed photo with
-    /// two faces, one of them without a crop image), and the blob keys of all of it.
+    /// its preview and two faces, one of them without a crop image), and the blob keys of all
+    /// of it.
     struct Fixture {
         course: i64,
         student: i64,
@@ -884,6 +885,13 @@ mod deleted_blobs {
             .record_image_faces(image.id, &[face(Some(crop_key.clone())), face(None)])
             .await
             .unwrap();
+        let preview_key = attendansee_store::blob_keys::session_preview(image.id);
+        store
+            .set_image_preview(image.id, &preview_key)
+            .await
+            .unwrap();
+        let recorded = store.get_session_image(Scope::All, image.id).await.unwrap();
+        assert_eq!(recorded.preview_blob_key.as_deref(), Some(&*preview_key));
         let reference_key = format!("references/{}/{code}", student.id);
         let reference_crop = format!("{reference_key}.face.jpg");
         let reference = store
@@ -906,7 +914,7 @@ mod deleted_blobs {
             session: session.id,
             image: image.id,
             reference: reference.id,
-            photo_keys: sorted(vec![photo_key, crop_key]),
+            photo_keys: sorted(vec![photo_key, crop_key, preview_key]),
             reference_keys: sorted(vec![reference_key, reference_crop]),
         }
     }
@@ -1046,7 +1054,7 @@ mod deleted_blobs {
                     a.reference_keys.clone(),
                     a.photo_keys
                         .iter()
-                        .filter(|k| k.starts_with("crops/"))
+                        .filter(|k| !k.starts_with("images/"))
                         .cloned()
                         .collect(),
                 ]
@@ -1065,11 +1073,16 @@ mod deleted_blobs {
             .await
             .unwrap();
         let a = fixture(&store, &alice, "A").await;
-        let orphans = ["images/999/gone", "crops/999/0.jpg", "references/999/x"];
+        let orphans = [
+            "images/999/gone",
+            "crops/999/0.jpg",
+            "references/999/x",
+            "previews/999.jpg",
+        ];
         for key in a.all_keys().iter().map(String::as_str).chain(orphans) {
             blobs.put(key, Bytes::from_static(b"data")).await.unwrap();
         }
-        assert_eq!(sweep_orphan_blobs(&store, &blobs).await.unwrap(), 3);
+        assert_eq!(sweep_orphan_blobs(&store, &blobs).await.unwrap(), 4);
         for key in a.all_keys() {
             assert_eq!(blobs.get(&key).await.unwrap(), Bytes::from_static(b"data"));
         }
@@ -1082,6 +1095,17 @@ mod deleted_blobs {
         // Their emptied directories went with them.
         assert!(!dir.path().join("blobs/images/999").exists());
         assert_eq!(sweep_orphan_blobs(&store, &blobs).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_preview_for_a_photo_deleted_meanwhile_is_not_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        assert!(matches!(
+            store.set_image_preview(12345, "previews/12345.jpg").await,
+            Err(StoreError::NotFound { .. })
+        ));
+        assert!(store.referenced_blob_keys().await.unwrap().is_empty());
     }
 }
 

@@ -216,6 +216,8 @@ pub struct Reply {
     /// Raw header lines.
     pub headers: String,
     pub body: String,
+    /// The body as received (`body` is its lossy text).
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -278,10 +280,16 @@ pub fn try_request(
         .split_once("\r\n\r\n")
         .map(|(h, b)| (h.to_owned(), b.to_owned()))
         .unwrap_or_default();
+    let bytes = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| response[at + 4..].to_vec())
+        .unwrap_or_default();
     Ok(Reply {
         status,
         headers,
         body,
+        bytes,
     })
 }
 
