@@ -11,7 +11,7 @@ use image::RgbImage;
 
 use attendansee_faces::image_io::{DEFAULT_MAX_PIXELS, decode_rgb};
 use attendansee_faces::imageops::laplacian_variance;
-use attendansee_faces::pipeline::detect_with_border_retry;
+use attendansee_faces::pipeline::{Photo, PhotoOptions, align_faces, detect_photo};
 use attendansee_faces::{Detector, Face, FaceError, Recognizer, Runtime};
 use attendansee_pool::protocol::{
     DetectedFace, FrameError, Hello, Job, JobError, LoadedModel, Output, PROTOCOL_VERSION, Request,
@@ -163,11 +163,11 @@ fn handle(models: &mut Models, request: Request) -> Response {
             image,
             detector,
             score_threshold,
-        } => detect(models, &image, &detector, score_threshold, &mut timings).map(|(i, faces)| {
+        } => detect(models, &image, &detector, score_threshold, &mut timings).map(|photo| {
             Output::Faces {
-                width: i.width(),
-                height: i.height(),
-                faces: faces.iter().map(described).collect(),
+                width: photo.width,
+                height: photo.height,
+                faces: photo.faces.iter().map(described).collect(),
             }
         }),
         Job::EmbedCrops { crops, model } => embed_crops(models, &crops, &model, &mut timings),
@@ -243,15 +243,16 @@ fn detect(
     detector: &str,
     threshold: Option<f32>,
     timings: &mut Timings,
-) -> Result<(RgbImage, Vec<Face>), JobError> {
-    let image = decode(bytes, timings)?;
+) -> Result<Photo, JobError> {
     let detector = find(&mut models.detectors, detector, &models.unavailable, |d| {
         d.spec().name.as_str()
     })?;
-    let t = Instant::now();
-    let faces = detect_with_border_retry(detector, &image, threshold).map_err(job_error)?;
-    timings.detect_ms += ms(t);
-    Ok((image, faces))
+    let options = PhotoOptions::for_detector(detector.spec());
+    let photo = detect_photo(detector, bytes, DEFAULT_MAX_PIXELS, threshold, &options)
+        .map_err(job_error)?;
+    timings.decode_ms += photo.decode_ms;
+    timings.detect_ms += photo.detect_ms;
+    Ok(photo)
 }
 
 fn described(face: &Face) -> DetectedFace {
@@ -317,16 +318,24 @@ fn detect_and_embed(
     find(&mut models.recognizers, model, &models.unavailable, |r| {
         r.spec().name.as_str()
     })?;
-    let (image, faces) = detect(models, bytes, detector, None, timings)?;
+    let mut photo = detect(models, bytes, detector, None, timings)?;
     let recognizer = find(&mut models.recognizers, model, &models.unavailable, |r| {
         r.spec().name.as_str()
     })?;
-    let t = Instant::now();
-    let aligned: Vec<(Face, RgbImage)> = faces
-        .iter()
-        .filter_map(|f| recognizer.align(&image, f).map(|c| (*f, c)))
-        .collect();
-    timings.align_ms += ms(t);
+    let (t, decoded_before) = (Instant::now(), photo.decode_ms);
+    let faces = photo.faces.clone();
+    let aligned = align_faces(
+        &mut photo,
+        bytes,
+        DEFAULT_MAX_PIXELS,
+        &faces,
+        recognizer.spec(),
+    )
+    .map_err(job_error)?;
+    // A finer decode for small faces counts as decoding.
+    let redecode = photo.decode_ms - decoded_before;
+    timings.decode_ms += redecode;
+    timings.align_ms += ms(t) - redecode;
     let t = Instant::now();
     let crops: Vec<&RgbImage> = aligned.iter().map(|(_, c)| c).collect();
     let embeddings = recognizer.embed(&crops).map_err(job_error)?;
@@ -342,8 +351,8 @@ fn detect_and_embed(
         })
         .collect();
     Ok(Output::Faces {
-        width: image.width(),
-        height: image.height(),
+        width: photo.width,
+        height: photo.height,
         faces,
     })
 }

@@ -14,6 +14,8 @@ pub mod image_io;
 pub mod imageops;
 pub mod models;
 pub mod pipeline;
+pub mod reduced;
+pub mod tiles;
 
 pub use catalog::{ModelKind, ModelSpec};
 pub use embedding::FaceEmbedding;

@@ -126,11 +126,7 @@ pub fn run(common: &Common, args: &BenchArgs) -> Result<()> {
         e2e_rate / raw1_rate
     );
 
-    let mut pipeline = Pipeline {
-        detector,
-        recognizer: Some(fixed),
-        max_pixels: DEFAULT_MAX_PIXELS,
-    };
+    let mut pipeline = Pipeline::new(detector, Some(fixed));
     let (mut faces, start) = (0usize, Instant::now());
     for photo in &photos {
         faces += pipeline
