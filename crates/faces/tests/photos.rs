@@ -178,3 +178,78 @@ fn small_faces_in_a_reduced_decode_are_aligned_from_a_finer_one() {
         found.divisor
     );
 }
+
+/// The labelled photos of face_recognition_examples are all under 2560 px, so the accuracy tests
+/// on them decode at full scale. Here each is enlarged to a phone photo's 2600–5712 px and
+/// re-encoded as a JPEG, which is decoded at 1/2 or 1/4: identification must be as good.
+#[test]
+fn enlarged_labelled_photos_decoded_at_a_reduced_scale_identify_as_well() {
+    let Some(shared) =
+        shared("enlarged_labelled_photos_decoded_at_a_reduced_scale_identify_as_well")
+    else {
+        return;
+    };
+    let dir = shared.join("faces/face_recognition_examples");
+    let mut p = pipeline(&shared, "yunet", Some("mobilefacenet"));
+    let mut original = Vec::new();
+    let mut enlarged = Vec::new();
+    let mut worst = 1f32;
+    for (file, identity) in common::labels(&dir) {
+        if identity.contains(';') {
+            continue; // several people
+        }
+        let bytes = std::fs::read(dir.join(&file)).unwrap();
+        let Ok(face) = p.embed_largest(&bytes) else {
+            continue;
+        };
+        let image = image::load_from_memory(&bytes).unwrap().into_rgb8();
+        let k = (2600.0 / image.width().max(image.height()) as f32).max(2.0);
+        let (w, h) = (
+            (image.width() as f32 * k) as u32,
+            (image.height() as f32 * k) as u32,
+        );
+        let big = image::imageops::resize(&image, w, h, image::imageops::FilterType::Triangle);
+        let mut jpeg = std::io::Cursor::new(Vec::new());
+        big.write_to(&mut jpeg, image::ImageFormat::Jpeg).unwrap();
+        let jpeg = jpeg.into_inner();
+        let found = p.detect(&jpeg, None).unwrap();
+        assert!(
+            found.divisor >= 2,
+            "{file}: {w}×{h} decoded at 1/{}",
+            found.divisor
+        );
+        let face_big = p.embed_largest(&jpeg).unwrap();
+        worst = worst.min(
+            face.embedding
+                .cosine_similarity(&face_big.embedding)
+                .unwrap(),
+        );
+        original.push((file.clone(), identity.clone(), face.embedding));
+        enlarged.push((file, identity, face_big.embedding));
+    }
+    // Nearest other original photo: the same person?
+    let correct = |set: &[(String, String, attendansee_faces::FaceEmbedding)]| {
+        set.iter()
+            .filter(|(file, identity, e)| {
+                original
+                    .iter()
+                    .filter(|(other, ..)| other != file)
+                    .max_by(|a, b| {
+                        e.cosine_similarity(&a.2)
+                            .unwrap()
+                            .total_cmp(&e.cosine_similarity(&b.2).unwrap())
+                    })
+                    .is_some_and(|(_, id, _)| id == identity)
+            })
+            .count()
+    };
+    let (before, after) = (correct(&original), correct(&enlarged));
+    eprintln!(
+        "{} photos: nearest neighbour right for {before} at full scale, {after} enlarged and \
+         reduced; embeddings at cosine ≥ {worst:.3}",
+        original.len()
+    );
+    assert!(original.len() >= 15 && before >= 10, "too few to compare");
+    assert!(after >= before, "{after} < {before}");
+    assert!(worst >= 0.85, "cosine {worst}");
+}
