@@ -255,11 +255,15 @@ pub fn small_face_pass_scale(
     zoom: f32,
     max_scale: f32,
 ) -> Option<f32> {
+    // A zoom of 1 or less, or none at all (NaN from a config file), turns the pass off.
+    if !(zoom.is_finite() && zoom > 1.0) {
+        return None;
+    }
     let single = (input_width as f32 / width.max(1) as f32)
         .min(input_height as f32 / height.max(1) as f32)
         .min(1.0);
     let closer = (single * zoom).min(max_scale.max(1.0));
-    if !(closer >= single * MIN_GAIN) {
+    if closer < single * MIN_GAIN {
         return None;
     }
     let small = faces
@@ -459,6 +463,58 @@ impl Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn faces_of_height(count: usize, height: f32) -> Vec<Face> {
+        (0..count)
+            .map(|i| Face {
+                bbox: crate::geometry::BBox {
+                    x: i as f32 * 100.0,
+                    y: 0.0,
+                    w: height,
+                    h: height,
+                },
+                score: 0.9,
+                landmarks: [[0.0; 2]; 5],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_a_crowd_of_small_faces_in_a_large_photo_gets_the_small_face_pass() {
+        let input = [640, 640];
+        // 1732 px wide: the single pass sees it at 640/1732; 20 px there is 54 px here.
+        let crowd = faces_of_height(10, 54.0);
+        let scale = small_face_pass_scale(&crowd, (1732, 1080), input, 3.0, 1.0).unwrap();
+        assert_eq!(scale, 1.0, "zoom 3 is capped at the photo's own pixels");
+        let scale = small_face_pass_scale(&crowd, (1732, 1080), input, 2.0, 1.0).unwrap();
+        assert!((scale - 2.0 * 640.0 / 1732.0).abs() < 1e-6);
+        // A reduced decode (1/4 of the photo): the pass may ask for more than it has.
+        let scale = small_face_pass_scale(&crowd, (1732, 1080), input, 3.0, 4.0).unwrap();
+        assert!(scale > 1.0);
+        // Few small faces, large faces, the pass off, a photo the single pass sees whole.
+        let few = faces_of_height(CROWD_FACES - 1, 54.0);
+        assert_eq!(
+            small_face_pass_scale(&few, (1732, 1080), input, 3.0, 1.0),
+            None
+        );
+        let large = faces_of_height(20, 200.0);
+        assert_eq!(
+            small_face_pass_scale(&large, (1732, 1080), input, 3.0, 1.0),
+            None
+        );
+        assert_eq!(
+            small_face_pass_scale(&crowd, (1732, 1080), input, 1.0, 1.0),
+            None
+        );
+        assert_eq!(
+            small_face_pass_scale(&crowd, (800, 600), input, 3.0, 1.0),
+            None
+        );
+        assert_eq!(
+            small_face_pass_scale(&crowd, (1732, 1080), input, f32::NAN, 1.0),
+            None
+        );
+    }
 
     #[test]
     fn the_border_retry_works_on_a_copy_of_bounded_size() {
