@@ -53,10 +53,15 @@ fn the_small_face_pass_finds_the_crowd_a_full_resolution_pass_finds() {
     p.options.reduced_decoding = true;
     let off = photo(&mut p, &group);
     assert_eq!((off.faces.len(), off.tiles), (49, 0));
-    // Every face once: no two boxes of the merged list overlap much.
+    // Every face once: no two boxes of the merged list overlap much, and none lies inside
+    // another (a face cut by a tile's edge next to the whole one).
     for (i, a) in found.faces.iter().enumerate() {
         for b in &found.faces[i + 1..] {
             assert!(a.bbox.iou(&b.bbox) <= 0.3, "{a:?} and {b:?}");
+            let (a, b) = (a.bbox, b.bbox);
+            let w = ((a.x + a.w).min(b.x + b.w) - a.x.max(b.x)).max(0.0);
+            let h = ((a.y + a.h).min(b.y + b.h) - a.y.max(b.y)).max(0.0);
+            assert!(w * h <= 0.6 * a.area().min(b.area()), "{a:?} inside {b:?}");
         }
     }
 }
