@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use attendansee_faces::image_io::decode_rgb;
-use attendansee_faces::pipeline::{Pipeline, detect_with_border_retry};
+use attendansee_faces::pipeline::Pipeline;
 use attendansee_recognition::{BruteForceIndex, OneFace, assign_photo, dbscan, the_one_face};
 use attendansee_services::Matching;
 use attendansee_services::attendance::csv_row;
@@ -183,8 +182,8 @@ fn enroll(pipeline: &mut Pipeline, dir: &Path) -> Result<(Vec<Person>, BruteForc
 /// The embedding of the one face of an enrollment photo.
 fn reference_face(pipeline: &mut Pipeline, path: &Path) -> Result<Vec<f32>> {
     let bytes = std::fs::read(path)?;
-    let image = decode_rgb(&bytes, pipeline.max_pixels)?;
-    let faces = detect_with_border_retry(&mut pipeline.detector, &image, None)?;
+    let mut photo = pipeline.detect(&bytes, None)?;
+    let faces = &photo.faces;
     let sizes: Vec<f32> = faces.iter().map(|f| f.bbox.w.min(f.bbox.h)).collect();
     let face = match the_one_face(&sizes) {
         OneFace::Found(i) => faces[i],
@@ -196,7 +195,7 @@ fn reference_face(pipeline: &mut Pipeline, path: &Path) -> Result<Vec<f32>> {
         } => bail!("{faces} faces of similar size ({largest:.0} and {second:.0} px)"),
     };
     pipeline
-        .embed_faces(&image, &[face])?
+        .embed(&mut photo, &bytes, &[face])?
         .pop()
         .map(|f| f.embedding.vector)
         .context("the face could not be aligned")
@@ -204,11 +203,8 @@ fn reference_face(pipeline: &mut Pipeline, path: &Path) -> Result<Vec<f32>> {
 
 /// Every face of a class photo, embedded.
 fn faces_of(pipeline: &mut Pipeline, path: &Path) -> Result<Vec<Vec<f32>>> {
-    let bytes = std::fs::read(path)?;
-    let image = decode_rgb(&bytes, pipeline.max_pixels)?;
-    let faces = detect_with_border_retry(&mut pipeline.detector, &image, None)?;
     Ok(pipeline
-        .embed_faces(&image, &faces)?
+        .embed_all(&std::fs::read(path)?)?
         .into_iter()
         .map(|f| f.embedding.vector)
         .collect())

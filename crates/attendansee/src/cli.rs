@@ -180,6 +180,10 @@ pub struct DetectArgs {
     /// Minimum face score [default: the detector's catalog threshold]
     #[arg(long)]
     pub score_threshold: Option<f32>,
+    /// How many times closer the second pass looks at a photo crowded with small faces
+    /// (1 turns it off) [default: the detector's catalog entry, else 3]
+    #[arg(long, value_name = "ZOOM")]
+    pub small_face_zoom: Option<f32>,
     /// Draw boxes and landmarks onto a copy of the (single) image, written as PNG.
     #[arg(long, value_name = "OUT.png")]
     pub annotate: Option<PathBuf>,

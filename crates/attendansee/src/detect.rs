@@ -9,6 +9,8 @@ use image::{Rgb, RgbImage};
 use serde_json::{Value, json};
 
 use attendansee_faces::Face;
+use attendansee_faces::image_io::decode_rgb;
+use attendansee_faces::pipeline::Photo;
 
 use crate::cli::DetectArgs;
 use crate::config::Common;
@@ -23,6 +25,9 @@ pub fn run(common: &Common, args: &DetectArgs) -> Result<()> {
         );
     }
     let mut pipeline = load_pipeline(common, &args.detector, None)?;
+    if let Some(zoom) = args.small_face_zoom {
+        pipeline.options.small_face_zoom = zoom;
+    }
     let progress = Progress::new(paths.len());
     let mut out = std::io::stdout().lock();
     let mut all_ok = true;
@@ -36,13 +41,15 @@ pub fn run(common: &Common, args: &DetectArgs) -> Result<()> {
                     .map_err(|e| (e.to_string(), e.kind().as_str().to_owned()))
             });
         let line = match result {
-            Ok((image, faces)) => {
+            Ok(photo) => {
                 if let Some(target) = &args.annotate {
-                    annotate(&image, &faces)
+                    // Drawn on the full-scale photo, whatever scale the faces were found at.
+                    let image = decode_rgb(&std::fs::read(path)?, pipeline.max_pixels)?;
+                    annotate(&image, &photo.faces)
                         .save(target)
                         .with_context(|| format!("cannot write {}", target.display()))?;
                 }
-                describe(path, &image, &faces)
+                describe(path, &photo)
             }
             Err((message, error_type)) => {
                 all_ok = false;
@@ -59,16 +66,17 @@ pub fn run(common: &Common, args: &DetectArgs) -> Result<()> {
     }
 }
 
-fn describe(path: &Path, image: &RgbImage, faces: &[Face]) -> Value {
-    let faces: Vec<Value> = faces
+fn describe(path: &Path, photo: &Photo) -> Value {
+    let faces: Vec<Value> = photo
+        .faces
         .iter()
         .map(|f| json!({"bbox": [f.bbox.x, f.bbox.y, f.bbox.w, f.bbox.h], "score": f.score, "landmarks": f.landmarks}))
         .collect();
     json!({
         "file": path.display().to_string(),
         "success": true,
-        "width": image.width(),
-        "height": image.height(),
+        "width": photo.width,
+        "height": photo.height,
         "faces": faces,
     })
 }

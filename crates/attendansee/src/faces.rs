@@ -3,7 +3,6 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use attendansee_faces::image_io::DEFAULT_MAX_PIXELS;
 use attendansee_faces::pipeline::Pipeline;
 use attendansee_faces::{Detector, FaceError, ModelSpec, Recognizer, Runtime};
 use attendansee_services::Matching;
@@ -64,11 +63,7 @@ pub fn load_pipeline(
         Some(spec) => Some(Recognizer::load(&runtime, spec, &models.path(spec))?),
         None => None,
     };
-    Ok(Pipeline {
-        detector,
-        recognizer,
-        max_pixels: DEFAULT_MAX_PIXELS,
-    })
+    Ok(Pipeline::new(detector, recognizer))
 }
 
 /// Reads a file, as an error of the one-shot contract's kind when it is missing.

@@ -614,6 +614,9 @@ fn bench_runs_and_reports_the_end_to_end_ratio() {
         "end to end",
         "ratio end-to-end / model-only",
         "whole photos",
+        "classroom photos, mean per photo",
+        "easy photos",
+        "crowded photos",
     ] {
         assert!(text.contains(expected), "{expected} missing from:\n{text}");
     }

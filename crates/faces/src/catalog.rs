@@ -105,6 +105,10 @@ pub struct ModelSpec {
     /// Detectors: IoU above which the weaker of two faces is dropped.
     #[serde(default)]
     pub nms_threshold: Option<f32>,
+    /// Detectors: how many times closer the second pass over overlapping tiles looks at a photo
+    /// crowded with small faces (default 3; 1 turns it off). docs/photos.md has its cost.
+    #[serde(default)]
+    pub small_face_zoom: Option<f32>,
     /// Recognizers: where the five landmarks go in the aligned crop.
     #[serde(default)]
     pub template: Option<[Point; 5]>,
@@ -195,6 +199,7 @@ fn detector(name: &str, file: &str, family: DetectorFamily, score: f32, nms: f32
         family: Some(family),
         score_threshold: Some(score),
         nms_threshold: Some(nms),
+        small_face_zoom: None,
         template: None,
         dimension: None,
         match_threshold: None,
@@ -230,6 +235,7 @@ fn recognizer(
         family: None,
         score_threshold: None,
         nms_threshold: None,
+        small_face_zoom: None,
         template: Some(scaled_template(size)),
         dimension: Some(dimension),
         match_threshold: Some(threshold),

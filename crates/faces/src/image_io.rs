@@ -16,7 +16,7 @@ pub const MAX_ASPECT_RATIO: u32 = 20;
 /// A JPEG needs at least a few bits per 8 × 8 block even when it shows one flat colour: fewer
 /// bytes than one per this many declared pixels means its data is missing (a 2 KB file that
 /// declares 8000 × 8000 would otherwise decode into 192 MB of grey).
-const MIN_JPEG_PIXELS_PER_BYTE: u64 = 1024;
+pub(crate) const MIN_JPEG_PIXELS_PER_BYTE: u64 = 1024;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ImageError {
@@ -151,7 +151,7 @@ fn into_rgb8(image: DynamicImage) -> RgbImage {
 
 /// Whether a JPEG has an end-of-image marker after its first scan. Segments before the scan are
 /// skipped by their lengths, so the end marker of an embedded EXIF thumbnail does not count.
-fn jpeg_is_complete(bytes: &[u8]) -> bool {
+pub(crate) fn jpeg_is_complete(bytes: &[u8]) -> bool {
     let mut i = 2; // after SOI
     while i + 4 <= bytes.len() {
         if bytes[i] != 0xFF {

@@ -17,6 +17,8 @@ pub mod imageops;
 pub mod models;
 pub mod pipeline;
 pub mod preview;
+pub mod reduced;
+pub mod tiles;
 
 pub use catalog::{ModelKind, ModelSpec};
 pub use embedding::FaceEmbedding;

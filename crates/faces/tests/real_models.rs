@@ -10,7 +10,7 @@ use attendansee_faces::embedding::cosine_similarity;
 use attendansee_faces::geometry::{Affine, Point, similarity_transform};
 use attendansee_faces::image_io::{DEFAULT_MAX_PIXELS, decode_rgb};
 use attendansee_faces::imageops::warp_affine;
-use attendansee_faces::pipeline::Pipeline;
+use attendansee_faces::pipeline::{PhotoOptions, Pipeline};
 use attendansee_faces::{Detector, Face, FaceEmbedding, ModelSpec, Recognizer};
 
 use common::{labels, runtime, shared};
@@ -30,11 +30,10 @@ fn recognizer(shared: &Path, name: &str) -> Recognizer {
 }
 
 fn pipeline(shared: &Path, detector_name: &str, recognizer_name: &str) -> Pipeline {
-    Pipeline {
-        detector: detector(shared, detector_name),
-        recognizer: Some(recognizer(shared, recognizer_name)),
-        max_pixels: DEFAULT_MAX_PIXELS,
-    }
+    Pipeline::new(
+        detector(shared, detector_name),
+        Some(recognizer(shared, recognizer_name)),
+    )
 }
 
 fn count_faces(detector: &mut Detector, path: &Path) -> usize {
@@ -210,13 +209,16 @@ fn parity_with_opencv_yunet_opencv_alignment_and_onnxruntime_embeddings() {
     let crops = tempfile::tempdir().unwrap();
     let expected = reference(&shared, crops.path(), &images);
     let mut p = pipeline(&shared, "yunet", "mobilefacenet");
+    // OpenCV's reference decodes at full scale and detects in one pass: so does this side.
+    p.options = PhotoOptions::SINGLE_PASS_FULL_DECODE;
     let template = spec("mobilefacenet").template.unwrap();
     let (mut compared, mut worst_px, mut worst_cos, mut worst_matrix, mut worst_pixel) =
         (0, 0f32, 1f32, 0f32, 0f32);
     let mut worst_end_to_end = 1f32;
     for (path, reference) in images.iter().zip(&expected) {
         let bytes = std::fs::read(path).unwrap();
-        let (image, ours) = p.detect(&bytes, None).unwrap();
+        let photo = p.detect(&bytes, None).unwrap();
+        let (image, ours) = (photo.image().clone(), photo.faces);
         assert_eq!(
             ours.len(),
             reference.faces.len(),

@@ -3,9 +3,11 @@
 //!
 //! Face engine, MobileFaceNet: model-only throughput at batch 1 and 16, against end-to-end
 //! throughput from a JPEG crop file to a normalised embedding; and whole photos through
-//! decode → detect → align → embed. Then the worker pool part (`bench::pool`) and the
+//! decode → detect → align → embed, and the photo path against the one before it and against
+//! the Python reference (`bench::photos`). Then the worker pool part (`bench::pool`) and the
 //! recognition part (`bench::recognition`: assignment and clustering, time and memory).
 
+mod photos;
 mod pool;
 mod recognition;
 
@@ -47,6 +49,10 @@ pub fn run(common: &Common, args: &BenchArgs) -> Result<()> {
         Ok(Recognizer::load(&runtime, spec, &models.path(spec))?)
     };
     let detector_spec = models.spec("yunet")?;
+    let model_files = (
+        models.path(detector_spec),
+        models.path(models.spec("mobilefacenet")?),
+    );
     let mut detector = Detector::load(&runtime, detector_spec, &models.path(detector_spec))?;
     let mut fixed = load_recognizer("mobilefacenet")?;
     let mut batched = load_recognizer("mobilefacenet-batch").ok();
@@ -126,11 +132,7 @@ pub fn run(common: &Common, args: &BenchArgs) -> Result<()> {
         e2e_rate / raw1_rate
     );
 
-    let mut pipeline = Pipeline {
-        detector,
-        recognizer: Some(fixed),
-        max_pixels: DEFAULT_MAX_PIXELS,
-    };
+    let mut pipeline = Pipeline::new(detector, Some(fixed));
     let (mut faces, start) = (0usize, Instant::now());
     for photo in &photos {
         faces += pipeline
@@ -146,6 +148,14 @@ pub fn run(common: &Common, args: &BenchArgs) -> Result<()> {
         faces,
         photos.len()
     );
+    println!();
+    photos::run(
+        &mut pipeline,
+        (&model_files.0, &model_files.1),
+        &args.faces,
+        &photos,
+        args.rounds,
+    )?;
     if let (false, Some(recognizer)) = (args.engine_only, pipeline.recognizer.as_mut()) {
         println!();
         pool::run(common, recognizer, &crop_files, args.requests, &args.faces)?;

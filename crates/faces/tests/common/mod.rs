@@ -70,6 +70,7 @@ pub fn tiny_spec(name: &str, file: &str, dimension: usize) -> ModelSpec {
         family: None,
         score_threshold: None,
         nms_threshold: None,
+        small_face_zoom: None,
         template: Some(ARCFACE_TEMPLATE_112),
         dimension: Some(dimension),
         match_threshold: None,
