@@ -26,10 +26,7 @@ fn person(i: usize, noise: f32) -> Vec<f32> {
 }
 
 fn face(x: f32, vector: Vec<f32>) -> FakeFace {
-    FakeFace {
-        bbox: [x, 100.0, 120.0, 150.0],
-        vector,
-    }
+    FakeFace::new([x, 100.0, 120.0, 150.0], vector)
 }
 
 async fn wait_for_job(app: &TestApp, token: &str, job: i64) -> Value {
@@ -353,4 +350,93 @@ async fn a_photo_the_worker_refuses_fails_alone_and_the_job_is_partial() {
     assert_eq!(job["status"], "partial", "{job}");
     assert_eq!(job["errors"][0]["error_type"], "UnsupportedImage", "{job}");
     assert_eq!(job["errors"][0]["file"], "later-bad.jpg", "{job}");
+}
+
+/// Creates a course and a session, uploads `photos` and processes them; returns the session.
+async fn processed_session(app: &TestApp, token: &str, photos: &[(&str, &[u8])]) -> i64 {
+    let course = app
+        .create(
+            "/api/attendance/courses/",
+            token,
+            json!({"name": "Q", "code": "Q-1"}),
+        )
+        .await;
+    let session = app
+        .create(
+            "/api/attendance/sessions/",
+            token,
+            json!({"course": course, "title": "S", "held_at": "2026-11-30T09:00:00Z"}),
+        )
+        .await;
+    let images = format!("/api/attendance/sessions/{session}/images/");
+    let uploaded = app.upload(&images, token, "images", photos).await;
+    assert_eq!(uploaded.body["failed"], 0, "{}", uploaded.body);
+    let queued = app
+        .post(
+            &format!("/api/attendance/sessions/{session}/process/"),
+            token,
+            json!({}),
+        )
+        .await;
+    let job = wait_for_job(app, token, queued.body["job"]["id"].as_i64().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    session
+}
+
+#[tokio::test]
+async fn a_batch_of_crops_is_embedded_on_several_workers_at_once_and_answered_in_order() {
+    let fake = Arc::new(FakeInference::new());
+    let faces = (0..7).map(|i| face(10.0 + 150.0 * i as f32, person(i, 0.0)));
+    fake.photo(b"seven", 1200, 400, faces.collect());
+    let app = common::app_with_inference(fake.clone()).await;
+    let (_, token) = app.user("inst", Role::Instructor).await;
+    let session = processed_session(&app, &token, &[("seven.jpg", b"seven")]).await;
+    let crops = app
+        .get(
+            &format!("/api/attendance/sessions/{session}/face-crops/"),
+            &token,
+        )
+        .await
+        .body;
+    let mut ids: Vec<i64> = crops["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 7, "{crops}");
+    // Not in storage order, and one that does not exist, to see that order is kept per item.
+    ids.reverse();
+    ids.insert(3, 99_999);
+
+    fake.set_embed_delay(Duration::from_millis(100));
+    let batch = app
+        .post(
+            "/api/attendance/face-crops/generate-embeddings-batch/",
+            &token,
+            json!({"face_crop_ids": ids, "force_regenerate": true}),
+        )
+        .await;
+    assert_eq!(batch.status, StatusCode::OK, "{}", batch.body);
+    let results = batch.body["results"].as_array().unwrap();
+    let answered: Vec<i64> = results
+        .iter()
+        .map(|r| r["crop_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(answered, ids);
+    let statuses: Vec<&str> = results
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    let mut expected = vec!["success"; 8];
+    expected[3] = "error";
+    assert_eq!(statuses, expected, "{}", batch.body);
+    assert_eq!(results[3]["error_type"], "NotFound");
+    assert_eq!(batch.body["status"], "partial");
+    // The fake has two workers: a batch one after another would never overlap.
+    assert!(
+        fake.most_concurrent_embeds() >= 2,
+        "at most {} embedding at once",
+        fake.most_concurrent_embeds()
+    );
 }
