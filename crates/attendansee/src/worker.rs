@@ -10,7 +10,7 @@ use anyhow::Result;
 use image::RgbImage;
 
 use attendansee_faces::image_io::{DEFAULT_MAX_PIXELS, decode_rgb};
-use attendansee_faces::imageops::laplacian_variance;
+use attendansee_faces::imageops::face_sharpness;
 use attendansee_faces::pipeline::detect_with_border_retry;
 use attendansee_faces::{Detector, Face, FaceError, Recognizer, Runtime};
 use attendansee_pool::protocol::{
@@ -389,7 +389,7 @@ fn detect_and_embed(
         .map(|((face, crop), embedding)| DetectedFace {
             embedding: Some(embedding.vector),
             crop_jpeg: return_crops.then(|| jpeg(crop)).flatten(),
-            blur: Some(laplacian_variance(crop)),
+            blur: Some(face_sharpness(crop)),
             ..described(face)
         })
         .collect();
