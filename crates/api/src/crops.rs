@@ -43,7 +43,7 @@ pub fn face_dto(c: &FaceCrop) -> FaceDto {
 pub struct QualityDto {
     /// Face size in pixels (the smaller side of the box).
     pub size: Option<f32>,
-    /// Sharpness of the aligned crop (variance of its Laplacian; low means blurred).
+    /// Sharpness of the aligned face (variance of the Laplacian of its middle; low means blurred).
     pub blur: Option<f32>,
     /// Distance between the eyes, in pixels.
     pub eye_distance: f32,

@@ -74,11 +74,16 @@ impl QualityLimits {
     /// face looks narrower, so size comes first, then pose, then sharpness. A measure that is
     /// not a number fails its limit; a sharpness not measured passes.
     pub fn verdict(&self, q: &FaceQuality) -> Option<Reason> {
-        if !(q.size >= self.min_size) {
+        // `at_least(a, b)` is false for NaN, unlike `a < b` negated.
+        let at_least = |a: f32, b: f32| a.partial_cmp(&b).is_some_and(|o| o.is_ge());
+        if !at_least(q.size, self.min_size) {
             Some(Reason::TooSmall)
-        } else if !(q.yaw <= self.max_yaw) {
+        } else if !at_least(self.max_yaw, q.yaw) {
             Some(Reason::Profile)
-        } else if q.sharpness.is_some_and(|s| !(s >= self.min_sharpness)) {
+        } else if q
+            .sharpness
+            .is_some_and(|s| !at_least(s, self.min_sharpness))
+        {
             Some(Reason::Blurred)
         } else {
             None
