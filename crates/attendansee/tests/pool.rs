@@ -294,6 +294,7 @@ fn every_worker_job_logs_its_models_counts_and_stage_times_and_the_supervisor_it
         ],
     );
     assert!(!ended.is_empty(), "{log}");
+    eprintln!("{}\n{}", processed[0], ended[0]);
     assert!(ended[0].contains(" INFO "), "{}", ended[0]);
     // A job that fails inside the worker ends with its error kind.
     assert_eq!(p.embed(b"not an image", &[]).status, 422);
