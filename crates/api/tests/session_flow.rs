@@ -608,6 +608,25 @@ async fn faces_too_poor_to_recognise_are_shown_with_their_reason_never_assigned_
     );
 
     // Re-running assignment keeps them out; a person can still assign one by hand.
+    let again = app
+        .post(
+            &format!("/api/attendance/sessions/{session}/assign/"),
+            &token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(again.body["assignment"]["matched"], 1, "{}", again.body);
+    assert_eq!(again.body["assignment"]["too_small"], 2, "{}", again.body);
+    let small = app
+        .get(
+            &format!("/api/attendance/face-crops/{}/", by_x(100.0)["id"]),
+            &token,
+        )
+        .await
+        .body;
+    assert!(small["student"].is_null(), "{small}");
+    assert_eq!(small["decision"]["reason"], "too_small", "{small}");
     let attendance = app
         .get(
             &format!("/api/attendance/sessions/{session}/attendance/"),
