@@ -35,6 +35,10 @@ pub struct AssignSummaryDto {
     pub ambiguous: usize,
     pub conflict: usize,
     pub no_students: usize,
+    /// Faces below the quality limits, never assigned automatically.
+    pub too_small: usize,
+    pub blurred: usize,
+    pub profile: usize,
 }
 
 impl From<AssignSummary> for AssignSummaryDto {
@@ -46,6 +50,9 @@ impl From<AssignSummary> for AssignSummaryDto {
             ambiguous: s.ambiguous,
             conflict: s.conflict,
             no_students: s.no_students,
+            too_small: s.too_small,
+            blurred: s.blurred,
+            profile: s.profile,
         }
     }
 }

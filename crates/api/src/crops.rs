@@ -11,6 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use attendansee_services::Source;
 use attendansee_services::embeddings::{CropEmbedding, EmbedStatus};
+use attendansee_services::faces::crop_quality;
 use attendansee_store::{CropFilter, EmbeddingRecord, FaceCrop};
 
 use crate::AppState;
@@ -42,8 +43,30 @@ pub fn face_dto(c: &FaceCrop) -> FaceDto {
 pub struct QualityDto {
     /// Face size in pixels (the smaller side of the box).
     pub size: Option<f32>,
-    /// Sharpness of the aligned crop (variance of its Laplacian; low means blurred).
+    /// Sharpness of the aligned face (variance of the Laplacian of its middle; low means blurred).
     pub blur: Option<f32>,
+    /// Distance between the eyes, in pixels.
+    pub eye_distance: f32,
+    /// How far the face is turned: the nose's offset from the middle of the eyes, in half eye
+    /// distances (0 frontal, 1 a profile).
+    pub yaw: f32,
+    /// `too_small`, `blurred` or `profile` when the face is below the calibrated limits: it is
+    /// shown but never assigned automatically.
+    pub issue: Option<&'static str>,
+}
+
+impl QualityDto {
+    fn of(c: &FaceCrop) -> Self {
+        let (measured, issue) = crop_quality(c);
+        QualityDto {
+            size: c.quality_size,
+            blur: c.quality_blur,
+            eye_distance: measured.eye_distance,
+            // JSON has no infinity: landmarks that give none are a full profile.
+            yaw: measured.yaw.min(9.99),
+            issue: issue.map(|r| r.as_str()),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -79,10 +102,7 @@ impl From<FaceCrop> for CropDto {
             bbox: c.bbox,
             landmarks: c.landmarks,
             score: c.score,
-            quality: QualityDto {
-                size: c.quality_size,
-                blur: c.quality_blur,
-            },
+            quality: QualityDto::of(&c),
             student: c.student_id,
             assignment_source: c.assignment_source.map(Source::as_str),
             confidence: c.confidence,
@@ -119,7 +139,9 @@ impl From<(i64, f32)> for CandidateDto {
 
 /// Why automatic assignment did what it did: `matched` (best ≥ threshold and ahead of the
 /// runner-up by the margin), `below_threshold`, `ambiguous` (runner-up too close), `conflict`
-/// (its best student went to a likelier face of the same photo) or `no_students`.
+/// (its best student went to a likelier face of the same photo), `no_students`, or — never
+/// assigned, whatever the similarity — `too_small`, `blurred`, `profile` (the face is below the
+/// calibrated quality limits).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DecisionDto {
     pub model: String,

@@ -43,6 +43,10 @@ pub struct ImageDto {
     /// The faces found (after processing), boxes ready for drawing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faces: Option<Vec<FaceDto>>,
+    /// With the faces, when some are too poor to recognise: what is wrong and what to do about
+    /// it, e.g. "8 faces too small to recognise: take the photo closer".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality_hint: Option<String>,
 }
 
 impl From<SessionImage> for ImageDto {
@@ -62,6 +66,7 @@ impl From<SessionImage> for ImageDto {
             error: i.error,
             created_at: i.created_at,
             faces: None,
+            quality_hint: None,
         }
     }
 }
@@ -188,6 +193,7 @@ async fn list_images(
             .into_iter()
             .map(|p| ImageDto {
                 faces: Some(p.faces.iter().map(face_dto).collect()),
+                quality_hint: p.quality_hint,
                 ..p.image.into()
             })
             .collect(),

@@ -26,10 +26,7 @@ fn person(i: usize, noise: f32) -> Vec<f32> {
 }
 
 fn face(x: f32, vector: Vec<f32>) -> FakeFace {
-    FakeFace {
-        bbox: [x, 100.0, 120.0, 150.0],
-        vector,
-    }
+    FakeFace::new([x, 100.0, 120.0, 150.0], vector)
 }
 
 async fn wait_for_job(app: &TestApp, token: &str, job: i64) -> Value {
@@ -414,4 +411,299 @@ async fn a_photo_the_worker_refuses_fails_alone_and_the_job_is_partial() {
     assert_eq!(job["status"], "partial", "{job}");
     assert_eq!(job["errors"][0]["error_type"], "UnsupportedImage", "{job}");
     assert_eq!(job["errors"][0]["file"], "later-bad.jpg", "{job}");
+}
+
+/// Creates a course and a session, uploads `photos` and processes them; returns the session.
+async fn processed_session(app: &TestApp, token: &str, photos: &[(&str, &[u8])]) -> i64 {
+    let course = app
+        .create(
+            "/api/attendance/courses/",
+            token,
+            json!({"name": "Q", "code": "Q-1"}),
+        )
+        .await;
+    let session = app
+        .create(
+            "/api/attendance/sessions/",
+            token,
+            json!({"course": course, "title": "S", "held_at": "2026-11-30T09:00:00Z"}),
+        )
+        .await;
+    let images = format!("/api/attendance/sessions/{session}/images/");
+    let uploaded = app.upload(&images, token, "images", photos).await;
+    assert_eq!(uploaded.body["failed"], 0, "{}", uploaded.body);
+    let queued = app
+        .post(
+            &format!("/api/attendance/sessions/{session}/process/"),
+            token,
+            json!({}),
+        )
+        .await;
+    let job = wait_for_job(app, token, queued.body["job"]["id"].as_i64().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    session
+}
+
+#[tokio::test]
+async fn a_batch_of_crops_is_embedded_on_several_workers_at_once_and_answered_in_order() {
+    let fake = Arc::new(FakeInference::new());
+    let faces = (0..7).map(|i| face(10.0 + 150.0 * i as f32, person(i, 0.0)));
+    fake.photo(b"seven", 1200, 400, faces.collect());
+    let app = common::app_with_inference(fake.clone()).await;
+    let (_, token) = app.user("inst", Role::Instructor).await;
+    let session = processed_session(&app, &token, &[("seven.jpg", b"seven")]).await;
+    let crops = app
+        .get(
+            &format!("/api/attendance/sessions/{session}/face-crops/"),
+            &token,
+        )
+        .await
+        .body;
+    let mut ids: Vec<i64> = crops["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 7, "{crops}");
+    // Not in storage order, and one that does not exist, to see that order is kept per item.
+    ids.reverse();
+    ids.insert(3, 99_999);
+
+    fake.set_embed_delay(Duration::from_millis(100));
+    let batch = app
+        .post(
+            "/api/attendance/face-crops/generate-embeddings-batch/",
+            &token,
+            json!({"face_crop_ids": ids, "force_regenerate": true}),
+        )
+        .await;
+    assert_eq!(batch.status, StatusCode::OK, "{}", batch.body);
+    let results = batch.body["results"].as_array().unwrap();
+    let answered: Vec<i64> = results
+        .iter()
+        .map(|r| r["crop_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(answered, ids);
+    let statuses: Vec<&str> = results
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    let mut expected = vec!["success"; 8];
+    expected[3] = "error";
+    assert_eq!(statuses, expected, "{}", batch.body);
+    assert_eq!(results[3]["error_type"], "NotFound");
+    assert_eq!(batch.body["status"], "partial");
+    // The fake has two workers: a batch one after another would never overlap.
+    assert!(
+        fake.most_concurrent_embeds() >= 2,
+        "at most {} embedding at once",
+        fake.most_concurrent_embeds()
+    );
+}
+
+#[tokio::test]
+async fn faces_too_poor_to_recognise_are_shown_with_their_reason_never_assigned_nor_clustered() {
+    let fake = Arc::new(FakeInference::new());
+    let (alice, bob, carol, dave) = (
+        person(0, 0.0),
+        person(1, 0.0),
+        person(2, 0.0),
+        person(3, 0.0),
+    );
+    for (bytes, vector) in [
+        (&b"ref-alice"[..], &alice),
+        (b"ref-bob", &bob),
+        (b"ref-carol", &carol),
+        (b"ref-dave", &dave),
+    ] {
+        fake.photo(bytes, 400, 500, vec![face(100.0, vector.clone())]);
+    }
+    // Each face is the enrolled person exactly; only its quality differs.
+    let small = FakeFace::new([100.0, 100.0, 20.0, 24.0], alice.clone());
+    let blurred = FakeFace {
+        blur: 5.0,
+        ..face(400.0, bob.clone())
+    };
+    // The nose beyond the right eye: a profile.
+    let [x, y] = [700.0, 100.0];
+    let profile = FakeFace {
+        landmarks: Some([
+            [x + 36.0, y + 52.0],
+            [x + 84.0, y + 52.0],
+            [x + 90.0, y + 82.0],
+            [x + 42.0, y + 112.0],
+            [x + 78.0, y + 112.0],
+        ]),
+        ..face(x, carol.clone())
+    };
+    let good = face(1000.0, dave.clone());
+    fake.photo(b"class", 3000, 2000, vec![small, blurred, profile, good]);
+    // The same three faces again in a second photo: clustering would group them if it saw them.
+    let small_again = FakeFace::new([100.0, 100.0, 20.0, 24.0], person(0, 0.01));
+    let blurred_again = FakeFace {
+        blur: 5.0,
+        ..face(400.0, person(1, 0.01))
+    };
+    fake.photo(b"class-2", 3000, 2000, vec![small_again, blurred_again]);
+    let app = common::app_with_inference(fake.clone()).await;
+    let (_, token) = app.user("inst", Role::Instructor).await;
+    let course = app
+        .create(
+            "/api/attendance/courses/",
+            &token,
+            json!({"name": "Quality", "code": "QA-1"}),
+        )
+        .await;
+    let mut students = Vec::new();
+    for name in ["alice", "bob", "carol", "dave"] {
+        let id = app
+            .create(
+                "/api/attendance/students/",
+                &token,
+                json!({"course": course, "name": name}),
+            )
+            .await;
+        let photo = format!("ref-{name}");
+        let enrolled = app
+            .upload(
+                &format!("/api/attendance/students/{id}/references/"),
+                &token,
+                "images",
+                &[(&photo, photo.as_bytes())],
+            )
+            .await;
+        assert_eq!(enrolled.body["stored"], 1, "{}", enrolled.body);
+        students.push(id);
+    }
+    let session = app
+        .create(
+            "/api/attendance/sessions/",
+            &token,
+            json!({"course": course, "title": "W", "held_at": "2026-11-30T09:00:00Z"}),
+        )
+        .await;
+    let images = format!("/api/attendance/sessions/{session}/images/");
+    let uploaded = app
+        .upload(
+            &images,
+            &token,
+            "images",
+            &[("class.jpg", b"class"), ("class-2.jpg", b"class-2")],
+        )
+        .await;
+    assert_eq!(uploaded.body["stored"], 2, "{}", uploaded.body);
+    let queued = app
+        .post(
+            &format!("/api/attendance/sessions/{session}/process/"),
+            &token,
+            json!({}),
+        )
+        .await;
+    let job = wait_for_job(&app, &token, queued.body["job"]["id"].as_i64().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let counts = &job["stats"]["assignment"];
+    assert_eq!(
+        (
+            &counts["matched"],
+            &counts["too_small"],
+            &counts["blurred"],
+            &counts["profile"]
+        ),
+        (&json!(1), &json!(2), &json!(2), &json!(1)),
+        "{job}"
+    );
+    assert_eq!(job["stats"]["clustering"]["clusters"], 0, "{job}");
+
+    let crops = app
+        .get(
+            &format!("/api/attendance/sessions/{session}/face-crops/"),
+            &token,
+        )
+        .await
+        .body;
+    let crops = crops["results"].as_array().unwrap();
+    // The photo with four faces (uploads are stored concurrently: either may come first).
+    let class = &crops.iter().find(|c| c["bbox"][0] == 1000.0).unwrap()["image"];
+    let by_x = |x: f64| {
+        crops
+            .iter()
+            .find(|c| &c["image"] == class && c["bbox"][0] == x)
+            .unwrap_or_else(|| panic!("no face at {x}: {crops:?}"))
+    };
+    for (x, reason, student) in [
+        (100.0, "too_small", 0),
+        (400.0, "blurred", 1),
+        (700.0, "profile", 2),
+    ] {
+        let crop = by_x(x);
+        assert!(crop["student"].is_null(), "{crop}");
+        assert_eq!(crop["quality"]["issue"], reason, "{crop}");
+        assert_eq!(crop["decision"]["reason"], reason, "{crop}");
+        // Who it probably is stays visible for the person who decides.
+        assert_eq!(
+            crop["decision"]["best"]["student"], students[student],
+            "{crop}"
+        );
+        assert!(crop["cluster"].is_null(), "{crop}");
+    }
+    let good = by_x(1000.0);
+    assert_eq!(good["student"], students[3], "{good}");
+    assert!(good["quality"]["issue"].is_null(), "{good}");
+    assert_eq!(good["decision"]["reason"], "matched");
+
+    let photos = app.get(&images, &token).await.body;
+    let hints: Vec<&str> = photos
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["quality_hint"].as_str().unwrap_or_else(|| panic!("{p}")))
+        .collect();
+    assert!(
+        hints.contains(
+            &"1 face too small to recognise: take the photo closer; 1 face too blurred to \
+              recognise: hold the camera still, with more light; 1 face turned away: ask \
+              everyone to face the camera"
+        ),
+        "{hints:?}"
+    );
+
+    // Re-running assignment keeps them out; a person can still assign one by hand.
+    let again = app
+        .post(
+            &format!("/api/attendance/sessions/{session}/assign/"),
+            &token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(again.body["assignment"]["matched"], 1, "{}", again.body);
+    assert_eq!(again.body["assignment"]["too_small"], 2, "{}", again.body);
+    let small = app
+        .get(
+            &format!("/api/attendance/face-crops/{}/", by_x(100.0)["id"]),
+            &token,
+        )
+        .await
+        .body;
+    assert!(small["student"].is_null(), "{small}");
+    assert_eq!(small["decision"]["reason"], "too_small", "{small}");
+    let attendance = app
+        .get(
+            &format!("/api/attendance/sessions/{session}/attendance/"),
+            &token,
+        )
+        .await
+        .body;
+    assert_eq!(status_of(&attendance, "alice"), "unknown", "{attendance}");
+    assert_eq!(status_of(&attendance, "dave"), "present", "{attendance}");
+    let assigned = app
+        .post(
+            &format!("/api/attendance/face-crops/{}/assign/", by_x(100.0)["id"]),
+            &token,
+            json!({"student_id": students[0]}),
+        )
+        .await;
+    assert_eq!(assigned.status, StatusCode::OK, "{}", assigned.body);
+    assert_eq!(assigned.body["student"], students[0]);
 }

@@ -480,7 +480,8 @@ async function photosSection(ctx) {
         },
       }, h("span", { "aria-hidden": "true" }, label));
     })),
-    h("figcaption", {}, `${img.original_name || `Photo ${img.id}`} · ${img.status}${img.error ? ` · ${img.error}` : ""} · ${(img.faces || []).length} faces`)));
+    h("figcaption", {}, `${img.original_name || `Photo ${img.id}`} · ${img.status}${img.error ? ` · ${img.error}` : ""} · ${(img.faces || []).length} faces`),
+    img.quality_hint ? h("p", { class: "quality-hint", role: "note" }, img.quality_hint) : null));
   return h("section", {}, h("h2", {}, "Photos"),
     images.length ? h("div", { class: "photos" }, figures) : h("p", { class: "muted" }, "No photo yet."),
     h("h2", {}, "Selected face"), panel);
@@ -489,6 +490,13 @@ async function photosSection(ctx) {
 function candidate(ctx, c) {
   return c ? `${ctx.names[c.student] || `student ${c.student}`} (${c.similarity.toFixed(3)})` : "—";
 }
+
+// Faces below the calibrated quality limits: shown, never assigned automatically.
+const QUALITY_REASONS = {
+  too_small: "not assigned: too small to recognise reliably",
+  blurred: "not assigned: too blurred to recognise reliably",
+  profile: "not assigned: turned too far to recognise reliably",
+};
 
 async function showFace(ctx, id, panel) {
   const crop = await api("GET", `/attendance/face-crops/${id}/`);
@@ -500,6 +508,7 @@ async function showFace(ctx, id, panel) {
     ambiguous: "not assigned: the runner-up is too close",
     conflict: "not assigned: its best match went to a likelier face in the same photo",
     no_students: "not assigned: nobody is enrolled",
+    ...QUALITY_REASONS,
   };
   const act = (method, path, body) => guard(async () => { await api(method, path, body); await route(); });
   panel.replaceChildren(h("div", { class: "panel" },
@@ -508,7 +517,7 @@ async function showFace(ctx, id, panel) {
       h("p", {}, h("strong", {}, `Face ${id}: `), crop.student ? ctx.names[crop.student] || `student ${crop.student}` : (crop.not_a_student ? "not a student" : "unknown"),
         crop.assignment_source ? h("span", { class: "muted" }, ` (${crop.assignment_source})`) : null),
       d ? h("p", {}, `${reasons[d.reason] || d.reason}. Best: ${candidate(ctx, d.best)}; runner-up: ${candidate(ctx, d.runner_up)}.`) : null,
-      h("p", { class: "muted" }, `Detection score ${crop.score.toFixed(2)} · ${Math.round(crop.quality.size || 0)} px · sharpness ${Math.round(crop.quality.blur || 0)}`),
+      h("p", { class: "muted" }, `Detection score ${crop.score.toFixed(2)} · ${Math.round(crop.quality.size || 0)} px · sharpness ${Math.round(crop.quality.blur || 0)}${crop.quality.issue ? ` · ${crop.quality.issue.replace("_", " ")}` : ""}`),
       h("p", {}, "Embeddings: ", (crop.embeddings || []).length ? crop.embeddings.map((e) => `${e.model_name} (${e.dimension}-D)`).join(", ") : "none"),
       h("div", { class: "row" },
         field("Assign to", who),
@@ -528,7 +537,8 @@ async function unknownSection(ctx) {
     const r = await api("GET", `/attendance/sessions/${ctx.session.id}/face-crops/?unassigned=true&page_size=${size}&page=${pageNo}`);
     for (const c of r.results) {
       const box = h("input", { type: "checkbox", onchange: (ev) => { ev.target.checked ? selected.add(c.id) : selected.delete(c.id); tile.classList.toggle("checked", ev.target.checked); } });
-      const hint = c.decision && c.decision.best ? `closest: ${candidate(ctx, c.decision.best)}` : "";
+      const issue = c.quality && c.quality.issue ? QUALITY_REASONS[c.quality.issue].replace("not assigned: ", "") : "";
+      const hint = [issue, c.decision && c.decision.best ? `closest: ${candidate(ctx, c.decision.best)}` : ""].filter(Boolean).join("; ");
       const tile = h("div", { class: "tile" }, authImg(`/attendance/face-crops/${c.id}/image/`, { class: "thumb", alt: `Unknown face ${c.id}` }), field(`Face ${c.id}`, box), hint ? h("span", { class: "muted" }, hint) : null);
       grid.append(tile);
     }

@@ -10,7 +10,7 @@ use anyhow::Result;
 use image::RgbImage;
 
 use attendansee_faces::image_io::{DEFAULT_MAX_PIXELS, decode_rgb};
-use attendansee_faces::imageops::laplacian_variance;
+use attendansee_faces::imageops::face_sharpness;
 use attendansee_faces::pipeline::{Photo, PhotoOptions, align_faces, detect_photo};
 use attendansee_faces::preview::preview_jpeg;
 use attendansee_faces::reduced::{Decoded, decode_reduced};
@@ -155,6 +155,7 @@ fn load(common: &Common, args: &WorkerArgs) -> Models {
 
 fn handle(models: &mut Models, request: Request) -> Response {
     let mut timings = Timings::default();
+    let asked = JobLine::of(models, &request.job);
     let result = match request.job {
         Job::Ping => Ok(Output::Pong),
         Job::Validate { image } => decode(&image, &mut timings).map(|i| Output::ImageInfo {
@@ -190,13 +191,71 @@ fn handle(models: &mut Models, request: Request) -> Response {
         )
         .map(|(output, photo)| with_preview(output, photo.image(), preview_side)),
     };
-    if let Err(e) = &result {
-        log!("request {} failed: {}: {}", request.id, e.kind, e.message);
+    match &result {
+        Ok(Output::Pong) => {}
+        Ok(output) => log!("{}", asked.finished(output, &timings)),
+        Err(e) => log!("request {} failed: {}: {}", request.id, e.kind, e.message),
     }
     Response {
         id: request.id,
         result,
         timings,
+    }
+}
+
+/// The job's log line, the modern form of the old service's "Embedding generated successfully:
+/// 128 dimensions": what was asked (kind, models, dimension), then what came of it and where the
+/// time went.
+struct JobLine {
+    kind: &'static str,
+    models: String,
+}
+
+impl JobLine {
+    fn of(models: &Models, job: &Job) -> JobLine {
+        let dimension = |name: &str| {
+            let loaded = models.recognizers.iter().find(|r| r.spec().name == name);
+            loaded.map_or_else(|| "?".into(), |r| r.dimension().to_string())
+        };
+        let models = match job {
+            Job::Ping | Job::Validate { .. } => String::new(),
+            Job::Detect { detector, .. } => format!(" detector={detector}"),
+            Job::EmbedCrops { model, .. } => format!(" model={model} dim={}", dimension(model)),
+            Job::DetectAndEmbed {
+                detector, model, ..
+            } => format!(
+                " model={model} dim={} detector={detector}",
+                dimension(model)
+            ),
+        };
+        JobLine {
+            kind: job.kind(),
+            models,
+        }
+    }
+
+    fn finished(&self, output: &Output, t: &Timings) -> String {
+        let counts = match output {
+            Output::Pong => String::new(),
+            Output::ImageInfo { width, height } => format!(" image={width}x{height}"),
+            Output::Faces {
+                width,
+                height,
+                faces,
+                preview,
+            } => format!(
+                " image={width}x{height} faces={}{}",
+                faces.len(),
+                preview
+                    .as_ref()
+                    .map_or(String::new(), |p| format!(" preview={}KB", p.len() / 1024))
+            ),
+            Output::Embeddings { embeddings } => format!(" crops={}", embeddings.len()),
+        };
+        format!(
+            "{}{}{counts} decode={:.1}ms detect={:.1}ms align={:.1}ms embed={:.1}ms",
+            self.kind, self.models, t.decode_ms, t.detect_ms, t.align_ms, t.embed_ms
+        )
     }
 }
 
@@ -356,7 +415,7 @@ fn detect_and_embed(
         .map(|((face, crop), embedding)| DetectedFace {
             embedding: Some(embedding.vector),
             crop_jpeg: return_crops.then(|| jpeg(crop)).flatten(),
-            blur: Some(laplacian_variance(crop)),
+            blur: Some(face_sharpness(crop)),
             ..described(face)
         })
         .collect();
@@ -408,7 +467,8 @@ fn jpeg(image: &RgbImage) -> Option<Vec<u8>> {
 /// build). A job whose image bytes contain `ATTENDANSEE-FAULT:<kind>` (or, for detection jobs
 /// only, `ATTENDANSEE-FAULT-ON-DETECT:<kind>`), or the Nth job of every
 /// worker when `ATTENDANSEE_FAULT=<kind>@<N>`, makes this worker abort, segfault, hang, exit 1,
-/// write a garbage frame, or allocate memory without bound.
+/// write a garbage frame, or allocate memory without bound. `ATTENDANSEE_FAULT_DELAY_MS=<ms>`
+/// makes every job that much slower.
 #[cfg(feature = "fault-injection")]
 mod fault {
     use super::*;
@@ -430,6 +490,13 @@ mod fault {
     }
 
     pub fn maybe_inject(served: u64, job: &Job, out: &mut impl Write) {
+        // Every job slowed down, so that a test can see jobs overlap on several workers.
+        if let Some(ms) = std::env::var("ATTENDANSEE_FAULT_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         let from_env = std::env::var("ATTENDANSEE_FAULT").ok().and_then(|v| {
             let (kind, n) = v.split_once('@')?;
             (n.parse::<u64>().ok()? == served).then(|| kind.to_owned())

@@ -237,3 +237,75 @@ fn a_sigterm_meant_for_the_whole_service_does_not_kill_a_worker() {
         "no replacement was needed"
     );
 }
+
+/// The server log's lines that contain every one of `parts`.
+fn log_lines_with(log: &str, parts: &[&str]) -> Vec<String> {
+    log.lines()
+        .filter(|l| parts.iter().all(|p| l.contains(p)))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The pid in a `[WORKER <pid>]` line.
+fn worker_pid(line: &str) -> u32 {
+    let rest = line.split("[WORKER ").nth(1).unwrap();
+    rest.split(']').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn every_worker_job_logs_its_models_counts_and_stage_times_and_the_supervisor_its_end() {
+    let p = PoolServer::start(&["--workers", "2"], &[]);
+    p.wait_for_workers(Some(2));
+    let session = p.session();
+    let photos: Vec<(String, Vec<u8>)> = (0..3)
+        .map(|i| (format!("p{i}.png"), png(300 + 10 * i)))
+        .collect();
+    let files: Vec<(&str, &[u8])> = photos
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    assert_eq!(p.upload(session, &files).json()["stored"], 3);
+    let job = p.process(session);
+    assert_eq!(job["status"], "succeeded", "{job}");
+
+    // The worker's line for one photo: kind, model, dimension, detector, counts, stage times.
+    let log = p.server.log();
+    let processed = log_lines_with(
+        &log,
+        &[
+            "[WORKER ",
+            "] detect_and_embed model=tiny dim=16 detector=tiny-yunet image=300x300 faces=",
+            " decode=",
+            "ms detect=",
+            "ms align=",
+            "ms embed=",
+        ],
+    );
+    assert_eq!(processed.len(), 1, "{log}");
+    assert!(processed[0].contains(" INFO "), "{}", processed[0]);
+    let pid = worker_pid(&processed[0]);
+    // And the supervisor's when the job ended: the same worker, the duration, the outcome.
+    let ended = log_lines_with(
+        &log,
+        &[
+            &format!("[WORKER {pid}] detect_and_embed job "),
+            " completed in ",
+            "s: ok",
+        ],
+    );
+    assert!(!ended.is_empty(), "{log}");
+    eprintln!("{}\n{}", processed[0], ended[0]);
+    assert!(ended[0].contains(" INFO "), "{}", ended[0]);
+    // A job that fails inside the worker ends with its error kind.
+    assert_eq!(p.embed(b"not an image", &[]).status, 422);
+    let log = p.server.log();
+    assert_eq!(
+        log_lines_with(
+            &log,
+            &["detect_and_embed job ", "s: failed (UnsupportedImage)"]
+        )
+        .len(),
+        1,
+        "{log}"
+    );
+}

@@ -124,4 +124,72 @@ mod faults {
         );
         assert_eq!(p.metric("attendansee_job_retries_total"), 1.0);
     }
+
+    #[test]
+    fn a_batch_of_crops_runs_on_both_workers_at_once() {
+        // Every job takes 300 ms: one after another, never two in flight.
+        let p = PoolServer::start(
+            &["--workers", "2"],
+            &[("ATTENDANSEE_FAULT_DELAY_MS", "300")],
+        );
+        p.wait_for_workers(Some(2));
+        let session = p.session();
+        let photos: Vec<(String, Vec<u8>)> = (0..6)
+            .map(|i| (format!("p{i}.png"), png(300 + 10 * i)))
+            .collect();
+        let files: Vec<(&str, &[u8])> = photos
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        assert_eq!(p.upload(session, &files).json()["stored"], 6);
+        assert_eq!(p.process(session)["status"], "succeeded");
+        let crops = p
+            .get(&format!(
+                "/api/attendance/sessions/{session}/face-crops/?page_size=100"
+            ))
+            .json();
+        let ids: Vec<i64> = crops["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_i64().unwrap())
+            .collect();
+        assert!(ids.len() >= 6, "{crops}");
+
+        let body = serde_json::json!({"face_crop_ids": ids, "force_regenerate": true});
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let (batch, most_in_flight) = std::thread::scope(|scope| {
+            let watcher = scope.spawn(|| {
+                let mut most = 0.0f64;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    most = most.max(p.metric("attendansee_jobs_in_flight"));
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                most
+            });
+            let batch = p.call(
+                "POST",
+                "/api/attendance/face-crops/generate-embeddings-batch/",
+                Some(&body),
+            );
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            (batch, watcher.join().unwrap())
+        });
+        assert_eq!(batch.json()["success_count"], ids.len(), "{}", batch.body);
+        let answered: Vec<i64> = batch.json()["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["crop_id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(answered, ids);
+        assert_eq!(most_in_flight, 2.0, "the batch ran on one worker at a time");
+        let log = p.server.log();
+        let pids: std::collections::BTreeSet<&str> = log
+            .lines()
+            .filter(|l| l.contains("] embed_crops model=tiny dim=16 crops=1 "))
+            .filter_map(|l| l.split("[WORKER ").nth(1)?.split(']').next())
+            .collect();
+        assert_eq!(pids.len(), 2, "{log}");
+    }
 }

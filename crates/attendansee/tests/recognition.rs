@@ -596,3 +596,98 @@ fn a_failed_recognition_step_fails_the_job_and_the_session_never_stays_processin
         .json();
     assert_eq!(status["status"], "failed", "{status}");
 }
+
+/// `name` of `folder` scaled by `factor` (an area-averaging filter, as a camera's sensor).
+fn scaled(folder: &Path, name: &str, factor: f64) -> image::RgbImage {
+    let photo = image::load_from_memory(&read(folder, name))
+        .unwrap()
+        .to_rgb8();
+    let (w, h) = photo.dimensions();
+    let size = |v: u32| ((f64::from(v) * factor).round() as u32).max(1);
+    image::imageops::resize(
+        &photo,
+        size(w),
+        size(h),
+        image::imageops::FilterType::Triangle,
+    )
+}
+
+#[test]
+fn a_face_shrunk_below_the_size_limit_is_reported_too_small_and_never_assigned() {
+    let Some(shared) =
+        shared("a_face_shrunk_below_the_size_limit_is_reported_too_small_and_never_assigned")
+    else {
+        return;
+    };
+    let folder = shared.join("faces/face_recognition_examples");
+    let p = PoolServer::start_real(&shared.join("models"), &["--workers", "1"]);
+    let course = p.course("SMALL");
+    let obama = student(&p, course, "Barack Obama");
+    enroll(&p, obama, &folder, &["obama.jpg"]);
+    let biden = student(&p, course, "Joe Biden");
+    enroll(&p, biden, &folder, &["biden.jpg"]);
+
+    // A 640×640 photo (the detector sees it unscaled): Obama at ~100 px, and Biden shrunk until
+    // his face's box is ~30 px — below the 32 px limit, yet still close enough to his reference
+    // photo that, without the limit, he would be assigned.
+    let mut class = image::RgbImage::from_pixel(640, 640, image::Rgb([128, 128, 128]));
+    let near = scaled(&folder, "train_obama_obama2.jpg", 0.367);
+    image::imageops::overlay(&mut class, &near, 20, 20);
+    let far = scaled(&folder, "train_biden_biden2.jpg", 28.0 / 437.0);
+    image::imageops::overlay(&mut class, &far, 450, 200);
+    let mut png = std::io::Cursor::new(Vec::new());
+    class.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let session = p.session_in(course, "far away");
+    let reply = p.upload(session, &[("class.png", png.get_ref())]);
+    assert_eq!(reply.json()["stored"], 1, "{}", reply.body);
+    assert_eq!(p.process(session)["status"], "succeeded");
+
+    let faces = crops(&p, session);
+    let near_face = faces
+        .iter()
+        .find(|c| c["quality"]["size"].as_f64().unwrap() > 80.0)
+        .unwrap_or_else(|| panic!("Obama's face not found: {faces:?}"));
+    assert_eq!(near_face["student"], obama, "{near_face}");
+    assert!(near_face["quality"]["issue"].is_null(), "{near_face}");
+    let far_face = faces
+        .iter()
+        .find(|c| c["decision"]["best"]["student"] == biden)
+        .unwrap_or_else(|| panic!("Biden's face not found: {faces:?}"));
+    let size = far_face["quality"]["size"].as_f64().unwrap();
+    let similarity = far_face["decision"]["best"]["similarity"].as_f64().unwrap();
+    eprintln!("Biden shrunk: box {size:.1} px, similarity to his reference {similarity:.3}");
+    assert!(size < 32.0, "{far_face}");
+    assert_eq!(far_face["quality"]["issue"], "too_small", "{far_face}");
+    assert_eq!(far_face["decision"]["reason"], "too_small", "{far_face}");
+    assert!(far_face["student"].is_null(), "{far_face}");
+    // Not vacuous: at this size he still matches his reference above the threshold (0.50).
+    assert!(similarity >= 0.5, "{far_face}");
+    // Every face too small is unassigned, whatever its similarity.
+    for face in &faces {
+        if face["quality"]["issue"] == "too_small" {
+            assert!(face["student"].is_null(), "{face}");
+        }
+    }
+    let photo = &p
+        .get(&format!("/api/attendance/sessions/{session}/images/"))
+        .json()[0];
+    let hint = photo["quality_hint"].as_str().unwrap_or_default();
+    assert!(
+        hint.ends_with("too small to recognise: take the photo closer"),
+        "{photo}"
+    );
+    // Biden is not present (his only face is unrecognisable) and not absent either.
+    let attendance = p
+        .get(&format!("/api/attendance/sessions/{session}/attendance/"))
+        .json();
+    let status = |id: i64| {
+        attendance["students"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["student"] == id)
+            .map(|s| s["status"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(status(biden).as_deref(), Some("unknown"), "{attendance}");
+    assert_eq!(status(obama).as_deref(), Some("present"), "{attendance}");
+}

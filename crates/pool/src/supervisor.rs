@@ -343,6 +343,21 @@ enum Outcome {
     MemoryExceeded(u64),
 }
 
+impl Outcome {
+    /// `ok`, or what went wrong, in a word or two.
+    fn describe(&self) -> String {
+        match self {
+            Outcome::Answered(Response { result: Ok(_), .. }) => "ok".into(),
+            Outcome::Answered(Response { result: Err(e), .. }) => format!("failed ({})", e.kind),
+            Outcome::Unsendable(_) => "not sent (PayloadTooLarge)".into(),
+            Outcome::Died => "worker died".into(),
+            Outcome::Protocol(_) => "protocol violation".into(),
+            Outcome::TimedOut => "timed out".into(),
+            Outcome::MemoryExceeded(_) => "memory limit exceeded".into(),
+        }
+    }
+}
+
 /// Feeds jobs to `worker` until it must be replaced (`false`) or the pool stops (`true`).
 async fn serve(shared: &Shared, mut worker: Worker, shutdown: &mut watch::Receiver<bool>) -> bool {
     let config = &shared.config;
@@ -382,11 +397,22 @@ async fn serve(shared: &Shared, mut worker: Worker, shutdown: &mut watch::Receiv
             id: job.id,
             job: std::mem::replace(&mut job.job, Job::Ping),
         };
+        let started = Instant::now();
         let outcome = worker
             .run(&request, config.job_timeout, config.max_rss_bytes)
             .await;
         job.job = request.job;
         shared.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        // One line per job whatever became of it, the modern form of the old service's
+        // "Subprocess completed in X.XXs with code 0"; failures get their own line below too.
+        let seconds = started.elapsed().as_secs_f64();
+        let ended = outcome.describe();
+        tracing::info!(
+            "[WORKER {}] {} job {} completed in {seconds:.2}s: {ended}",
+            worker.pid,
+            job.job.kind(),
+            job.id,
+        );
         match outcome {
             Outcome::Answered(response) => {
                 let result = response

@@ -141,6 +141,19 @@ impl Decision {
             None => "no runner-up".to_string(),
         };
         match (self.reason, self.best) {
+            (Reason::TooSmall | Reason::Blurred | Reason::Profile, best) => {
+                let what = match self.reason {
+                    Reason::TooSmall => "too small",
+                    Reason::Blurred => "too blurred",
+                    _ => "turned too far sideways",
+                };
+                let likely = best.map_or(String::new(), |b| {
+                    format!(" (best match student {} at {:.2})", b.student, b.similarity)
+                });
+                format!(
+                    "the face is {what} to recognise reliably: never assigned automatically{likely}"
+                )
+            }
             (Reason::NoStudents, _) | (_, None) => {
                 "no student has a reference face this face can be compared with".to_string()
             }

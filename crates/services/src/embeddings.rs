@@ -2,6 +2,8 @@
 //! routes), and of every face of a photo that is not stored (`POST /embed/`, `attendansee embed`'s
 //! twin).
 
+use futures::StreamExt;
+
 use attendansee_pool::Lane;
 use attendansee_store::{FaceCrop, User};
 
@@ -76,17 +78,18 @@ impl Services {
                 .unwrap_or_else(|_| self.default_model()),
         };
         self.check_recognizer("model_name", &model)?;
-        let mut results = Vec::with_capacity(crop_ids.len());
-        for &crop_id in crop_ids {
-            let outcome = match self.store.get_crop(actor.scope(), crop_id).await {
-                Ok(crop) => {
-                    let lane = Lane::batch(actor.id);
-                    self.embed_crop(&crop, &model, force, lane).await
-                }
-                Err(e) => Err(e.into()),
-            };
-            results.push(outcome);
-        }
+        // As many crops at once as the workers take, so that a batch is spread over all of them;
+        // `buffered` answers in the ids' order whatever order the workers finish in.
+        let lane = Lane::batch(actor.id);
+        let model_name = model.as_str();
+        let results = futures::stream::iter(crop_ids.to_vec())
+            .map(|crop_id| async move {
+                let crop = self.store.get_crop(actor.scope(), crop_id).await?;
+                self.embed_crop(&crop, model_name, force, lane).await
+            })
+            .buffered(self.jobs_in_flight())
+            .collect()
+            .await;
         Ok((model, results))
     }
 

@@ -10,6 +10,8 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 
@@ -29,6 +31,22 @@ pub struct FakeFace {
     pub bbox: [f32; 4],
     /// The embedding (normalised by the fake).
     pub vector: Vec<f32>,
+    /// Eyes, nose, mouth corners; `None`: a frontal face's, placed inside the box.
+    pub landmarks: Option<[[f32; 2]; 5]>,
+    /// Sharpness of the aligned crop, as a worker measures it.
+    pub blur: f32,
+}
+
+impl FakeFace {
+    /// A sharp frontal face in `bbox`.
+    pub fn new(bbox: [f32; 4], vector: Vec<f32>) -> Self {
+        Self {
+            bbox,
+            vector,
+            landmarks: None,
+            blur: 100.0,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -43,6 +61,10 @@ struct FakePhoto {
 pub struct FakeInference {
     photos: Mutex<HashMap<Vec<u8>, FakePhoto>>,
     calls: Mutex<Vec<&'static str>>,
+    /// How long each `embed_crops` call takes, to let concurrent calls overlap.
+    embed_delay: Mutex<Duration>,
+    embeds_running: AtomicUsize,
+    most_embeds_running: AtomicUsize,
 }
 
 impl FakeInference {
@@ -69,6 +91,18 @@ impl FakeInference {
     /// The calls made so far, by kind (`validate`, `detect_and_embed`, `embed_crops`).
     pub fn calls(&self) -> Vec<&'static str> {
         self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Makes every later `embed_crops` call take `delay`.
+    pub fn set_embed_delay(&self, delay: Duration) {
+        if let Ok(mut d) = self.embed_delay.lock() {
+            *d = delay;
+        }
+    }
+
+    /// The most `embed_crops` calls that were running at the same time.
+    pub fn most_concurrent_embeds(&self) -> usize {
+        self.most_embeds_running.load(Ordering::SeqCst)
     }
 
     fn lock_photos(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, FakePhoto>> {
@@ -168,10 +202,10 @@ impl Inference for FakeInference {
                     DetectedFace {
                         bbox: f.bbox,
                         score: 0.9,
-                        landmarks: landmarks(f.bbox),
+                        landmarks: f.landmarks.unwrap_or_else(|| landmarks(f.bbox)),
                         crop_jpeg: request.return_crops.then(|| crop_image(&vector)),
                         embedding: Some(vector),
-                        blur: Some(100.0),
+                        blur: Some(f.blur),
                     }
                 })
                 .collect(),
@@ -191,7 +225,15 @@ impl Inference for FakeInference {
     ) -> BoxFuture<'_, ServiceResult<Vec<Vec<f32>>>> {
         self.record("embed_crops");
         let vectors = crops.iter().map(|c| crop_vector(c)).collect();
-        Box::pin(async move { vectors })
+        let delay = self.embed_delay.lock().map(|d| *d).unwrap_or_default();
+        Box::pin(async move {
+            let running = self.embeds_running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_embeds_running
+                .fetch_max(running, Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
+            self.embeds_running.fetch_sub(1, Ordering::SeqCst);
+            vectors
+        })
     }
 
     fn check_room(&self, _lane: Lane) -> ServiceResult<()> {

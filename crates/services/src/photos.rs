@@ -50,6 +50,8 @@ impl UploadOutcome {
 pub struct PhotoWithFaces {
     pub image: SessionImage,
     pub faces: Vec<FaceCrop>,
+    /// What makes faces of this photo unrecognisable, and what to do about it.
+    pub quality_hint: Option<String>,
 }
 
 impl Services {
@@ -191,8 +193,13 @@ impl Services {
                     .iter()
                     .filter(|c| c.image_id == Some(image.id))
                     .cloned()
-                    .collect();
-                PhotoWithFaces { image, faces }
+                    .collect::<Vec<_>>();
+                let quality_hint = crate::faces::photo_quality_hint(&faces);
+                PhotoWithFaces {
+                    image,
+                    faces,
+                    quality_hint,
+                }
             })
             .collect())
     }

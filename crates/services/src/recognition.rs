@@ -10,7 +10,7 @@ use attendansee_pool::Lane;
 use attendansee_recognition::{
     BruteForceIndex, Decision, Reason, VectorIndex, assign_photo, dbscan, incremental,
 };
-use attendansee_store::{AutoDecision, Course, LabelledVector};
+use attendansee_store::{AutoDecision, Course, CropFilter, LabelledVector, Page, Scope};
 
 use crate::models::Matching;
 use crate::{ServiceError, ServiceResult, Services};
@@ -20,6 +20,8 @@ const EMBED_BATCH: usize = 16;
 
 /// What an assignment run decided, counted by outcome.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+// Counts added later read as 0 from the stats of jobs that ran before.
+#[serde(default)]
 pub struct AssignSummary {
     /// Faces the run looked at (those without a manual decision).
     pub faces: usize,
@@ -28,6 +30,10 @@ pub struct AssignSummary {
     pub ambiguous: usize,
     pub conflict: usize,
     pub no_students: usize,
+    /// Faces too poor to recognise, never assigned automatically.
+    pub too_small: usize,
+    pub blurred: usize,
+    pub profile: usize,
 }
 
 impl AssignSummary {
@@ -39,6 +45,9 @@ impl AssignSummary {
             Reason::Ambiguous => self.ambiguous += 1,
             Reason::Conflict => self.conflict += 1,
             Reason::NoStudents => self.no_students += 1,
+            Reason::TooSmall => self.too_small += 1,
+            Reason::Blurred => self.blurred += 1,
+            Reason::Profile => self.profile += 1,
         }
     }
 }
@@ -113,6 +122,12 @@ pub async fn assign_session(
     .await?;
     let gallery = index_of(&services.store.course_gallery(course.id, &model).await?)?;
     let crops = services.store.assignable_crops(session_id, &model).await?;
+    // Faces too poor to recognise take no part in the photo's assignment (they could take a
+    // student from a good face); they are decided on their own, with their candidates shown.
+    let poor = poor_quality_faces(services, session_id).await?;
+    let (poor_crops, crops): (Vec<LabelledVector>, Vec<LabelledVector>) = crops
+        .into_iter()
+        .partition(|c| poor.contains_key(&c.crop_id));
     let photo_of: BTreeMap<i64, i64> = crops.iter().map(|c| (c.crop_id, c.label)).collect();
     let decided: std::collections::BTreeSet<(i64, i64)> = services
         .store
@@ -129,6 +144,16 @@ pub async fn assign_session(
                 .map(|c| (c.crop_id, c.vector.as_slice()))
                 .collect();
             decisions.extend(assign_photo(&faces, &gallery, thresholds));
+        }
+        for crop in poor_crops {
+            let mut candidates = gallery.best_labels(&crop.vector, 2).into_iter();
+            decisions.push(Decision {
+                crop: crop.crop_id,
+                student: None,
+                best: candidates.next(),
+                runner_up: candidates.next(),
+                reason: poor[&crop.crop_id],
+            });
         }
         decisions
     })
@@ -157,6 +182,26 @@ pub async fn assign_session(
         .collect();
     services.store.save_auto_decisions(&model, &records).await?;
     Ok(summary)
+}
+
+/// The session's faces too poor to recognise, with why.
+async fn poor_quality_faces(
+    services: &Services,
+    session_id: i64,
+) -> ServiceResult<BTreeMap<i64, Reason>> {
+    let filter = CropFilter {
+        session: Some(session_id),
+        ..Default::default()
+    };
+    let crops = services
+        .store
+        .list_crops(Scope::All, &filter, Page::ALL)
+        .await?;
+    Ok(crops
+        .items
+        .iter()
+        .filter_map(|c| Some((c.id, crate::faces::crop_quality(c).1?)))
+        .collect())
 }
 
 /// Clusters the course's unknown faces. Incremental (`full == false`): new unknown faces join

@@ -1,7 +1,7 @@
 //! SQL for clusters of unknown faces: what clustering reads, the clusters it writes, and the
 //! edits people make (merge, name). Clusters a person edited are locked: re-clustering keeps them.
 
-use attendansee_vocabulary::Source;
+use attendansee_vocabulary::{Reason, Source};
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
@@ -91,7 +91,9 @@ const CLUSTERS: Table = Table {
 };
 
 impl Store {
-    /// The unknown faces of a course (unassigned, not "not a student", with a `model` embedding).
+    /// The unknown faces of a course (unassigned, not "not a student", with a `model` embedding),
+    /// except those automatic assignment found too poor to recognise (`too_small`, `blurred`,
+    /// `profile`): their vectors would link strangers into one cluster.
     pub async fn cluster_inputs(&self, course_id: i64, model: &str) -> Result<ClusterInputs> {
         let rows: Vec<InputRow> = sqlx::query_as(
             "SELECT f.id AS crop_id, k.id AS cluster, k.locked, e.vector
@@ -101,10 +103,14 @@ impl Store {
              JOIN face_embeddings e ON e.crop_id = f.id AND e.model_name = $2
              LEFT JOIN clusters k ON k.id = f.cluster_id AND k.model_name = $2
              WHERE s.course_id = $1 AND f.student_id IS NULL AND f.not_a_student = FALSE
+               AND (f.match_reason IS NULL OR f.match_reason NOT IN ($3, $4, $5))
              ORDER BY f.id",
         )
         .bind(course_id)
         .bind(model)
+        .bind(Reason::TooSmall.as_str())
+        .bind(Reason::Blurred.as_str())
+        .bind(Reason::Profile.as_str())
         .fetch_all(&self.pool)
         .await?;
         let mut inputs = ClusterInputs::default();

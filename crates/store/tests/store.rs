@@ -597,6 +597,37 @@ mod concurrency {
 }
 
 /// A session of a new course with one processed photo of `faces` faces (2-D embeddings).
+#[tokio::test]
+async fn faces_too_poor_to_recognise_are_left_out_of_clustering() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let (course, _, crops) = photo_with_faces(&store, &[[1.0, 0.0]; 5]).await;
+    use attendansee_store::AutoDecision;
+    let reasons = [
+        Reason::BelowThreshold,
+        Reason::TooSmall,
+        Reason::Blurred,
+        Reason::Profile,
+    ];
+    let decisions: Vec<AutoDecision> = reasons
+        .iter()
+        .zip(&crops)
+        .map(|(&reason, &crop_id)| AutoDecision {
+            crop_id,
+            student_id: None,
+            reason,
+            best: None,
+            runner_up: None,
+        })
+        .collect();
+    store.save_auto_decisions("m", &decisions).await.unwrap();
+    let inputs = store.cluster_inputs(course, "m").await.unwrap();
+    let mut unknown: Vec<i64> = inputs.unclustered.iter().map(|v| v.crop_id).collect();
+    unknown.sort();
+    // The below-threshold face, and the one no assignment has looked at yet.
+    assert_eq!(unknown, vec![crops[0], crops[4]]);
+}
+
 async fn photo_with_faces(store: &Store, faces: &[[f32; 2]]) -> (i64, i64, Vec<i64>) {
     let owner = store
         .create_user("rec", "horse battery staple", Role::Instructor)
@@ -1595,7 +1626,10 @@ mod vocabulary_columns {
                     Reason::NoStudents
                     | Reason::BelowThreshold
                     | Reason::Ambiguous
-                    | Reason::Conflict => None,
+                    | Reason::Conflict
+                    | Reason::TooSmall
+                    | Reason::Blurred
+                    | Reason::Profile => None,
                 };
                 decision(crop, student, reason)
             })

@@ -22,6 +22,14 @@ impl fmt::Display for UnknownName {
 
 impl std::error::Error for UnknownName {}
 
+impl Reason {
+    /// Whether this reason says the face itself is too poor to recognise (rather than what
+    /// matching found): such a face is never assigned automatically nor clustered.
+    pub const fn is_poor_quality(self) -> bool {
+        matches!(self, Reason::TooSmall | Reason::Blurred | Reason::Profile)
+    }
+}
+
 /// Declares an enum whose variants each have one name: `ALL`, `as_str`, `Display`, `FromStr`
 /// and serde all use it, so the name written is always the name read back.
 macro_rules! named_enum {
@@ -124,6 +132,13 @@ named_enum! {
         Ambiguous = "ambiguous",
         /// The face's best student went to another face of the same photo.
         Conflict = "conflict",
+        /// Too few pixels to recognise reliably: kept and shown, never assigned automatically.
+        TooSmall = "too_small",
+        /// Too blurred to recognise reliably: kept and shown, never assigned automatically.
+        Blurred = "blurred",
+        /// Turned too far sideways to recognise reliably: kept and shown, never assigned
+        /// automatically.
+        Profile = "profile",
     }
 }
 

@@ -466,7 +466,12 @@ fn score_assignment(data: &AssignData, decisions: &[Decision]) -> AssignResult {
             Reason::BelowThreshold => result.below_threshold += 1,
             Reason::Ambiguous => result.ambiguous += 1,
             Reason::Conflict => result.conflict += 1,
-            Reason::Matched | Reason::NoStudents => {}
+            // assign_photo never judges quality: the services do, before it.
+            Reason::Matched
+            | Reason::NoStudents
+            | Reason::TooSmall
+            | Reason::Blurred
+            | Reason::Profile => {}
         }
     }
     result
