@@ -75,20 +75,8 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, ImageError>
         .into_decoder()
         .map_err(|e| ImageError::Corrupt(e.to_string()))?;
     let (width, height) = decoder.dimensions();
-    if width == 0 || height == 0 {
-        return Err(ImageError::ZeroSize { width, height });
-    }
+    check_size(width, height, max_pixels)?;
     let pixels = u64::from(width) * u64::from(height);
-    if pixels > max_pixels {
-        return Err(ImageError::TooManyPixels {
-            width,
-            height,
-            limit: max_pixels,
-        });
-    }
-    if width.max(height) / width.min(height) > MAX_ASPECT_RATIO {
-        return Err(ImageError::AbsurdAspectRatio { width, height });
-    }
     if format == Some(ImageFormat::Jpeg) && (bytes.len() as u64) < pixels / MIN_JPEG_PIXELS_PER_BYTE
     {
         return Err(ImageError::Corrupt(format!(

@@ -15,7 +15,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageFormat, RgbImage};
 
 use crate::image_io::{
-    ImageError, MAX_ASPECT_RATIO, MIN_JPEG_PIXELS_PER_BYTE, decode_rgb, jpeg_is_complete,
+    ImageError, MIN_JPEG_PIXELS_PER_BYTE, check_size, decode_rgb, jpeg_is_complete,
 };
 
 /// The reductions a JPEG decoder can make in its IDCT, coarsest first.
@@ -147,20 +147,8 @@ fn check_jpeg(bytes: &[u8], width: u32, height: u32, max_pixels: u64) -> Result<
             "truncated JPEG: the data ends before the end-of-image marker".into(),
         ));
     }
-    if width == 0 || height == 0 {
-        return Err(ImageError::ZeroSize { width, height });
-    }
+    check_size(width, height, max_pixels)?;
     let pixels = u64::from(width) * u64::from(height);
-    if pixels > max_pixels {
-        return Err(ImageError::TooManyPixels {
-            width,
-            height,
-            limit: max_pixels,
-        });
-    }
-    if width.max(height) / width.min(height) > MAX_ASPECT_RATIO {
-        return Err(ImageError::AbsurdAspectRatio { width, height });
-    }
     if (bytes.len() as u64) < pixels / MIN_JPEG_PIXELS_PER_BYTE {
         return Err(ImageError::Corrupt(format!(
             "the JPEG declares {width}×{height} pixels but holds only {} bytes: its data is missing",
