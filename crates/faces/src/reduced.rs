@@ -122,10 +122,19 @@ pub fn decode_reduced(
     };
     let mut image = DynamicImage::ImageRgb8(rgb);
     image.apply_orientation(orientation);
-    let (full_width, full_height) = if image.width() == w {
-        (width, height)
-    } else {
+    // Told by the orientation, not guessed from the sizes: a photo whose reduced size rounds to
+    // a square would otherwise keep unswapped full-scale dimensions.
+    let quarter_turn = matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    );
+    let (full_width, full_height) = if quarter_turn {
         (height, width)
+    } else {
+        (width, height)
     };
     Ok(Decoded {
         image: image.into_rgb8(),

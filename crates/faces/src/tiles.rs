@@ -24,7 +24,9 @@ fn starts(len: u32, window: u32, overlap: u32, align: u32) -> Vec<u32> {
     if len <= window {
         return vec![0];
     }
-    let align = align.max(1);
+    // An alignment coarser than the window (a detector with a tiny input) would step past the
+    // end of the image: align to the window at most.
+    let align = align.clamp(1, window.max(1));
     let longest = ((window.saturating_sub(overlap)) / align * align).max(align);
     let gaps = (len - window).div_ceil(longest);
     let step = ((len - window).div_ceil(gaps)).div_ceil(align) * align;
@@ -119,6 +121,21 @@ mod tests {
             },
             score,
             landmarks: [[x + size / 2.0, y + size / 2.0]; 5],
+        }
+    }
+
+    #[test]
+    fn a_detector_input_smaller_than_the_alignment_still_gives_tiles_inside_the_image() {
+        for (width, height, tile, align) in [(100, 70, 16, 32), (33, 33, 1, 32), (1000, 10, 31, 32)]
+        {
+            let tiles = layout(width, height, tile, tile / 4, align);
+            assert!(!tiles.is_empty());
+            for t in &tiles {
+                assert!(t.x < width && t.y < height && t.w > 0 && t.h > 0, "{t:?}");
+                assert!(t.x + t.w <= width && t.y + t.h <= height, "{t:?}");
+            }
+            assert!(tiles.iter().any(|t| t.x + t.w == width));
+            assert!(tiles.iter().any(|t| t.y + t.h == height));
         }
     }
 

@@ -7,7 +7,8 @@ mod common;
 use std::path::Path;
 
 use attendansee_faces::catalog::builtin;
-use attendansee_faces::pipeline::{Photo, PhotoOptions, Pipeline};
+use attendansee_faces::imageops::face_sharpness;
+use attendansee_faces::pipeline::{Photo, PhotoOptions, Pipeline, align_faces};
 use attendansee_faces::{Detector, Recognizer};
 
 use common::{runtime, shared};
@@ -147,6 +148,43 @@ fn classroom_photos_keep_their_faces_decoded_at_a_quarter_with_no_extra_pass() {
     eprintln!("classroom embeddings, reduced vs full-scale decoding: cosine ≥ {worst:.3}");
     // MobileFaceNet's match threshold is 0.50; a fraction of a pixel of landmark shift gives 0.99.
     assert!(worst >= 0.9, "cosine {worst}");
+}
+
+/// The sharpness limit was calibrated on crops aligned from photos as given; the workers align
+/// a large JPEG's faces from its reduced decode (enlarged up to 2×), which measures lower. On the
+/// classroom photos — sharp phone photos — no face may fall under the limit that way: it would
+/// be marked `blurred` and never assigned.
+#[test]
+fn classroom_faces_aligned_from_the_reduced_decode_stay_above_the_sharpness_limit() {
+    let Some(shared) =
+        shared("classroom_faces_aligned_from_the_reduced_decode_stay_above_the_sharpness_limit")
+    else {
+        return;
+    };
+    let limit = attendansee_recognition::QualityLimits::CALIBRATED.min_sharpness;
+    let dir = shared.join("faces/classroom_photos");
+    let mut old = pipeline(&shared, "yunet", Some("mobilefacenet"));
+    old.options = PhotoOptions::SINGLE_PASS_FULL_DECODE;
+    let mut new = pipeline(&shared, "yunet", Some("mobilefacenet"));
+    let spec = new.recognizer.as_ref().unwrap().spec().clone();
+    let (mut lowest, mut lowest_full) = (f32::MAX, f32::MAX);
+    for (file, _) in CLASSROOM {
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        for (pipeline, lowest) in [(&mut new, &mut lowest), (&mut old, &mut lowest_full)] {
+            let mut photo = pipeline.detect(&bytes, None).unwrap();
+            let faces = photo.faces.clone();
+            for (_, crop) in align_faces(&mut photo, &bytes, u64::MAX, &faces, &spec).unwrap() {
+                *lowest = lowest.min(face_sharpness(&crop));
+            }
+        }
+    }
+    eprintln!(
+        "classroom faces' sharpness: lowest {lowest:.0} from the reduced decode, {lowest_full:.0} at full scale (limit {limit})"
+    );
+    assert!(
+        lowest >= 2.0 * limit,
+        "lowest sharpness {lowest} against the limit {limit}"
+    );
 }
 
 #[test]

@@ -349,7 +349,7 @@ impl Outcome {
         match self {
             Outcome::Answered(Response { result: Ok(_), .. }) => "ok".into(),
             Outcome::Answered(Response { result: Err(e), .. }) => format!("failed ({})", e.kind),
-            Outcome::Unsendable(_) => "not sent (PayloadTooLarge)".into(),
+            Outcome::Unsendable(_) => format!("not sent ({})", ErrorKind::PayloadTooLarge),
             Outcome::Died => "worker died".into(),
             Outcome::Protocol(_) => "protocol violation".into(),
             Outcome::TimedOut => "timed out".into(),

@@ -181,7 +181,19 @@ pub fn run(
             whole_photo(pipeline, p, o)
         })?;
         let threshold = pipeline.detector.spec().score_threshold.unwrap_or(0.5);
-        let python = python_reference(model_files.0, model_files.1, threshold, rounds, &classroom);
+        // A reference that timed a different number of photos is no reference.
+        let python = python_reference(model_files.0, model_files.1, threshold, rounds, &classroom)
+            .and_then(|times| {
+                if times.len() == classroom.len() {
+                    Ok(times)
+                } else {
+                    anyhow::bail!(
+                        "the Python reference timed {} photos of {}",
+                        times.len(),
+                        classroom.len()
+                    )
+                }
+            });
         for (i, path) in classroom.iter().enumerate() {
             let (o, n) = (best[0][i], best[1][i]);
             let reference = match &python {
