@@ -47,6 +47,12 @@ echo "setup: ONNX Runtime library: $local_dir/onnxruntime/libonnxruntime.so -> $
 # tests make HEIC samples with its heif-enc. Installed when we may (root with apt), else named.
 heif_packages=(libheif1)
 [ "${1:-}" = "--test" ] && heif_packages+=(libheif-examples)
+# From libheif 1.17 (Debian 13, Ubuntu 24.04) the HEVC decoder and encoder are plugin packages of
+# their own, which --no-install-recommends would leave out; Debian 12 builds them in.
+if command -v apt-cache >/dev/null && apt-cache show libheif-plugin-libde265 >/dev/null 2>&1; then
+    heif_packages+=(libheif-plugin-libde265)
+    [ "${1:-}" = "--test" ] && heif_packages+=(libheif-plugin-x265)
+fi
 heif_missing=()
 for package in "${heif_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || heif_missing+=("$package")

@@ -262,14 +262,31 @@ impl Libheif {
 
     /// A libheif error as a refusal of the file.
     fn check(&self, error: HeifError) -> Result<(), ImageError> {
-        if error.code == 0 {
-            Ok(())
-        } else {
-            Err(ImageError::Corrupt(format!(
-                "cannot decode the HEIF image: {}",
-                message(&error)
-            )))
+        match refusal(&error) {
+            None => Ok(()),
+            Some(refused) => Err(refused),
         }
+    }
+}
+
+/// libheif's `heif_error_Unsupported_feature` with `heif_suberror_Unsupported_codec`: it has no
+/// decoder for the file's codec.
+const UNSUPPORTED_FEATURE: c_int = 4;
+const UNSUPPORTED_CODEC: c_int = 3000;
+
+/// What a libheif error means for the file: nothing (success), a machine without an HEVC decoder
+/// (libheif 1.17 and later ship it as a plugin package of its own), or a file we cannot decode.
+fn refusal(error: &HeifError) -> Option<ImageError> {
+    match (error.code, error.subcode) {
+        (0, _) => None,
+        (UNSUPPORTED_FEATURE, UNSUPPORTED_CODEC) => Some(ImageError::NoHeifDecoder(format!(
+            "libheif has no decoder for the photo's codec: {}",
+            message(error)
+        ))),
+        _ => Some(ImageError::Corrupt(format!(
+            "cannot decode the HEIF image: {}",
+            message(error)
+        ))),
     }
 }
 
@@ -396,6 +413,30 @@ impl Drop for Image {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn error(code: c_int, subcode: c_int) -> HeifError {
+        HeifError {
+            code,
+            subcode,
+            message: std::ptr::null(),
+        }
+    }
+
+    #[test]
+    fn a_missing_hevc_plugin_says_what_to_install_and_other_errors_refuse_the_file() {
+        assert!(refusal(&error(0, 0)).is_none());
+        let missing = refusal(&error(UNSUPPORTED_FEATURE, UNSUPPORTED_CODEC)).unwrap();
+        assert!(
+            matches!(missing, ImageError::NoHeifDecoder(_)),
+            "{missing:?}"
+        );
+        assert!(
+            missing.to_string().contains("libheif-plugin-libde265"),
+            "{missing}"
+        );
+        let cut = refusal(&error(2, 100)).unwrap();
+        assert!(matches!(cut, ImageError::Corrupt(_)), "{cut:?}");
+    }
 
     fn sized(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
         let mut out = ((payload.len() + 8) as u32).to_be_bytes().to_vec();

@@ -27,8 +27,9 @@ pub enum ImageError {
     #[error("{format} images are not supported (JPEG, PNG, WebP or HEIC only)")]
     UnsupportedFormat { format: String },
     #[error(
-        "HEIC/HEIF photos need libheif, which this machine lacks ({0}); install it \
-         (Debian: apt-get install libheif1) or send a JPEG"
+        "HEIC/HEIF photos cannot be decoded on this machine ({0}); install libheif \
+         (Debian: apt-get install libheif1, and from Debian 13 / Ubuntu 24.04 on also \
+         libheif-plugin-libde265) or send a JPEG"
     )]
     NoHeifDecoder(String),
     #[error("image of {width}×{height} pixels exceeds the limit of {limit} pixels")]
