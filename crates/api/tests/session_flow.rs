@@ -43,6 +43,65 @@ async fn wait_for_job(app: &TestApp, token: &str, job: i64) -> Value {
     panic!("job {job} did not finish");
 }
 
+/// A course of the user's, by its code.
+async fn new_course(app: &TestApp, token: &str, code: &str) -> i64 {
+    app.create(
+        "/api/attendance/courses/",
+        token,
+        json!({"name": code, "code": code}),
+    )
+    .await
+}
+
+/// A session of the course.
+async fn new_session(app: &TestApp, token: &str, course: i64) -> i64 {
+    app.create(
+        "/api/attendance/sessions/",
+        token,
+        json!({"course": course, "title": "Week 1", "held_at": "2026-11-30T09:00:00Z"}),
+    )
+    .await
+}
+
+/// Enrolls each `(name, reference photo)` as a student of the course; returns their ids.
+async fn enroll(app: &TestApp, token: &str, course: i64, people: &[(&str, &str)]) -> Vec<i64> {
+    let mut students = Vec::new();
+    for (name, photo) in people {
+        let id = app
+            .create(
+                "/api/attendance/students/",
+                token,
+                json!({"course": course, "name": name}),
+            )
+            .await;
+        let enrolled = app
+            .upload(
+                &format!("/api/attendance/students/{id}/references/"),
+                token,
+                "images",
+                &[(photo, photo.as_bytes())],
+            )
+            .await;
+        assert_eq!(enrolled.status, StatusCode::OK, "{}", enrolled.body);
+        assert_eq!(enrolled.body["stored"], 1, "{}", enrolled.body);
+        students.push(id);
+    }
+    students
+}
+
+/// Queues the session's processing and waits for the job's end; returns the job.
+async fn process(app: &TestApp, token: &str, session: i64) -> Value {
+    let queued = app
+        .post(
+            &format!("/api/attendance/sessions/{session}/process/"),
+            token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(queued.status, StatusCode::ACCEPTED, "{}", queued.body);
+    wait_for_job(app, token, queued.body["job"]["id"].as_i64().unwrap()).await
+}
+
 fn status_of<'a>(attendance: &'a Value, name: &str) -> &'a str {
     attendance["students"]
         .as_array()
@@ -85,38 +144,18 @@ async fn upload_process_assign_correct_and_attendance_with_the_fake_inference() 
     let app = common::app_with_inference(fake.clone()).await;
     let (_, token) = app.user("inst", Role::Instructor).await;
 
-    let course = app
-        .create(
-            "/api/attendance/courses/",
-            &token,
-            json!({"name": "Flow", "code": "FL-1"}),
-        )
-        .await;
-    let mut students = Vec::new();
-    for (name, photo) in [
-        ("Alice", "ref-alice"),
-        ("Bob", "ref-bob"),
-        ("Carol", "ref-carol"),
-    ] {
-        let id = app
-            .create(
-                "/api/attendance/students/",
-                &token,
-                json!({"course": course, "name": name}),
-            )
-            .await;
-        let enrolled = app
-            .upload(
-                &format!("/api/attendance/students/{id}/references/"),
-                &token,
-                "images",
-                &[(photo, photo.as_bytes())],
-            )
-            .await;
-        assert_eq!(enrolled.status, StatusCode::OK, "{}", enrolled.body);
-        assert_eq!(enrolled.body["stored"], 1, "{}", enrolled.body);
-        students.push(id);
-    }
+    let course = new_course(&app, &token, "FL-1").await;
+    let students = enroll(
+        &app,
+        &token,
+        course,
+        &[
+            ("Alice", "ref-alice"),
+            ("Bob", "ref-bob"),
+            ("Carol", "ref-carol"),
+        ],
+    )
+    .await;
 
     // The same reference photo again is refused as a duplicate, and the files of the one
     // already enrolled stay (its keys are the same: the failed write must not delete them).
@@ -151,13 +190,7 @@ async fn upload_process_assign_correct_and_attendance_with_the_fake_inference() 
         .await;
     assert_eq!(image.status, StatusCode::OK, "{}", image.body);
 
-    let session = app
-        .create(
-            "/api/attendance/sessions/",
-            &token,
-            json!({"course": course, "title": "Week 1", "held_at": "2026-11-30T09:00:00Z"}),
-        )
-        .await;
+    let session = new_session(&app, &token, course).await;
     let images = format!("/api/attendance/sessions/{session}/images/");
     let uploaded = app
         .upload(
@@ -206,15 +239,7 @@ async fn upload_process_assign_correct_and_attendance_with_the_fake_inference() 
     assert_eq!(before["unfinished_photos"], 2, "{before}");
     assert_eq!(status_of(&before, "Carol"), "unknown");
 
-    let queued = app
-        .post(
-            &format!("/api/attendance/sessions/{session}/process/"),
-            &token,
-            json!({}),
-        )
-        .await;
-    assert_eq!(queued.status, StatusCode::ACCEPTED, "{}", queued.body);
-    let job = wait_for_job(&app, &token, queued.body["job"]["id"].as_i64().unwrap()).await;
+    let job = process(&app, &token, session).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["kind"], "process_session");
     assert_eq!(job["session"], session);
@@ -323,15 +348,7 @@ async fn upload_process_assign_correct_and_attendance_with_the_fake_inference() 
     assert!(csv.contains(",Carol,present,auto,"), "{csv}");
 
     // Re-processing finds nothing new to do; the fake saw each photo once.
-    let again = app
-        .post(
-            &format!("/api/attendance/sessions/{session}/process/"),
-            &token,
-            json!({}),
-        )
-        .await;
-    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
-    let again = wait_for_job(&app, &token, again.body["job"]["id"].as_i64().unwrap()).await;
+    let again = process(&app, &token, session).await;
     assert_eq!(again["status"], "succeeded", "{again}");
     assert_eq!(
         (&again["done"], &again["total"]),
@@ -357,20 +374,8 @@ async fn a_photo_the_worker_refuses_fails_alone_and_the_job_is_partial() {
     fake.photo(b"good", 800, 600, vec![face(10.0, person(0, 0.0))]);
     let app = common::app_with_inference(fake.clone()).await;
     let (_, token) = app.user("inst", Role::Instructor).await;
-    let course = app
-        .create(
-            "/api/attendance/courses/",
-            &token,
-            json!({"name": "P", "code": "P-1"}),
-        )
-        .await;
-    let session = app
-        .create(
-            "/api/attendance/sessions/",
-            &token,
-            json!({"course": course, "title": "S", "held_at": "2026-11-30T09:00:00Z"}),
-        )
-        .await;
+    let course = new_course(&app, &token, "P-1").await;
+    let session = new_session(&app, &token, course).await;
     let uploaded = app
         .upload(
             &format!("/api/attendance/sessions/{session}/images/"),
@@ -400,14 +405,7 @@ async fn a_photo_the_worker_refuses_fails_alone_and_the_job_is_partial() {
         .await;
     assert_eq!(again.body["stored"], 1, "{}", again.body);
     fake.forget(b"changes after upload");
-    let queued = app
-        .post(
-            &format!("/api/attendance/sessions/{session}/process/"),
-            &token,
-            json!({}),
-        )
-        .await;
-    let job = wait_for_job(&app, &token, queued.body["job"]["id"].as_i64().unwrap()).await;
+    let job = process(&app, &token, session).await;
     assert_eq!(job["status"], "partial", "{job}");
     assert_eq!(job["errors"][0]["error_type"], "UnsupportedImage", "{job}");
     assert_eq!(job["errors"][0]["file"], "later-bad.jpg", "{job}");
@@ -415,31 +413,12 @@ async fn a_photo_the_worker_refuses_fails_alone_and_the_job_is_partial() {
 
 /// Creates a course and a session, uploads `photos` and processes them; returns the session.
 async fn processed_session(app: &TestApp, token: &str, photos: &[(&str, &[u8])]) -> i64 {
-    let course = app
-        .create(
-            "/api/attendance/courses/",
-            token,
-            json!({"name": "Q", "code": "Q-1"}),
-        )
-        .await;
-    let session = app
-        .create(
-            "/api/attendance/sessions/",
-            token,
-            json!({"course": course, "title": "S", "held_at": "2026-11-30T09:00:00Z"}),
-        )
-        .await;
+    let course = new_course(app, token, "Q-1").await;
+    let session = new_session(app, token, course).await;
     let images = format!("/api/attendance/sessions/{session}/images/");
     let uploaded = app.upload(&images, token, "images", photos).await;
     assert_eq!(uploaded.body["failed"], 0, "{}", uploaded.body);
-    let queued = app
-        .post(
-            &format!("/api/attendance/sessions/{session}/process/"),
-            token,
-            json!({}),
-        )
-        .await;
-    let job = wait_for_job(app, token, queued.body["job"]["id"].as_i64().unwrap()).await;
+    let job = process(app, token, session).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     session
 }
@@ -548,41 +527,20 @@ async fn faces_too_poor_to_recognise_are_shown_with_their_reason_never_assigned_
     fake.photo(b"class-2", 3000, 2000, vec![small_again, blurred_again]);
     let app = common::app_with_inference(fake.clone()).await;
     let (_, token) = app.user("inst", Role::Instructor).await;
-    let course = app
-        .create(
-            "/api/attendance/courses/",
-            &token,
-            json!({"name": "Quality", "code": "QA-1"}),
-        )
-        .await;
-    let mut students = Vec::new();
-    for name in ["alice", "bob", "carol", "dave"] {
-        let id = app
-            .create(
-                "/api/attendance/students/",
-                &token,
-                json!({"course": course, "name": name}),
-            )
-            .await;
-        let photo = format!("ref-{name}");
-        let enrolled = app
-            .upload(
-                &format!("/api/attendance/students/{id}/references/"),
-                &token,
-                "images",
-                &[(&photo, photo.as_bytes())],
-            )
-            .await;
-        assert_eq!(enrolled.body["stored"], 1, "{}", enrolled.body);
-        students.push(id);
-    }
-    let session = app
-        .create(
-            "/api/attendance/sessions/",
-            &token,
-            json!({"course": course, "title": "W", "held_at": "2026-11-30T09:00:00Z"}),
-        )
-        .await;
+    let course = new_course(&app, &token, "QA-1").await;
+    let students = enroll(
+        &app,
+        &token,
+        course,
+        &[
+            ("alice", "ref-alice"),
+            ("bob", "ref-bob"),
+            ("carol", "ref-carol"),
+            ("dave", "ref-dave"),
+        ],
+    )
+    .await;
+    let session = new_session(&app, &token, course).await;
     let images = format!("/api/attendance/sessions/{session}/images/");
     let uploaded = app
         .upload(
@@ -593,14 +551,7 @@ async fn faces_too_poor_to_recognise_are_shown_with_their_reason_never_assigned_
         )
         .await;
     assert_eq!(uploaded.body["stored"], 2, "{}", uploaded.body);
-    let queued = app
-        .post(
-            &format!("/api/attendance/sessions/{session}/process/"),
-            &token,
-            json!({}),
-        )
-        .await;
-    let job = wait_for_job(&app, &token, queued.body["job"]["id"].as_i64().unwrap()).await;
+    let job = process(&app, &token, session).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     let counts = &job["stats"]["assignment"];
     assert_eq!(
