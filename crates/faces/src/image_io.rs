@@ -157,7 +157,7 @@ pub(crate) fn jpeg_is_complete(bytes: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use image::{ImageBuffer, Luma, LumaA, Rgba};
 
@@ -383,8 +383,9 @@ mod tests {
         );
     }
 
-    /// Inserts an APP1 EXIF segment with one Orientation tag right after the JPEG SOI marker.
-    fn insert_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    /// Inserts an APP1 EXIF segment with one Orientation tag right after the JPEG SOI marker
+    /// (also used by the reduced decoder's tests).
+    pub(crate) fn insert_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
         let mut tiff = Vec::new();
         tiff.extend_from_slice(b"MM\0\x2a\0\0\0\x08"); // big-endian TIFF header, IFD at 8
         tiff.extend_from_slice(&1u16.to_be_bytes()); // one entry

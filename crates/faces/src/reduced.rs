@@ -171,6 +171,7 @@ fn check_jpeg(bytes: &[u8], width: u32, height: u32, max_pixels: u64) -> Result<
 mod tests {
     use super::*;
     use crate::image_io::DEFAULT_MAX_PIXELS;
+    use crate::image_io::tests::insert_exif_orientation;
 
     fn jpeg_of(image: &RgbImage) -> Vec<u8> {
         let mut out = Cursor::new(Vec::new());
@@ -286,25 +287,5 @@ mod tests {
         garbage.extend(std::iter::repeat_n(0x5Au8, 4000));
         garbage.extend_from_slice(&[0xFF, 0xD9]);
         assert!(decode_reduced(&garbage, DEFAULT_MAX_PIXELS, 10).is_err());
-    }
-
-    /// An APP1 EXIF segment with one Orientation tag, right after the SOI marker.
-    fn insert_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
-        let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec();
-        tiff.extend_from_slice(&1u16.to_be_bytes());
-        tiff.extend_from_slice(&0x0112u16.to_be_bytes());
-        tiff.extend_from_slice(&3u16.to_be_bytes());
-        tiff.extend_from_slice(&1u32.to_be_bytes());
-        tiff.extend_from_slice(&orientation.to_be_bytes());
-        tiff.extend_from_slice(&[0, 0]);
-        tiff.extend_from_slice(&0u32.to_be_bytes());
-        let mut app1 = b"Exif\0\0".to_vec();
-        app1.extend_from_slice(&tiff);
-        let mut out = jpeg[..2].to_vec();
-        out.extend_from_slice(&[0xFF, 0xE1]);
-        out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
-        out.extend_from_slice(&app1);
-        out.extend_from_slice(&jpeg[2..]);
-        out
     }
 }

@@ -133,14 +133,7 @@ impl Services {
         return_crops: bool,
         lane: Lane,
     ) -> ServiceResult<PhotoFaces> {
-        let request = DetectRequest {
-            image,
-            detector: self.settings.detector.clone(),
-            model: model.to_owned(),
-            return_crops,
-            preview_side: None,
-        };
-        self.inference()?.detect_and_embed(request, lane).await
+        self.detect(image, model, return_crops, None, lane).await
     }
 
     /// [`detect_and_embed`](Self::detect_and_embed) of a session photo being processed: its
@@ -151,12 +144,24 @@ impl Services {
         model: &str,
         lane: Lane,
     ) -> ServiceResult<PhotoFaces> {
+        self.detect(image, model, true, Some(PREVIEW_SIDE), lane)
+            .await
+    }
+
+    async fn detect(
+        &self,
+        image: Vec<u8>,
+        model: &str,
+        return_crops: bool,
+        preview_side: Option<u32>,
+        lane: Lane,
+    ) -> ServiceResult<PhotoFaces> {
         let request = DetectRequest {
             image,
             detector: self.settings.detector.clone(),
             model: model.to_owned(),
-            return_crops: true,
-            preview_side: Some(PREVIEW_SIDE),
+            return_crops,
+            preview_side,
         };
         self.inference()?.detect_and_embed(request, lane).await
     }
