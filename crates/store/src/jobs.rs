@@ -20,7 +20,7 @@ const JOBS: Table = Table {
 
 /// A job as its row holds it, before the kind is read as a [`JobKind`].
 #[derive(sqlx::FromRow)]
-struct JobRow {
+pub(crate) struct JobRow {
     id: i64,
     kind: String,
     payload: String,
@@ -74,32 +74,51 @@ impl Store {
         created_by: UserId,
         total: i64,
     ) -> Result<(JobRecord, bool)> {
-        let mut tx = self.write_tx().await?;
-        let existing = sqlx::query_as::<_, JobRow>(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs j WHERE j.kind = $1 AND j.payload = $2 AND j.status IN ('queued', 'running')"
-        ))
-        .bind(kind.as_str())
-        .bind(payload)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(job) = existing {
-            return Ok((job.try_into()?, false));
+        // On PostgreSQL another node may queue the same job between the check and the insert:
+        // the partial unique index `jobs_one_active` refuses the second, which then finds the
+        // first on its next round.
+        for _ in 0..3 {
+            let queued = with_pool!(self, pool => {
+                let mut tx = begin_write(pool).await?;
+                let existing = sqlx::query_as::<_, JobRow>(&format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs j WHERE j.kind = $1 AND j.payload = $2 AND j.status IN ('queued', 'running')"
+                ))
+                .bind(kind.as_str())
+                .bind(payload)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(job) = existing {
+                    return Ok((job.try_into()?, false));
+                }
+                let inserted = sqlx::query_as::<_, JobRow>(&format!(
+                    "INSERT INTO jobs (kind, payload, status, done, total, course_id, created_by, created_at)
+                     VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6) RETURNING {}",
+                    JOB_COLUMNS.replace("j.", "")
+                ))
+                .bind(kind.as_str())
+                .bind(payload)
+                .bind(total)
+                .bind(course_id)
+                .bind(created_by)
+                .bind(Utc::now())
+                .fetch_one(&mut *tx)
+                .await;
+                match inserted {
+                    Ok(job) => {
+                        tx.commit().await?;
+                        Some(job)
+                    }
+                    Err(sqlx::Error::Database(error)) if error.is_unique_violation() => None,
+                    Err(error) => return Err(error.into()),
+                }
+            });
+            if let Some(job) = queued {
+                return Ok((job.try_into()?, true));
+            }
         }
-        let job = sqlx::query_as::<_, JobRow>(&format!(
-            "INSERT INTO jobs (kind, payload, status, done, total, course_id, created_by, created_at)
-             VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6) RETURNING {}",
-            JOB_COLUMNS.replace("j.", "")
+        Err(StoreError::Conflict(
+            "the same job was queued and finished concurrently; try again".into(),
         ))
-        .bind(kind.as_str())
-        .bind(payload)
-        .bind(total)
-        .bind(course_id)
-        .bind(created_by)
-        .bind(Utc::now())
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok((job.try_into()?, true))
     }
 
     /// Takes the next queued job and marks it running; `None` when there is none. Users take
@@ -109,7 +128,8 @@ impl Store {
     /// A job of a kind this version does not know is failed on the spot, with why, and the next
     /// one is taken: nobody could ever run it, and left queued it would be claimed forever.
     pub async fn claim_job(&self) -> Result<Option<JobRecord>> {
-        let mut tx = self.write_tx().await?;
+        with_pool!(self, pool => {
+        let mut tx = begin_write(pool).await?;
         loop {
             let Some(row) = claim_next(&mut tx).await? else {
                 tx.commit().await?;
@@ -134,14 +154,17 @@ impl Store {
             tx.commit().await?;
             return Ok(Some(job));
         }
+        })
     }
 
     pub async fn job_status(&self, id: i64) -> Result<JobStatus> {
-        sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound { entity: "Job", id })
+        with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+                .ok_or(StoreError::NotFound { entity: "Job", id })
+        })
     }
 
     /// Progress of a running job; `errors` is the JSON list of per-item errors so far and
@@ -154,43 +177,49 @@ impl Store {
         errors: &str,
         stats: &str,
     ) -> Result<()> {
-        sqlx::query("UPDATE jobs SET done = $1, total = $2, errors = $3, stats = $4 WHERE id = $5 AND status = 'running'")
-            .bind(done)
-            .bind(total)
-            .bind(errors)
-            .bind(stats)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE jobs SET done = $1, total = $2, errors = $3, stats = $4 WHERE id = $5 AND status = 'running'")
+                .bind(done)
+                .bind(total)
+                .bind(errors)
+                .bind(stats)
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Ends a running job (a cancelled one stays cancelled).
     pub async fn finish_job(&self, id: i64, status: JobStatus, error: Option<&str>) -> Result<()> {
-        sqlx::query("UPDATE jobs SET status = $1, error = $2, finished_at = $3 WHERE id = $4 AND status = 'running'")
-            .bind(status)
-            .bind(error)
-            .bind(Utc::now())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE jobs SET status = $1, error = $2, finished_at = $3 WHERE id = $4 AND status = 'running'")
+                .bind(status)
+                .bind(error)
+                .bind(Utc::now())
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Cancels a queued or running job; a finished one is a conflict.
     pub async fn cancel_job(&self, scope: Scope, id: i64) -> Result<JobRecord> {
-        let job = self.get_job(scope, id).await?;
-        if job.status.is_finished() {
-            return Err(StoreError::Conflict(format!(
-                "job {id} has already finished"
-            )));
-        }
-        sqlx::query("UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE id = $2 AND status IN ('queued', 'running')")
-            .bind(Utc::now())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        self.get_job(scope, id).await
+        with_pool!(self, pool => {
+            let job = self.get_job(scope, id).await?;
+            if job.status.is_finished() {
+                return Err(StoreError::Conflict(format!(
+                    "job {id} has already finished"
+                )));
+            }
+            sqlx::query("UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE id = $2 AND status IN ('queued', 'running')")
+                .bind(Utc::now())
+                .bind(id)
+                .execute(pool)
+                .await?;
+            self.get_job(scope, id).await
+        })
     }
 
     pub async fn get_job(&self, scope: Scope, id: i64) -> Result<JobRecord> {
@@ -202,7 +231,14 @@ impl Store {
     /// Jobs visible in `scope`, newest first.
     pub async fn list_jobs(&self, scope: Scope, page: Page) -> Result<Paged<JobRecord>> {
         let page = self
-            .list_visible::<JobRow>(&JOBS, JOB_COLUMNS, scope, |_| {}, "j.id DESC", page)
+            .list_visible::<JobRow>(
+                &JOBS,
+                JOB_COLUMNS,
+                scope,
+                crate::scope::Filter::default(),
+                "j.id DESC",
+                page,
+            )
             .await?;
         Ok(Paged {
             total: page.total,
@@ -217,30 +253,35 @@ impl Store {
     /// After a restart: jobs left running by the previous process are queued again (their work
     /// is idempotent, so they resume where they stopped). Returns how many.
     pub async fn requeue_interrupted_jobs(&self) -> Result<u64> {
-        Ok(
-            sqlx::query("UPDATE jobs SET status = 'queued' WHERE status = 'running'")
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
-        )
+        with_pool!(self, pool => {
+            Ok(
+                sqlx::query("UPDATE jobs SET status = 'queued' WHERE status = 'running'")
+                    .execute(pool)
+                    .await?
+                    .rows_affected(),
+            )
+        })
     }
 }
 
-/// Marks the next queued job running (see [`Store::claim_job`] for the order) and returns it.
-async fn claim_next(tx: &mut sqlx::SqliteConnection) -> Result<Option<JobRow>> {
-    Ok(sqlx::query_as::<_, JobRow>(&format!(
-        "UPDATE jobs SET status = 'running', started_at = $1
-             WHERE id = (
-                 SELECT q.id FROM jobs q WHERE q.status = 'queued'
-                 ORDER BY (SELECT MAX(s.started_at) FROM jobs s
-                           WHERE s.created_by IS q.created_by AND s.started_at IS NOT NULL),
-                          q.id
-                 LIMIT 1)
-               AND status = 'queued'
-             RETURNING {}",
-        JOB_COLUMNS.replace("j.", "")
-    ))
-    .bind(Utc::now())
-    .fetch_optional(tx)
-    .await?)
+per_backend! {
+    /// Marks the next queued job running (see [`Store::claim_job`] for the order) and returns it.
+    pub(crate) async fn claim_next(tx: &mut Conn) -> Result<Option<JobRow>> {
+        Ok(sqlx::query_as::<_, JobRow>(&format!(
+            "UPDATE jobs SET status = 'running', started_at = $1
+                 WHERE id = (
+                     SELECT q.id FROM jobs q WHERE q.status = 'queued'
+                     ORDER BY (SELECT MAX(s.started_at) FROM jobs s
+                               WHERE s.created_by IS NOT DISTINCT FROM q.created_by
+                                 AND s.started_at IS NOT NULL) NULLS FIRST,
+                              q.id
+                     LIMIT 1)
+                   AND status = 'queued'
+                 RETURNING {}",
+            JOB_COLUMNS.replace("j.", "")
+        ))
+        .bind(Utc::now())
+        .fetch_optional(tx)
+        .await?)
+    }
 }
