@@ -25,6 +25,9 @@ const JOBS: usize = 1_000;
 const DIMENSION: usize = 128;
 const MODEL: &str = "mobilefacenet";
 
+/// Reads one measurement of a backend's times.
+type Measure = fn(&Times) -> Duration;
+
 /// One backend's times.
 struct Times {
     insert_crops: Duration,
@@ -57,7 +60,7 @@ fn print_table(sqlite: &Times, postgres: Option<&Times>) {
         "{:<42} {:>12} {:>12} {:>16}",
         "", "SQLite", "PostgreSQL", "PostgreSQL/SQLite"
     );
-    let rows: [(&str, fn(&Times) -> Duration); 3] = [
+    let rows: [(&str, Measure); 3] = [
         ("insert 10,000 crops with embeddings", |t| t.insert_crops),
         ("load a gallery of 500 students (one load)", |t| {
             t.load_gallery
