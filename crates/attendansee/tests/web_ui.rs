@@ -1,6 +1,7 @@
 //! The web UI in a real browser: starts the real server with the real models, then runs
-//! `e2e/ui.test.mjs` (playwright-core driving Debian's headless chromium) against it. Screenshots
-//! of the main pages are written to `target/ui-artifacts/`.
+//! `e2e/ui.test.mjs` (playwright-core driving Debian's headless chromium) against it: the whole
+//! flow, a review with the keyboard alone, and every page at 375 and 1280 px with axe-core.
+//! Screenshots of every page are written to `target/ui-artifacts/`.
 //!
 //! Needs `../shared`, `/usr/bin/chromium`, `node` and `e2e/node_modules` (`npm ci` in `e2e/`;
 //! `.ci/run` installs all three). When one is missing the test says so and is skipped — unless
@@ -88,7 +89,17 @@ fn the_web_ui_takes_an_instructor_from_login_to_the_attendance_csv() {
         p.server.log()
     );
     assert!(stdout.contains("all UI steps passed"), "{stdout}");
-    for shot in ["03-session-processed", "05-attendance", "06-course-matrix"] {
+    for shot in [
+        "01-login-375",
+        "02-home-1280",
+        "02-home-375",
+        "03-session-1280",
+        "03-session-375",
+        "06-review-1280",
+        "06-review-375",
+        "08-course-1280",
+        "08-course-375",
+    ] {
         assert!(artifacts.join(format!("{shot}.png")).is_file(), "{shot}");
     }
 }
