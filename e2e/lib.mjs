@@ -101,19 +101,48 @@ export async function noOverflow(page, where) {
 }
 
 /**
- * Every page check at both widths: screenshot, no overflow, axe. `ready` waits for the page's
- * content after a resize.
+ * The keyboard focus ring: tabs to a control of the page and checks that its outline contrasts
+ * ≥ 3:1 with what is around it and is not the colour of unknown faces.
+ */
+export async function focusRing(page, where) {
+  await page.locator("main h1").focus();
+  await page.keyboard.press("Tab");
+  const r = await page.evaluate(() => {
+    const el = document.activeElement;
+    const rgb = (c) => (c.match(/[\d.]+/g) || []).slice(0, 4).map(Number);
+    const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+    let bgEl = el.parentElement; let bg = [255, 255, 255];
+    while (bgEl) { const c = rgb(getComputedStyle(bgEl).backgroundColor); if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) { bg = c; break; } bgEl = bgEl.parentElement; }
+    const style = getComputedStyle(el);
+    const ring = rgb(style.outlineColor);
+    const probe = document.createElement("span"); probe.style.color = "var(--unknown)"; document.body.append(probe);
+    const unknown = getComputedStyle(probe).color; probe.remove();
+    const [a, b] = [lum(ring), lum(bg)].sort((x, y) => y - x);
+    return { tag: el.tagName, text: el.textContent.slice(0, 30), width: style.outlineWidth, style: style.outlineStyle, ring: style.outlineColor, unknown, contrast: (a + 0.05) / (b + 0.05) };
+  });
+  assert.ok(r.style !== "none" && parseFloat(r.width) >= 2, `${where}: no visible focus on ${r.tag} ${r.text}: ${JSON.stringify(r)}`);
+  assert.ok(r.contrast >= 3, `${where}: focus contrast ${r.contrast.toFixed(2)}: ${JSON.stringify(r)}`);
+  assert.notEqual(r.ring, r.unknown, `${where}: focus has the colour of unknown faces`);
+}
+
+/**
+ * Every page check at both widths and in dark mode: screenshot, no overflow, axe, the focus
+ * ring. `ready` waits for the page's content after a change of size or colours.
  */
 export async function checkPage(ctx, name, ready) {
   const { page, shot } = ctx;
-  for (const width of [1280, 375]) {
+  for (const [width, scheme] of [[1280, "light"], [375, "light"], [1280, "dark"]]) {
+    await page.emulateMedia({ colorScheme: scheme });
     await page.setViewportSize({ width, height: width === 375 ? 800 : 900 });
     if (ready) await ready();
     await page.waitForTimeout(150);
-    await noOverflow(page, `${name} at ${width}px`);
-    await shot(`${name}-${width}`);
-    await axe(page, `${name} at ${width}px`);
+    const where = `${name} at ${width}px${scheme === "dark" ? " in dark mode" : ""}`;
+    await noOverflow(page, where);
+    await shot(`${name}-${width}${scheme === "dark" ? "-dark" : ""}`);
+    await axe(page, where);
+    if (width === 1280) await focusRing(page, where);
   }
+  await page.emulateMedia({ colorScheme: "light" });
   await page.setViewportSize({ width: 1280, height: 900 });
 }
 

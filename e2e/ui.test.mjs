@@ -144,6 +144,19 @@ await step("correct one face in the panel without re-rendering the page, then un
   await page.getByText(`Face ${id} is back as it was.`).waitFor();
 });
 
+await step("unidentified faces: select a photo's faces at once, mark them, undo", async () => {
+  const section = page.getByRole("region", { name: /Unidentified faces/ });
+  const before = Number((await section.getByRole("heading").innerText()).match(/\((\d+)\)/)[1]);
+  const button = section.getByRole("button", { name: /^Select the \d+ faces? of bbt1\.jpg$/ });
+  const n = Number((await button.innerText()).match(/Select the (\d+)/)[1]);
+  await button.click();
+  await section.getByText(`${n} selected`).waitFor();
+  await section.getByRole("button", { name: "Not a student" }).click();
+  await section.getByRole("heading", { name: `Unidentified faces (${before - n})` }).waitFor();
+  await page.getByRole("status").filter({ hasText: `marked as not a student` }).getByRole("button", { name: "Undo" }).click();
+  await section.getByRole("heading", { name: `Unidentified faces (${before})` }).waitFor();
+});
+
 await step("attendance lists who was there, with evidence", async () => {
   const table = page.locator("#attendance");
   for (const name of Object.keys(people).filter((n) => n !== "Alex Lacamoire")) {

@@ -370,8 +370,22 @@ function unknownSection(ctx) {
     if (!ctx.images.size) empty = "No photo yet.";
     else if (unprocessed) empty = `${plural(unprocessed, "photo")} not processed yet: process them to find the faces.`;
     else empty = "Every face is identified.";
+    // Grouped by photo, each group with its own select button.
+    const byPhoto = new Map();
+    list.forEach((c, k) => { if (!byPhoto.has(c.image)) byPhoto.set(c.image, []); byPhoto.get(c.image).push(k); });
+    const groups = [...byPhoto].map(([imageId, ks]) => {
+      const img = ctx.images.get(imageId);
+      const name = img ? img.original_name || `photo ${imageId}` : "another photo";
+      return h("div", { class: "tile-group" },
+        h("div", { class: "row" }, h("strong", {}, name),
+          h("button", {
+            type: "button", class: "small", "data-key": `photo-${imageId}`,
+            onclick: () => { const on = !ks.every((k) => boxes[k].checked); for (const k of ks) { boxes[k].checked = on; toggle(list[k].id, on); } count.textContent = `${selected.size} selected`; },
+          }, `Select the ${plural(ks.length, "face")} of ${name}`)),
+        h("div", { class: "grid" }, ks.map((k) => tiles[k])));
+    });
     return [h("h2", { id: "unknown-h" }, `Unidentified faces (${list.length})`),
-      list.length ? [h("div", { class: "row" }, all, count), h("div", { class: "grid" }, tiles),
+      list.length ? [h("div", { class: "row" }, all, count), groups,
         h("div", { class: "row" }, field("Assign selected to", who), assignMany, notMany, sig)]
         : h("p", { class: "muted" }, empty),
       list.length && unprocessed ? h("p", { class: "muted" }, `${plural(unprocessed, "photo")} not processed yet.`) : null];
