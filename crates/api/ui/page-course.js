@@ -211,8 +211,12 @@ function sessionsSection(course) {
 
 // ---------- groups of unknown faces ----------
 
+// Groups shown at first; a course with many unknown people gets a button for the rest.
+const GROUPS_SHOWN = 8;
+
 function clustersSection(ctx, roster) {
   const { course } = ctx;
+  let shown = GROUPS_SHOWN;
   const section = component("section", { "aria-labelledby": "groups-h" }, async (self) => {
     const list = (await courses.clusters(course.id)).filter((c) => c.members.length);
     const byId = Object.fromEntries(ctx.students.map((s) => [s.id, s]));
@@ -226,7 +230,7 @@ function clustersSection(ctx, roster) {
         toast("Groups merged.", { near: self.root });
       }),
     }, "Merge selected groups");
-    const items = list.map((c, i) => {
+    const items = list.slice(0, shown).map((c, i) => {
       const n = i + 1;
       const pick = h("input", { type: "checkbox", "data-key": `pick-${c.id}`, onchange: (ev) => { ev.target.checked ? selected.add(c.id) : selected.delete(c.id); } });
       // Never pre-selected: a suggestion is a hint, and one click must not mislabel a group.
@@ -268,7 +272,18 @@ function clustersSection(ctx, roster) {
       onclick: () => guard(regroup, async () => { await courses.recluster(course.id); await self.refresh(); toast("Unknown faces regrouped.", { near: self.root }); }),
     }, "Regroup all unknown faces");
     return [h("h2", { id: "groups-h" }, "Unknown faces, grouped"),
-      list.length ? [h("p", { class: "muted" }, "Faces nobody matched, grouped across sessions by similarity."), items, merge]
+      list.length ? [h("p", { class: "muted" }, "Faces nobody matched, grouped across sessions by similarity."), items,
+        list.length > shown ? h("button", {
+          type: "button", "data-key": "more-groups",
+          onclick: async () => {
+            const first = shown;
+            shown += GROUPS_SHOWN * 2;
+            await self.refresh();
+            const next = self.root.querySelectorAll(".cluster input[type=checkbox]")[first];
+            if (next) next.focus();
+          },
+        }, `Show ${Math.min(GROUPS_SHOWN * 2, list.length - shown)} more of ${list.length} groups`) : null,
+        merge]
         : h("p", { class: "muted" }, "No group of unknown faces."),
       regroup];
   });
