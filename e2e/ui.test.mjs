@@ -299,6 +299,13 @@ await step("review: the server has every decision, and the CSV reflects them", a
   }
 });
 
+await step("recognising again keeps the corrections of the review", async () => {
+  await page.getByRole("button", { name: "Recognise again" }).click();
+  await page.getByText(/Recognised again: \d+ of \d+ faces matched automatically\./).waitFor();
+  await page.getByRole("button", { name: `Face ${decided.alex}: Alex Lacamoire` }).waitFor();
+  await page.getByRole("button", { name: `Face ${decided.notStudent}: not a student` }).waitFor();
+});
+
 // ---------- the other pages ----------
 
 await step("the course page: roster cards, search, edit with undo-able delete", async () => {
@@ -310,6 +317,13 @@ await step("the course page: roster cards, search, edit with undo-able delete", 
   assert.equal(await page.locator(".student-card:visible").count(), 1);
   await page.getByLabel("Find a student").fill("");
   await checkPage(ctx, "08-course", () => page.getByRole("heading", { name: "Attendance matrix" }).waitFor());
+  // Edit a student: only the card is drawn again, focus back on its Edit button.
+  const raj = page.getByRole("article", { name: "Raj" });
+  await raj.getByRole("button", { name: "Edit" }).click();
+  await raj.getByLabel("Student number").fill("S-0042");
+  await raj.getByRole("button", { name: "Save" }).click();
+  await raj.getByText("S-0042").waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), "Edit");
   // Delete, then undo: the student is still there on the server.
   await page.getByRole("article", { name: "Raj" }).getByRole("button", { name: "Delete" }).click();
   await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();

@@ -1,8 +1,7 @@
 // Hash routes → page modules. A page is `async (main, params) => void` that fills `main` and
 // sets the title; the router scrolls to the top and focuses the page heading on every navigation.
-import { auth } from "./api.js";
+import { auth, plainError } from "./api.js";
 import { h } from "./dom.js";
-import { plainError } from "./api.js";
 import { loginPage } from "./page-login.js";
 import { homePage } from "./page-home.js";
 import { coursePage } from "./page-course.js";
