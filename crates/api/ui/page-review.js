@@ -117,6 +117,9 @@ export async function reviewPage(main, id) {
     decide({ student: s }, t0);
   };
   document.addEventListener("keydown", onKey);
+  let resizing = null;
+  const onResize = () => { clearTimeout(resizing); resizing = setTimeout(draw, 100); };
+  window.addEventListener("resize", onResize);
 
   const preload = (from) => {
     for (const fid of queue.slice(from, from + 4)) {
@@ -125,6 +128,9 @@ export async function reviewPage(main, id) {
       if (c && c.image) imageUrl(images.preview(c.image)).catch(() => {});
     }
   };
+
+  // The face and its region side by side, also on a phone.
+  const side = () => (window.innerWidth < 700 ? Math.floor((Math.min(window.innerWidth, 700) - 84) / 2) : 280);
 
   function draw() {
     const done = queue.filter((fid) => decidedByHand(ctx.crops.get(fid))).length;
@@ -142,11 +148,12 @@ export async function reviewPage(main, id) {
     const d = c.decision;
     progress.textContent = `${index + 1} of ${queue.length} to review · ${done} decided`;
     const big = authImg(crops.image(c.id), { class: "review-face", alt: `Face ${c.id}` }, { eager: true });
+    Object.assign(big.style, { width: `${side()}px`, height: `${side()}px` });
     if (timings.firstPaintMs === null) {
       big.addEventListener("load", () => { if (timings.firstPaintMs === null) timings.firstPaintMs = performance.now() - started; }, { once: true });
     }
     stage.replaceChildren(
-      h("div", { class: "review-pics" }, big, image ? photoRegion(image, c.bbox, 280) : null),
+      h("div", { class: "review-pics" }, big, image ? photoRegion(image, c.bbox, side()) : null),
       h("div", { class: "review-info" },
         h("p", { class: "sr-status", role: "status" }, announce),
         h("h2", { class: "review-now", id: "review-now" }, `Face ${c.id}: now ${faceLabel(ctx, c)}`),
@@ -175,5 +182,5 @@ export async function reviewPage(main, id) {
     h("p", { class: "muted" }, "Keys: Enter or A accept · P or / pick another · N not a student · S or → skip · ← back · Z undo"));
   picker.id = "picker-input";
   draw();
-  return () => document.removeEventListener("keydown", onKey);
+  return () => { document.removeEventListener("keydown", onKey); window.removeEventListener("resize", onResize); };
 }
