@@ -52,7 +52,7 @@ await step("create a course", async () => {
   await page.getByRole("heading", { name: "CS101 — Databases" }).waitFor();
   courseId = Number(new URL(page.url()).hash.match(/courses\/(\d+)/)[1]);
   // A new page starts at the top, its heading focused.
-  assert.equal(await page.evaluate(() => document.activeElement.tagName), "H1");
+  await page.waitForFunction(() => document.activeElement.tagName === "H1", null, { timeout: 5000 });
 });
 
 await step("enroll the students from their photos", async () => {
@@ -137,7 +137,7 @@ await step("correct one face in the panel without re-rendering the page, then un
   await panel.getByRole("button", { name: "Assign", exact: true }).click();
   await panel.getByText(`Face ${id}: Alex Lacamoire`).waitFor();
   // Focus stays on the button the user pressed, and the page was not rebuilt.
-  assert.equal(await page.evaluate(() => document.activeElement.dataset.key), "assign");
+  await page.waitForFunction(() => document.activeElement.dataset.key === "assign", null, { timeout: 5000 });
   assert.equal(await page.evaluate(() => document.querySelector("h1").dataset.marker), "kept");
   await page.getByRole("status").filter({ hasText: `Face ${id} assigned to Alex Lacamoire.` }).getByRole("button", { name: "Undo" }).click();
   await panel.getByText(`Face ${id}: unknown`).waitFor();
@@ -323,7 +323,7 @@ await step("the course page: roster cards, search, edit with undo-able delete", 
   await raj.getByLabel("Student number").fill("S-0042");
   await raj.getByRole("button", { name: "Save" }).click();
   await raj.getByText("S-0042").waitFor();
-  assert.equal(await page.evaluate(() => document.activeElement.textContent), "Edit");
+  await page.waitForFunction(() => document.activeElement.textContent === "Edit", null, { timeout: 5000 });
   // Delete, then undo: the student is still there on the server.
   await page.getByRole("article", { name: "Raj" }).getByRole("button", { name: "Delete" }).click();
   await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
