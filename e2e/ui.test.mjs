@@ -360,6 +360,18 @@ if (poison) {
     await status.getByText(/WorkerCrashed: poison\.png: .*(SIGABRT|signal)/).waitFor({ timeout: T });
     await status.getByText(/Processing partial: 2 of 2 photos, 2 faces/).waitFor();
     await shot("09-worker-crash");
+    // The crashed photo is deleted (after the few seconds in which Undo could keep it).
+    await page.getByRole("button", { name: "Delete photo poison.png" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+    await page.getByRole("status").filter({ hasText: "Photo poison.png deleted." }).waitFor();
+    for (let i = 0; ; i++) {
+      const left = await api("GET", `/attendance/sessions/${s.id}/images/`);
+      if (left.length === 1) { assert.equal(left[0].original_name, "examples__two_people.jpg"); break; }
+      assert.ok(i < 100, `still ${left.length} photos`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await page.locator("figure.photo").first().waitFor();
+    assert.equal(await page.locator("figure.photo").count(), 1);
   });
 }
 
