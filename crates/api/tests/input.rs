@@ -981,7 +981,7 @@ async fn every_answer_carries_nosniff_no_referrer_and_api_answers_no_store() {
         assert_eq!(r.headers["referrer-policy"], "no-referrer", "{path}");
         assert_eq!(r.headers["cache-control"], "no-store", "{path}");
     }
-    for path in ["/", "/ui/app.js", "/ui/app.css"] {
+    for path in ["/", "/ui/main.js", "/ui/page-review.js", "/ui/app.css"] {
         let r = t.call(Method::GET, path, None, None).await;
         assert_eq!(r.status, StatusCode::OK, "{path}");
         assert_eq!(r.headers["x-content-type-options"], "nosniff", "{path}");
