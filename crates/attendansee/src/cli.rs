@@ -222,6 +222,10 @@ pub struct ServeArgs {
     /// Seconds a worker may spend on one job before it is killed [default: 60]
     #[arg(long, env = "ATTENDANSEE_JOB_TIMEOUT", value_name = "SECONDS")]
     pub job_timeout: Option<u64>,
+    /// Seconds a node holds a processing job without renewing its lease (renewed every third of
+    /// it); a job whose node died is taken over by another node after this [default: 30]
+    #[arg(long, env = "ATTENDANSEE_JOB_LEASE_SECONDS", value_name = "SECONDS")]
+    pub job_lease_seconds: Option<u64>,
     /// Jobs after which a worker is replaced; 0 for never [default: 10000]
     #[arg(long, env = "ATTENDANSEE_WORKER_MAX_JOBS", value_name = "N")]
     pub worker_max_jobs: Option<u64>,

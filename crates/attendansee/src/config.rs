@@ -36,6 +36,7 @@ pub struct FileConfig {
     pub workers: Option<usize>,
     pub queue: Option<usize>,
     pub job_timeout: Option<u64>,
+    pub job_lease_seconds: Option<u64>,
     pub worker_max_jobs: Option<u64>,
     pub worker_max_rss_mb: Option<u64>,
     pub detector: Option<String>,
@@ -111,6 +112,7 @@ pub struct ServeConfig {
     pub workers: usize,
     pub queue: usize,
     pub job_timeout: u64,
+    pub job_lease_seconds: u64,
     pub worker_max_jobs: u64,
     pub worker_max_rss_mb: u64,
     pub detector: String,
@@ -214,6 +216,15 @@ impl ServeConfig {
         );
         let job_timeout = flags.job_timeout.or(file.job_timeout).unwrap_or(60);
         anyhow::ensure!(job_timeout >= 1, "job_timeout must be at least 1 second");
+        let job_lease_seconds = flags
+            .job_lease_seconds
+            .or(file.job_lease_seconds)
+            .unwrap_or(30);
+        // Renewed every third of it: at least a second between renewals.
+        anyhow::ensure!(
+            (3..=3600).contains(&job_lease_seconds),
+            "job_lease_seconds must be 3 to 3600, got {job_lease_seconds}"
+        );
         let recognizers = flags
             .recognizers
             .clone()
@@ -241,6 +252,7 @@ impl ServeConfig {
             workers,
             queue: flags.queue.or(file.queue).unwrap_or(32),
             job_timeout,
+            job_lease_seconds,
             worker_max_jobs: flags
                 .worker_max_jobs
                 .or(file.worker_max_jobs)
@@ -279,6 +291,7 @@ mod tests {
         let serve = ServeConfig::resolve(&ServeArgs::default(), &FileConfig::default()).unwrap();
         assert_eq!(serve.bind.to_string(), "127.0.0.1:8000");
         assert_eq!(serve.token_ttl_days, 14);
+        assert_eq!(serve.job_lease_seconds, 30);
     }
 
     #[test]

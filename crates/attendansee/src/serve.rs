@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use attendansee_api::{AppState, Settings, router};
 use attendansee_pool::{Pool, PoolConfig};
+use attendansee_services::jobs::{JobLeases, run_jobs};
 use attendansee_store::{BlobStore, DataDirLock, Store, sweep_orphan_blobs};
 
 use crate::config::{Common, ServeConfig};
@@ -79,6 +80,8 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
         },
         ..Settings::default()
     };
+    // The data-directory lock makes this the only node: jobs still running were its previous
+    // process's, and resume at once instead of after their leases run out.
     let requeued = store.requeue_interrupted_jobs().await?;
     if requeued > 0 {
         tracing::info!(
@@ -86,6 +89,12 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
             "resuming jobs interrupted by the last stop"
         );
     }
+    let leases = JobLeases::new(Duration::from_secs(config.job_lease_seconds));
+    tracing::info!(
+        node = leases.node(),
+        job_lease_seconds = config.job_lease_seconds,
+        "this node's id (jobs it runs name it as their lease owner)"
+    );
     // Bind first: a port in use should fail before any worker is started.
     let listener = TcpListener::bind(config.bind)
         .await
@@ -99,7 +108,7 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
         "worker pool starting"
     );
     let state = AppState::new(store.clone(), blobs, settings).with_pool(pool.clone());
-    let job_runner = tokio::spawn(attendansee_services::jobs::run_jobs(state.services.clone()));
+    let job_runner = tokio::spawn(run_jobs(state.services.clone(), leases));
     let app = router(state);
     let addr = listener.local_addr()?;
     tracing::info!(data_dir = %common.data_dir.display(), "listening on http://{addr}");
@@ -121,7 +130,8 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
             tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}; stopping anyway");
         }
     }
-    // The runner stops between photos; a photo it was processing is picked up again next start.
+    // The runner stops between photos; a photo it was processing is picked up again next start
+    // (or, with several nodes, by another node once the job's lease runs out).
     job_runner.abort();
     pool.shutdown(Duration::from_secs(10)).await;
     store.close().await;

@@ -150,7 +150,7 @@ mod tests {
         std::fs::write(&upload, b"photo").unwrap();
         let (photo, face) = (
             crate::blob_keys::session_photo(7, "abc"),
-            crate::blob_keys::session_face(1, 0),
+            crate::blob_keys::session_face(1, "run", 0),
         );
         blobs.put_file(&photo, &upload).await.unwrap();
         assert!(!upload.exists(), "moved, not copied");

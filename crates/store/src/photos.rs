@@ -9,7 +9,7 @@ use crate::names;
 use crate::scope::{Table, and_equal};
 use crate::{
     CropFilter, EmbeddingRecord, FaceCrop, ImageInsert, MatchDecision, NewCrop, NewImage, Page,
-    Paged, Result, Scope, SessionImage, Store, StoreError,
+    Paged, PhotoCommit, Result, Scope, SessionImage, Store, StoreError,
 };
 
 const IMAGE_COLUMNS: &str = "i.id, i.session_id, i.blob_key, i.sha256, i.original_name, i.width, i.height, i.status, i.error, i.created_at, i.preview_blob_key";
@@ -240,24 +240,55 @@ impl Store {
             .await?)
     }
 
-    /// Records the faces of a photo with their embeddings and marks it processed, all in one
-    /// transaction. A photo already processed is left as it is (no duplicate crops).
+    /// Records the faces of a photo with their embeddings and marks it processed, in one
+    /// transaction (see [`Store::commit_photo_results`]); returns the new crops' ids, none for a
+    /// photo already processed.
     pub async fn record_image_faces(&self, image_id: i64, crops: &[NewCrop]) -> Result<Vec<i64>> {
+        Ok(
+            match self.commit_photo_results(image_id, crops, None).await? {
+                PhotoCommit::Recorded(ids) => ids,
+                PhotoCommit::AlreadyProcessed => Vec::new(),
+            },
+        )
+    }
+
+    /// Records a processed photo's results — its faces with their embeddings, and its preview —
+    /// and marks it processed, all in one transaction, once: a photo already processed is left
+    /// as it is ([`PhotoCommit::AlreadyProcessed`]), so two nodes that processed the same photo
+    /// leave one set of crops. `NotFound` when the photo is gone.
+    pub async fn commit_photo_results(
+        &self,
+        image_id: i64,
+        crops: &[NewCrop],
+        preview_key: Option<&str>,
+    ) -> Result<PhotoCommit> {
         let mut tx = self.write_tx().await?;
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM session_images WHERE id = $1")
-                .bind(image_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match status.as_deref() {
-            None => {
-                return Err(StoreError::NotFound {
+        // Claiming the photo is the first write: it locks the row (PostgreSQL) until the commit,
+        // and a second committer, once let through, no longer matches `status <> 'processed'`.
+        let claimed = sqlx::query(
+            "UPDATE session_images SET status = 'processed', error = NULL,
+                 preview_blob_key = COALESCE($1, preview_blob_key)
+             WHERE id = $2 AND status <> 'processed'",
+        )
+        .bind(preview_key)
+        .bind(image_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM session_images WHERE id = $1")
+                    .bind(image_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            tx.commit().await?;
+            return match exists {
+                Some(_) => Ok(PhotoCommit::AlreadyProcessed),
+                None => Err(StoreError::NotFound {
                     entity: "Image",
                     id: image_id,
-                });
-            }
-            Some("processed") => return Ok(Vec::new()),
-            Some(_) => {}
+                }),
+            };
         }
         let now = Utc::now();
         let mut ids = Vec::with_capacity(crops.len());
@@ -265,12 +296,8 @@ impl Store {
             let id = insert_crop(&mut tx, CropOwner::Image(image_id), crop, now).await?;
             ids.push(id);
         }
-        sqlx::query("UPDATE session_images SET status = 'processed', error = NULL WHERE id = $1")
-            .bind(image_id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
-        Ok(ids)
+        Ok(PhotoCommit::Recorded(ids))
     }
 
     /// Records the blob key of a photo's preview; `NotFound` when the photo is gone (the caller

@@ -8,6 +8,14 @@ async fn open(dir: &tempfile::TempDir) -> Store {
     Store::open(&dir.path().join("db.sqlite3")).await.unwrap()
 }
 
+/// A node's lease on the jobs it claims: long enough never to run out during a test.
+fn node(name: &str) -> attendansee_store::JobLease {
+    attendansee_store::JobLease {
+        owner: name.into(),
+        duration: std::time::Duration::from_secs(600),
+    }
+}
+
 fn course(code: &str) -> CourseFields {
     CourseFields {
         name: format!("Course {code}"),
@@ -450,10 +458,10 @@ mod photos_and_jobs {
             ids.push(job.id);
         }
         let mut order = Vec::new();
-        while let Some(job) = store.claim_job().await.unwrap() {
+        while let Some(job) = store.claim_job(&node("a")).await.unwrap() {
             order.push(job.payload);
             store
-                .finish_job(job.id, JobStatus::Succeeded, None)
+                .finish_job(job.id, "a", (JobStatus::Succeeded, None), None)
                 .await
                 .unwrap();
             // Started one after the other, as the runner does.
@@ -477,20 +485,25 @@ mod photos_and_jobs {
             .await
             .unwrap();
         assert!(!created && same.id == job.id);
-        let claimed = store.claim_job().await.unwrap().unwrap();
+        let claimed = store.claim_job(&node("a")).await.unwrap().unwrap();
         assert_eq!((claimed.id, claimed.status), (job.id, JobStatus::Running));
-        assert!(store.claim_job().await.unwrap().is_none());
+        assert!(store.claim_job(&node("a")).await.unwrap().is_none());
         assert_eq!(store.requeue_interrupted_jobs().await.unwrap(), 1);
         assert_eq!(store.job_status(job.id).await.unwrap(), JobStatus::Queued);
-        store.claim_job().await.unwrap().unwrap();
-        store.job_progress(job.id, 2, 3, "[]", "{}").await.unwrap();
+        store.claim_job(&node("a")).await.unwrap().unwrap();
+        assert!(
+            store
+                .job_progress(job.id, "a", (2, 3), "[]", "{}")
+                .await
+                .unwrap()
+        );
         let cancelled = store.cancel_job(alice.scope(), job.id).await.unwrap();
         assert_eq!(
             (cancelled.status, cancelled.done),
             (JobStatus::Cancelled, 2)
         );
         store
-            .finish_job(job.id, JobStatus::Succeeded, None)
+            .finish_job(job.id, "a", (JobStatus::Succeeded, None), None)
             .await
             .unwrap();
         assert_eq!(
@@ -916,7 +929,7 @@ mod deleted_blobs {
             .record_image_faces(image.id, &[face(Some(crop_key.clone())), face(None)])
             .await
             .unwrap();
-        let preview_key = attendansee_store::blob_keys::session_preview(image.id);
+        let preview_key = attendansee_store::blob_keys::session_preview(image.id, "run");
         store
             .set_image_preview(image.id, &preview_key)
             .await
@@ -1712,7 +1725,7 @@ mod vocabulary_columns {
                 store.get_job(Scope::All, queued.id).await.unwrap().kind,
                 known
             );
-            let claimed = store.claim_job().await.unwrap().unwrap();
+            let claimed = store.claim_job(&node("a")).await.unwrap().unwrap();
             assert_eq!((claimed.id, claimed.kind), (queued.id, known));
         }
         let listed = store.list_jobs(Scope::All, Page::ALL).await.unwrap().items;
@@ -1820,9 +1833,9 @@ mod vocabulary_columns {
                 .iter()
                 .any(|j| j.id == odd.id && j.kind == unknown)
         );
-        let claimed = store.claim_job().await.unwrap().unwrap();
+        let claimed = store.claim_job(&node("a")).await.unwrap().unwrap();
         assert_eq!(claimed.id, next.id);
-        assert!(store.claim_job().await.unwrap().is_none());
+        assert!(store.claim_job(&node("a")).await.unwrap().is_none());
         assert_eq!(store.job_status(odd.id).await.unwrap(), JobStatus::Failed);
         let (error,): (Option<String>,) = sqlx::query_as("SELECT error FROM jobs WHERE id = $1")
             .bind(odd.id)
