@@ -69,55 +69,57 @@ pub struct SessionFacts {
 
 impl Store {
     pub async fn session_facts(&self, scope: Scope, session_id: i64) -> Result<SessionFacts> {
-        let session = self.get_session(scope, session_id).await?;
-        let students: Vec<Student> = sqlx::query_as(
-            "SELECT id, course_id, name, external_id, created_at FROM students WHERE course_id = $1 ORDER BY id",
-        )
-        .bind(session.course_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let evidence: Vec<EvidenceRow> = sqlx::query_as(
-            "SELECT f.student_id, f.id AS crop_id, f.image_id, f.assignment_source AS source, f.confidence AS similarity
+        with_pool!(self, pool => {
+            let session = self.get_session(scope, session_id).await?;
+            let students: Vec<Student> = sqlx::query_as(
+                "SELECT id, course_id, name, external_id, created_at FROM students WHERE course_id = $1 ORDER BY id",
+            )
+            .bind(session.course_id)
+            .fetch_all(pool)
+            .await?;
+            let evidence: Vec<EvidenceRow> = sqlx::query_as(
+                "SELECT f.student_id, f.id AS crop_id, f.image_id, f.assignment_source AS source, f.confidence AS similarity
              FROM face_crops f JOIN session_images i ON i.id = f.image_id
              WHERE i.session_id = $1 AND f.student_id IS NOT NULL ORDER BY f.student_id, f.id",
-        )
-        .bind(session_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let evidence = evidence
-            .into_iter()
-            .map(Evidence::try_from)
-            .collect::<Result<_>>()?;
-        let (unresolved_faces,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM face_crops f JOIN session_images i ON i.id = f.image_id
+            )
+            .bind(session_id)
+            .fetch_all(pool)
+            .await?;
+            let evidence = evidence
+                .into_iter()
+                .map(Evidence::try_from)
+                .collect::<Result<_>>()?;
+            let (unresolved_faces,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM face_crops f JOIN session_images i ON i.id = f.image_id
              WHERE i.session_id = $1 AND f.student_id IS NULL AND f.not_a_student = FALSE
                AND (f.assignment_source IS NULL OR f.assignment_source <> $2)",
-        )
-        .bind(session_id)
-        .bind(Source::Manual.as_str())
-        .fetch_one(&self.pool)
-        .await?;
-        let (photos, unfinished_photos): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(status <> 'processed'), 0) FROM session_images WHERE session_id = $1",
-        )
-        .bind(session_id)
-        .fetch_one(&self.pool)
-        .await?;
-        let overrides: Vec<(i64, AttendanceStatus)> = sqlx::query_as(
-            "SELECT student_id, status FROM attendance WHERE session_id = $1 AND source = $2",
-        )
-        .bind(session_id)
-        .bind(Source::Manual.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(SessionFacts {
-            session,
-            students,
-            evidence,
-            unresolved_faces,
-            unfinished_photos,
-            photos,
-            overrides,
+            )
+            .bind(session_id)
+            .bind(Source::Manual.as_str())
+            .fetch_one(pool)
+            .await?;
+            let (photos, unfinished_photos): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), COUNT(CASE WHEN status <> 'processed' THEN 1 END) FROM session_images WHERE session_id = $1",
+            )
+            .bind(session_id)
+            .fetch_one(pool)
+            .await?;
+            let overrides: Vec<(i64, AttendanceStatus)> = sqlx::query_as(
+                "SELECT student_id, status FROM attendance WHERE session_id = $1 AND source = $2",
+            )
+            .bind(session_id)
+            .bind(Source::Manual.as_str())
+            .fetch_all(pool)
+            .await?;
+            Ok(SessionFacts {
+                session,
+                students,
+                evidence,
+                unresolved_faces,
+                unfinished_photos,
+                photos,
+                overrides,
+            })
         })
     }
 
@@ -129,48 +131,52 @@ impl Store {
         student_id: i64,
         status: Option<AttendanceStatus>,
     ) -> Result<()> {
-        let session = self.get_session(scope, session_id).await?;
-        let student = self.get_student(scope, student_id).await?;
-        if student.course_id != session.course_id {
-            return Err(StoreError::Invalid(format!(
-                "student {student_id} is not enrolled in the course of session {session_id}"
-            )));
-        }
-        match status {
-            Some(status) => {
-                sqlx::query(
-                    "INSERT INTO attendance (session_id, student_id, status, source, updated_at)
+        with_pool!(self, pool => {
+            let session = self.get_session(scope, session_id).await?;
+            let student = self.get_student(scope, student_id).await?;
+            if student.course_id != session.course_id {
+                return Err(StoreError::Invalid(format!(
+                    "student {student_id} is not enrolled in the course of session {session_id}"
+                )));
+            }
+            match status {
+                Some(status) => {
+                    sqlx::query(
+                        "INSERT INTO attendance (session_id, student_id, status, source, updated_at)
                      VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT (session_id, student_id) DO UPDATE SET status = excluded.status,
                          source = excluded.source, updated_at = excluded.updated_at",
-                )
-                .bind(session_id)
-                .bind(student_id)
-                .bind(status)
-                .bind(Source::Manual.as_str())
-                .bind(Utc::now())
-                .execute(&self.pool)
-                .await?;
-            }
-            None => {
-                sqlx::query("DELETE FROM attendance WHERE session_id = $1 AND student_id = $2")
+                    )
                     .bind(session_id)
                     .bind(student_id)
-                    .execute(&self.pool)
+                    .bind(status)
+                    .bind(Source::Manual.as_str())
+                    .bind(Utc::now())
+                    .execute(pool)
                     .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM attendance WHERE session_id = $1 AND student_id = $2")
+                        .bind(session_id)
+                        .bind(student_id)
+                        .execute(pool)
+                        .await?;
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// All sessions of a course, oldest first (for the course's attendance matrix).
     pub async fn course_session_ids(&self, scope: Scope, course_id: i64) -> Result<Vec<i64>> {
-        self.get_course(scope, course_id).await?;
-        Ok(
-            sqlx::query_scalar("SELECT id FROM sessions WHERE course_id = $1 ORDER BY held_at, id")
-                .bind(course_id)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        with_pool!(self, pool => {
+            self.get_course(scope, course_id).await?;
+            Ok(
+                sqlx::query_scalar("SELECT id FROM sessions WHERE course_id = $1 ORDER BY held_at, id")
+                    .bind(course_id)
+                    .fetch_all(pool)
+                    .await?,
+            )
+        })
     }
 }

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use futures::TryStreamExt;
 
-use crate::scope::{Table, require_visible};
+use crate::scope::Table;
 use crate::{BlobStore, Result, Scope, Store};
 
 /// What is being deleted; each owns photos and reference photos, and the crops found in them.
@@ -59,61 +59,6 @@ impl Owner {
     }
 }
 
-/// Deletes `owner`'s row (and by cascade what hangs off it) inside `tx`, and returns the blob
-/// keys that only the deleted rows referenced, for the caller to delete after the commit.
-async fn delete_owner(tx: &mut sqlx::SqliteConnection, owner: Owner) -> Result<Vec<String>> {
-    let keys = owned_keys(tx, owner).await?;
-    sqlx::query(&format!("DELETE FROM {} WHERE id = $1", owner.table()))
-        .bind(owner.id())
-        .execute(&mut *tx)
-        .await?;
-    unreferenced(tx, keys).await
-}
-
-/// The blob keys of everything `owner` owns: photos (and their previews), reference photos, and
-/// their face crops.
-/// Called inside the deleting transaction, before the `DELETE`.
-async fn owned_keys(tx: &mut sqlx::SqliteConnection, owner: Owner) -> Result<Vec<String>> {
-    let (images, references) = owner.conditions();
-    let sql = format!(
-        "WITH imgs AS (SELECT id, blob_key, preview_blob_key FROM session_images WHERE {images}),
-              refs AS (SELECT id, blob_key FROM reference_photos WHERE {references})
-         SELECT blob_key FROM imgs
-         UNION SELECT preview_blob_key FROM imgs WHERE preview_blob_key IS NOT NULL
-         UNION SELECT blob_key FROM refs
-         UNION SELECT crop_blob_key FROM face_crops
-               WHERE crop_blob_key IS NOT NULL
-                 AND (image_id IN (SELECT id FROM imgs) OR reference_photo_id IN (SELECT id FROM refs))"
-    );
-    Ok(sqlx::query_scalar(&sql)
-        .bind(owner.id())
-        .fetch_all(&mut *tx)
-        .await?)
-}
-
-/// `keys` without those some row still references (a key two rows share, such as the same
-/// photo's, must outlive the first row). Called inside the transaction, after the `DELETE`.
-async fn unreferenced(tx: &mut sqlx::SqliteConnection, keys: Vec<String>) -> Result<Vec<String>> {
-    if keys.is_empty() {
-        return Ok(keys);
-    }
-    let list = serde_json::Value::from(keys.clone()).to_string();
-    // `IN (subquery)` is materialised once, so each table is scanned once however many keys.
-    let still: HashSet<String> = sqlx::query_scalar(
-        "WITH k AS (SELECT value FROM json_each($1))
-         SELECT blob_key FROM session_images WHERE blob_key IN (SELECT value FROM k)
-         UNION SELECT preview_blob_key FROM session_images WHERE preview_blob_key IN (SELECT value FROM k)
-         UNION SELECT blob_key FROM reference_photos WHERE blob_key IN (SELECT value FROM k)
-         UNION SELECT crop_blob_key FROM face_crops WHERE crop_blob_key IN (SELECT value FROM k)",
-    )
-    .bind(list)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .collect();
-    Ok(keys.into_iter().filter(|k| !still.contains(k)).collect())
-}
-
 impl Store {
     /// Deletes `owner` (and what hangs off it) in one transaction, if `scope` sees its row of
     /// `table`; else `NotFound`. Returns the blob keys only the deleted rows referenced, for the
@@ -124,32 +69,38 @@ impl Store {
         owner: Owner,
         table: &Table,
     ) -> Result<Vec<String>> {
-        let mut tx = self.write_tx().await?;
-        require_visible(&mut tx, table, scope, owner.id()).await?;
-        let keys = delete_owner(&mut tx, owner).await?;
-        tx.commit().await?;
-        Ok(keys)
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            require_visible(&mut tx, table, scope, owner.id()).await?;
+            let keys = delete_owner(&mut tx, owner).await?;
+            tx.commit().await?;
+            Ok(keys)
+        })
     }
 
     /// Of `keys`, those no row references. A failed write cleans up with this: its keys are
     /// content-addressed, so one may already belong to a row stored before (the same photo,
     /// uploaded again), whose blob must stay.
     pub async fn unreferenced_blob_keys(&self, keys: Vec<String>) -> Result<Vec<String>> {
-        let mut connection = self.pool.acquire().await?;
-        unreferenced(&mut connection, keys).await
+        with_pool!(self, pool => {
+            let mut connection = pool.acquire().await?;
+            unreferenced(&mut connection, keys).await
+        })
     }
 
     /// Every blob key some row references.
     pub async fn referenced_blob_keys(&self) -> Result<HashSet<String>> {
-        let keys: Vec<String> = sqlx::query_scalar(
-            "SELECT blob_key FROM session_images
+        with_pool!(self, pool => {
+            let keys: Vec<String> = sqlx::query_scalar(
+                "SELECT blob_key FROM session_images
              UNION SELECT preview_blob_key FROM session_images WHERE preview_blob_key IS NOT NULL
              UNION SELECT blob_key FROM reference_photos
              UNION SELECT crop_blob_key FROM face_crops WHERE crop_blob_key IS NOT NULL",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(keys.into_iter().collect())
+            )
+            .fetch_all(pool)
+            .await?;
+            Ok(keys.into_iter().collect())
+        })
     }
 }
 
@@ -167,4 +118,61 @@ pub async fn sweep_orphan_blobs(store: &Store, blobs: &BlobStore) -> Result<usiz
         blobs.delete(key).await?;
     }
     Ok(orphans.len())
+}
+
+per_backend! {
+    /// Deletes `owner`'s row (and by cascade what hangs off it) inside `tx`, and returns the blob
+    /// keys that only the deleted rows referenced, for the caller to delete after the commit.
+    pub(crate) async fn delete_owner(tx: &mut Conn, owner: Owner) -> Result<Vec<String>> {
+        let keys = owned_keys(tx, owner).await?;
+        sqlx::query(&format!("DELETE FROM {} WHERE id = $1", owner.table()))
+            .bind(owner.id())
+            .execute(&mut *tx)
+            .await?;
+        unreferenced(tx, keys).await
+    }
+
+    /// The blob keys of everything `owner` owns: photos (and their previews), reference photos, and
+    /// their face crops.
+    /// Called inside the deleting transaction, before the `DELETE`.
+    pub(crate) async fn owned_keys(tx: &mut Conn, owner: Owner) -> Result<Vec<String>> {
+        let (images, references) = owner.conditions();
+        let sql = format!(
+            "WITH imgs AS (SELECT id, blob_key, preview_blob_key FROM session_images WHERE {images}),
+                  refs AS (SELECT id, blob_key FROM reference_photos WHERE {references})
+             SELECT blob_key FROM imgs
+             UNION SELECT preview_blob_key FROM imgs WHERE preview_blob_key IS NOT NULL
+             UNION SELECT blob_key FROM refs
+             UNION SELECT crop_blob_key FROM face_crops
+                   WHERE crop_blob_key IS NOT NULL
+                     AND (image_id IN (SELECT id FROM imgs) OR reference_photo_id IN (SELECT id FROM refs))"
+        );
+        Ok(sqlx::query_scalar(&sql)
+            .bind(owner.id())
+            .fetch_all(&mut *tx)
+            .await?)
+    }
+
+    /// `keys` without those some row still references (a key two rows share, such as the same
+    /// photo's, must outlive the first row). Called inside the transaction, after the `DELETE`.
+    pub(crate) async fn unreferenced(tx: &mut Conn, keys: Vec<String>) -> Result<Vec<String>> {
+        if keys.is_empty() {
+            return Ok(keys);
+        }
+        let list = serde_json::Value::from(keys.clone()).to_string();
+        // `IN (subquery)` is materialised once, so each table is scanned once however many keys.
+        let still: HashSet<String> = sqlx::query_scalar(&format!(
+            "WITH k AS ({JSON_VALUES})
+             SELECT blob_key FROM session_images WHERE blob_key IN (SELECT value FROM k)
+             UNION SELECT preview_blob_key FROM session_images WHERE preview_blob_key IN (SELECT value FROM k)
+             UNION SELECT blob_key FROM reference_photos WHERE blob_key IN (SELECT value FROM k)
+             UNION SELECT crop_blob_key FROM face_crops WHERE crop_blob_key IN (SELECT value FROM k)",
+        ))
+        .bind(list)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        Ok(keys.into_iter().filter(|k| !still.contains(k)).collect())
+    }
 }

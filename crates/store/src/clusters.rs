@@ -3,12 +3,11 @@
 
 use attendansee_vocabulary::{Reason, Source};
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
 
-use crate::courses::{STUDENTS, insert_student};
+use crate::courses::STUDENTS;
 use crate::photos::vector_from_bytes;
-use crate::recognition::{LabelledVector, prune_empty_clusters};
-use crate::scope::{Table, fetch_visible};
+use crate::recognition::LabelledVector;
+use crate::scope::Table;
 use crate::{Result, Scope, Store, StoreError, Student, StudentFields};
 
 /// A group of unknown faces of one course.
@@ -83,7 +82,7 @@ impl From<ClusterRow> for ClusterRecord {
 }
 
 const CLUSTER_COLUMNS: &str = "k.id, k.course_id, k.model_name, k.suggested_student_id, k.suggested_similarity,
-     k.locked, k.created_at, (SELECT group_concat(f.id) FROM face_crops f WHERE f.cluster_id = k.id) AS members";
+     k.locked, k.created_at, (SELECT string_agg(CAST(f.id AS TEXT), ',') FROM face_crops f WHERE f.cluster_id = k.id) AS members";
 const CLUSTERS: Table = Table {
     entity: "Cluster",
     from: "clusters k JOIN courses c ON c.id = k.course_id",
@@ -95,8 +94,9 @@ impl Store {
     /// except those automatic assignment found too poor to recognise (`too_small`, `blurred`,
     /// `profile`): their vectors would link strangers into one cluster.
     pub async fn cluster_inputs(&self, course_id: i64, model: &str) -> Result<ClusterInputs> {
-        let rows: Vec<InputRow> = sqlx::query_as(
-            "SELECT f.id AS crop_id, k.id AS cluster, k.locked, e.vector
+        with_pool!(self, pool => {
+            let rows: Vec<InputRow> = sqlx::query_as(
+                "SELECT f.id AS crop_id, k.id AS cluster, k.locked, e.vector
              FROM face_crops f
              JOIN session_images i ON i.id = f.image_id
              JOIN sessions s ON s.id = i.session_id
@@ -105,42 +105,43 @@ impl Store {
              WHERE s.course_id = $1 AND f.student_id IS NULL AND f.not_a_student = FALSE
                AND (f.match_reason IS NULL OR f.match_reason NOT IN ($3, $4, $5))
              ORDER BY f.id",
-        )
-        .bind(course_id)
-        .bind(model)
-        .bind(Reason::TooSmall.as_str())
-        .bind(Reason::Blurred.as_str())
-        .bind(Reason::Profile.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        let mut inputs = ClusterInputs::default();
-        for InputRow {
-            crop_id,
-            cluster,
-            locked,
-            vector,
-        } in rows
-        {
-            let vector = vector_from_bytes(&vector);
-            match cluster {
-                Some(cluster) => {
-                    if locked == Some(true) && !inputs.locked.contains(&cluster) {
-                        inputs.locked.push(cluster);
+            )
+            .bind(course_id)
+            .bind(model)
+            .bind(Reason::TooSmall.as_str())
+            .bind(Reason::Blurred.as_str())
+            .bind(Reason::Profile.as_str())
+            .fetch_all(pool)
+            .await?;
+            let mut inputs = ClusterInputs::default();
+            for InputRow {
+                crop_id,
+                cluster,
+                locked,
+                vector,
+            } in rows
+            {
+                let vector = vector_from_bytes(&vector);
+                match cluster {
+                    Some(cluster) => {
+                        if locked == Some(true) && !inputs.locked.contains(&cluster) {
+                            inputs.locked.push(cluster);
+                        }
+                        inputs.clustered.push(LabelledVector {
+                            crop_id,
+                            label: cluster,
+                            vector,
+                        });
                     }
-                    inputs.clustered.push(LabelledVector {
+                    None => inputs.unclustered.push(LabelledVector {
                         crop_id,
-                        label: cluster,
+                        label: 0,
                         vector,
-                    });
+                    }),
                 }
-                None => inputs.unclustered.push(LabelledVector {
-                    crop_id,
-                    label: 0,
-                    vector,
-                }),
             }
-        }
-        Ok(inputs)
+            Ok(inputs)
+        })
     }
 
     /// Records an incremental clustering step: `joins` put faces into existing clusters,
@@ -152,13 +153,15 @@ impl Store {
         joins: &[(i64, i64)],
         new_clusters: &[Vec<i64>],
     ) -> Result<Vec<i64>> {
-        let mut tx = self.write_tx().await?;
-        for (crop, cluster) in joins {
-            set_cluster(&mut tx, *crop, Some(*cluster)).await?;
-        }
-        let ids = insert_clusters(&mut tx, course_id, model, new_clusters).await?;
-        tx.commit().await?;
-        Ok(ids)
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            for (crop, cluster) in joins {
+                set_cluster(&mut tx, *crop, Some(*cluster)).await?;
+            }
+            let ids = insert_clusters(&mut tx, course_id, model, new_clusters).await?;
+            tx.commit().await?;
+            Ok(ids)
+        })
     }
 
     /// A full re-cluster: the course's unlocked clusters of `model` are replaced by `clusters`
@@ -169,25 +172,27 @@ impl Store {
         model: &str,
         clusters: &[Vec<i64>],
     ) -> Result<Vec<i64>> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "UPDATE face_crops SET cluster_id = NULL WHERE cluster_id IN
-                 (SELECT id FROM clusters WHERE course_id = $1 AND model_name = $2 AND locked = FALSE)",
-        )
-        .bind(course_id)
-        .bind(model)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "DELETE FROM clusters WHERE course_id = $1 AND model_name = $2 AND locked = FALSE",
-        )
-        .bind(course_id)
-        .bind(model)
-        .execute(&mut *tx)
-        .await?;
-        let ids = insert_clusters(&mut tx, course_id, model, clusters).await?;
-        tx.commit().await?;
-        Ok(ids)
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            sqlx::query(
+                "UPDATE face_crops SET cluster_id = NULL WHERE cluster_id IN
+                     (SELECT id FROM clusters WHERE course_id = $1 AND model_name = $2 AND locked = FALSE)",
+            )
+            .bind(course_id)
+            .bind(model)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "DELETE FROM clusters WHERE course_id = $1 AND model_name = $2 AND locked = FALSE",
+            )
+            .bind(course_id)
+            .bind(model)
+            .execute(&mut *tx)
+            .await?;
+            let ids = insert_clusters(&mut tx, course_id, model, clusters).await?;
+            tx.commit().await?;
+            Ok(ids)
+        })
     }
 
     /// Stores each cluster's suggested student (or none).
@@ -195,33 +200,37 @@ impl Store {
         &self,
         suggestions: &[(i64, Option<(i64, f32)>)],
     ) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        for (cluster, suggestion) in suggestions {
-            sqlx::query("UPDATE clusters SET suggested_student_id = $1, suggested_similarity = $2 WHERE id = $3")
-                .bind(suggestion.map(|(s, _)| s))
-                .bind(suggestion.map(|(_, v)| v))
-                .bind(cluster)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            for (cluster, suggestion) in suggestions {
+                sqlx::query("UPDATE clusters SET suggested_student_id = $1, suggested_similarity = $2 WHERE id = $3")
+                    .bind(suggestion.map(|(s, _)| s))
+                    .bind(suggestion.map(|(_, v)| v))
+                    .bind(cluster)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// A course's clusters, largest first.
     pub async fn list_clusters(&self, scope: Scope, course_id: i64) -> Result<Vec<ClusterRecord>> {
-        self.get_course(scope, course_id).await?;
-        let sql = format!(
-            "SELECT {CLUSTER_COLUMNS} FROM {} WHERE k.course_id = $1",
-            CLUSTERS.from
-        );
-        let rows = sqlx::query_as::<_, ClusterRow>(&sql)
-            .bind(course_id)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut clusters: Vec<ClusterRecord> = rows.into_iter().map(ClusterRecord::from).collect();
-        clusters.sort_by(|a, b| b.members.len().cmp(&a.members.len()).then(a.id.cmp(&b.id)));
-        Ok(clusters)
+        with_pool!(self, pool => {
+            self.get_course(scope, course_id).await?;
+            let sql = format!(
+                "SELECT {CLUSTER_COLUMNS} FROM {} WHERE k.course_id = $1",
+                CLUSTERS.from
+            );
+            let rows = sqlx::query_as::<_, ClusterRow>(&sql)
+                .bind(course_id)
+                .fetch_all(pool)
+                .await?;
+            let mut clusters: Vec<ClusterRecord> = rows.into_iter().map(ClusterRecord::from).collect();
+            clusters.sort_by(|a, b| b.members.len().cmp(&a.members.len()).then(a.id.cmp(&b.id)));
+            Ok(clusters)
+        })
     }
 
     pub async fn get_cluster(&self, scope: Scope, id: i64) -> Result<ClusterRecord> {
@@ -232,59 +241,63 @@ impl Store {
 
     /// Merges clusters of one course into the first of `ids`, which becomes locked.
     pub async fn merge_clusters(&self, scope: Scope, ids: &[i64]) -> Result<ClusterRecord> {
-        let Some((&into, others)) = ids.split_first() else {
-            return Err(StoreError::Invalid(
-                "name at least two clusters to merge".into(),
-            ));
-        };
-        let target = self.get_cluster(scope, into).await?;
-        for &id in others {
-            let other = self.get_cluster(scope, id).await?;
-            if other.course_id != target.course_id || other.model_name != target.model_name {
-                return Err(StoreError::Invalid(format!(
-                    "clusters {into} and {id} belong to different courses or models"
-                )));
+        with_pool!(self, pool => {
+            let Some((&into, others)) = ids.split_first() else {
+                return Err(StoreError::Invalid(
+                    "name at least two clusters to merge".into(),
+                ));
+            };
+            let target = self.get_cluster(scope, into).await?;
+            for &id in others {
+                let other = self.get_cluster(scope, id).await?;
+                if other.course_id != target.course_id || other.model_name != target.model_name {
+                    return Err(StoreError::Invalid(format!(
+                        "clusters {into} and {id} belong to different courses or models"
+                    )));
+                }
             }
-        }
-        let mut tx = self.write_tx().await?;
-        // Both clusters must still exist in the course checked above when the write happens.
-        for &id in others {
-            sqlx::query(
-                "UPDATE face_crops SET cluster_id = $1 WHERE cluster_id = $2
+            let mut tx = begin_write(pool).await?;
+            // Both clusters must still exist in the course checked above when the write happens.
+            for &id in others {
+                sqlx::query(
+                    "UPDATE face_crops SET cluster_id = $1 WHERE cluster_id = $2
                  AND EXISTS (SELECT 1 FROM clusters WHERE id = $2 AND course_id = $3)
                  AND EXISTS (SELECT 1 FROM clusters WHERE id = $1 AND course_id = $3)",
-            )
-            .bind(into)
-            .bind(id)
-            .bind(target.course_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query("UPDATE clusters SET locked = TRUE WHERE id = $1")
-            .bind(into)
-            .execute(&mut *tx)
-            .await?;
-        prune_empty_clusters(&mut tx).await?;
-        tx.commit().await?;
-        self.get_cluster(scope, into).await
+                )
+                .bind(into)
+                .bind(id)
+                .bind(target.course_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("UPDATE clusters SET locked = TRUE WHERE id = $1")
+                .bind(into)
+                .execute(&mut *tx)
+                .await?;
+            prune_empty_clusters(&mut tx).await?;
+            tx.commit().await?;
+            self.get_cluster(scope, into).await
+        })
     }
 
     /// Names a cluster: every member becomes the student's (source `cluster`, which wins over
     /// automatic decisions like a manual one) and the cluster, now empty, is removed.
     /// Returns how many faces were assigned.
     pub async fn name_cluster(&self, scope: Scope, id: i64, student_id: i64) -> Result<u64> {
-        let mut tx = self.write_tx().await?;
-        let course_id = cluster_course(&mut tx, scope, id).await?;
-        let (student_course,): (i64,) =
-            fetch_visible(&mut *tx, &STUDENTS, "s.course_id", scope, student_id).await?;
-        if student_course != course_id {
-            return Err(StoreError::Invalid(format!(
-                "student {student_id} is not enrolled in the course of cluster {id}"
-            )));
-        }
-        let assigned = assign_cluster(&mut tx, id, student_id).await?;
-        tx.commit().await?;
-        Ok(assigned)
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            let course_id = cluster_course(&mut tx, scope, id).await?;
+            let (student_course,): (i64,) =
+                fetch_visible(&mut *tx, &STUDENTS, "s.course_id", scope, student_id).await?;
+            if student_course != course_id {
+                return Err(StoreError::Invalid(format!(
+                    "student {student_id} is not enrolled in the course of cluster {id}"
+                )));
+            }
+            let assigned = assign_cluster(&mut tx, id, student_id).await?;
+            tx.commit().await?;
+            Ok(assigned)
+        })
     }
 
     /// Enrols a new student in the course of cluster `id` and names the cluster after them (as
@@ -296,88 +309,92 @@ impl Store {
         id: i64,
         fields: &StudentFields,
     ) -> Result<(Student, u64)> {
-        let mut tx = self.write_tx().await?;
-        let course_id = cluster_course(&mut tx, scope, id).await?;
-        let student = insert_student(&mut tx, course_id, fields).await?;
-        let assigned = assign_cluster(&mut tx, id, student.id).await?;
-        tx.commit().await?;
-        Ok((student, assigned))
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            let course_id = cluster_course(&mut tx, scope, id).await?;
+            let student = insert_student(&mut tx, course_id, fields).await?;
+            let assigned = assign_cluster(&mut tx, id, student.id).await?;
+            tx.commit().await?;
+            Ok((student, assigned))
+        })
     }
 }
 
-/// The course of cluster `id`, if `scope` sees the cluster.
-async fn cluster_course(tx: &mut SqliteConnection, scope: Scope, id: i64) -> Result<i64> {
-    let (course_id,): (i64,) = fetch_visible(&mut *tx, &CLUSTERS, "k.course_id", scope, id).await?;
-    Ok(course_id)
-}
+per_backend! {
+    /// The course of cluster `id`, if `scope` sees the cluster.
+    pub(crate) async fn cluster_course(tx: &mut Conn, scope: Scope, id: i64) -> Result<i64> {
+        let (course_id,): (i64,) = fetch_visible(&mut *tx, &CLUSTERS, "k.course_id", scope, id).await?;
+        Ok(course_id)
+    }
 
-/// Gives every member of cluster `id` to the student and removes the emptied cluster. The
-/// caller has checked, in the same transaction, that both are of one course.
-async fn assign_cluster(tx: &mut SqliteConnection, id: i64, student_id: i64) -> Result<u64> {
-    let assigned = sqlx::query(
-        "UPDATE face_crops SET student_id = $1, assignment_source = $3, confidence = NULL,
-             cluster_id = NULL
-         WHERE cluster_id = $2",
-    )
-    .bind(student_id)
-    .bind(id)
-    .bind(Source::Cluster.as_str())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    prune_empty_clusters(&mut *tx).await?;
-    Ok(assigned)
-}
-
-async fn set_cluster(
-    tx: &mut sqlx::SqliteConnection,
-    crop: i64,
-    cluster: Option<i64>,
-) -> Result<()> {
-    // Only a face that is still unknown joins, only a cluster that still exists, and never out
-    // of a cluster a person merged meanwhile: clustering works from a snapshot read earlier.
-    sqlx::query(
-        "UPDATE face_crops SET cluster_id = $1 WHERE id = $2 AND student_id IS NULL AND not_a_student = FALSE
-             AND EXISTS (SELECT 1 FROM clusters WHERE id = $1)
-             AND (cluster_id IS NULL OR cluster_id NOT IN (SELECT id FROM clusters WHERE locked = TRUE))",
-    )
-    .bind(cluster)
-    .bind(crop)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-async fn insert_clusters(
-    tx: &mut sqlx::SqliteConnection,
-    course_id: i64,
-    model: &str,
-    clusters: &[Vec<i64>],
-) -> Result<Vec<i64>> {
-    let now = Utc::now();
-    let mut ids = Vec::with_capacity(clusters.len());
-    for members in clusters {
-        // A fresh id, never one a deleted cluster had (migration 0005).
-        let id: i64 = sqlx::query_scalar(
-            "UPDATE id_counters SET value = MAX(value, (SELECT COALESCE(MAX(id), 0) FROM clusters)) + 1
-             WHERE name = 'clusters' RETURNING value",
+    /// Gives every member of cluster `id` to the student and removes the emptied cluster. The
+    /// caller has checked, in the same transaction, that both are of one course.
+    pub(crate) async fn assign_cluster(tx: &mut Conn, id: i64, student_id: i64) -> Result<u64> {
+        let assigned = sqlx::query(
+            "UPDATE face_crops SET student_id = $1, assignment_source = $3, confidence = NULL,
+                 cluster_id = NULL
+             WHERE cluster_id = $2",
         )
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO clusters (id, course_id, model_name, locked, created_at) VALUES ($1, $2, $3, FALSE, $4)",
-        )
+        .bind(student_id)
         .bind(id)
-        .bind(course_id)
-        .bind(model)
-        .bind(now)
+        .bind(Source::Cluster.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        prune_empty_clusters(&mut *tx).await?;
+        Ok(assigned)
+    }
+
+    pub(crate) async fn set_cluster(
+        tx: &mut Conn,
+        crop: i64,
+        cluster: Option<i64>,
+    ) -> Result<()> {
+        // Only a face that is still unknown joins, only a cluster that still exists, and never out
+        // of a cluster a person merged meanwhile: clustering works from a snapshot read earlier.
+        sqlx::query(
+            "UPDATE face_crops SET cluster_id = $1 WHERE id = $2 AND student_id IS NULL AND not_a_student = FALSE
+                 AND EXISTS (SELECT 1 FROM clusters WHERE id = $1)
+                 AND (cluster_id IS NULL OR cluster_id NOT IN (SELECT id FROM clusters WHERE locked = TRUE))",
+        )
+        .bind(cluster)
+        .bind(crop)
         .execute(&mut *tx)
         .await?;
-        for crop in members {
-            set_cluster(&mut *tx, *crop, Some(id)).await?;
-        }
-        ids.push(id);
+        Ok(())
     }
-    prune_empty_clusters(&mut *tx).await?;
-    Ok(ids)
+
+    pub(crate) async fn insert_clusters(
+        tx: &mut Conn,
+        course_id: i64,
+        model: &str,
+        clusters: &[Vec<i64>],
+    ) -> Result<Vec<i64>> {
+        let now = Utc::now();
+        let mut ids = Vec::with_capacity(clusters.len());
+        for members in clusters {
+            // A fresh id, never one a deleted cluster had (migration 0005).
+            let id: i64 = sqlx::query_scalar(&format!(
+                "UPDATE id_counters SET value = {GREATEST}(value, (SELECT COALESCE(MAX(id), 0) FROM clusters)) + 1
+                 WHERE name = 'clusters' RETURNING value",
+            ))
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO clusters (id, course_id, model_name, locked, created_at) VALUES ($1, $2, $3, FALSE, $4)",
+            )
+            .bind(id)
+            .bind(course_id)
+            .bind(model)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            for crop in members {
+                set_cluster(&mut *tx, *crop, Some(id)).await?;
+            }
+            ids.push(id);
+        }
+        prune_empty_clusters(&mut *tx).await?;
+        Ok(ids)
+    }
 }

@@ -7,7 +7,7 @@ use chrono::Utc;
 
 use crate::blob_refs::Owner;
 use crate::error::conflict_on_unique;
-use crate::scope::{Table, and_equal, require_visible};
+use crate::scope::{Filter, Table};
 use crate::{
     ClassSession, Course, CourseFields, Page, Paged, Result, Scope, SessionFields, Store, Student,
     StudentFields, UserId,
@@ -50,24 +50,26 @@ fn external_id_taken(external_id: &Option<String>) -> String {
 
 impl Store {
     pub async fn create_course(&self, owner: UserId, fields: &CourseFields) -> Result<Course> {
-        let sql = format!(
-            "INSERT INTO courses (owner_id, name, code, embedding_model, match_threshold, match_margin, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COURSE_COLUMNS}"
-        );
-        let mut tx = self.write_tx().await?;
-        let course = sqlx::query_as::<_, Course>(&sql)
-            .bind(owner)
-            .bind(&fields.name)
-            .bind(&fields.code)
-            .bind(&fields.embedding_model)
-            .bind(fields.match_threshold)
-            .bind(fields.match_margin)
-            .bind(Utc::now())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(conflict_on_unique(|| course_code_taken(&fields.code)))?;
-        tx.commit().await?;
-        Ok(course)
+        with_pool!(self, pool => {
+            let sql = format!(
+                "INSERT INTO courses (owner_id, name, code, embedding_model, match_threshold, match_margin, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COURSE_COLUMNS}"
+            );
+            let mut tx = begin_write(pool).await?;
+            let course = sqlx::query_as::<_, Course>(&sql)
+                .bind(owner)
+                .bind(&fields.name)
+                .bind(&fields.code)
+                .bind(&fields.embedding_model)
+                .bind(fields.match_threshold)
+                .bind(fields.match_margin)
+                .bind(Utc::now())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(conflict_on_unique(|| course_code_taken(&fields.code)))?;
+            tx.commit().await?;
+            Ok(course)
+        })
     }
 
     pub async fn get_course(&self, scope: Scope, id: i64) -> Result<Course> {
@@ -75,8 +77,15 @@ impl Store {
     }
 
     pub async fn list_courses(&self, scope: Scope, page: Page) -> Result<Paged<Course>> {
-        self.list_visible(&COURSES, COURSE_COLUMNS, scope, |_| {}, "c.id", page)
-            .await
+        self.list_visible(
+            &COURSES,
+            COURSE_COLUMNS,
+            scope,
+            Filter::default(),
+            "c.id",
+            page,
+        )
+        .await
     }
 
     pub async fn update_course(
@@ -85,24 +94,26 @@ impl Store {
         id: i64,
         fields: &CourseFields,
     ) -> Result<Course> {
-        let sql = format!(
-            "UPDATE courses SET name = $1, code = $2, embedding_model = $3, match_threshold = $4, match_margin = $5
-             WHERE id = $6 RETURNING {COURSE_COLUMNS}"
-        );
-        let mut tx = self.write_tx().await?;
-        require_visible(&mut tx, &COURSES, scope, id).await?;
-        let course = sqlx::query_as::<_, Course>(&sql)
-            .bind(&fields.name)
-            .bind(&fields.code)
-            .bind(&fields.embedding_model)
-            .bind(fields.match_threshold)
-            .bind(fields.match_margin)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(conflict_on_unique(|| course_code_taken(&fields.code)))?;
-        tx.commit().await?;
-        Ok(course)
+        with_pool!(self, pool => {
+            let sql = format!(
+                "UPDATE courses SET name = $1, code = $2, embedding_model = $3, match_threshold = $4, match_margin = $5
+                 WHERE id = $6 RETURNING {COURSE_COLUMNS}"
+            );
+            let mut tx = begin_write(pool).await?;
+            require_visible(&mut tx, &COURSES, scope, id).await?;
+            let course = sqlx::query_as::<_, Course>(&sql)
+                .bind(&fields.name)
+                .bind(&fields.code)
+                .bind(&fields.embedding_model)
+                .bind(fields.match_threshold)
+                .bind(fields.match_margin)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(conflict_on_unique(|| course_code_taken(&fields.code)))?;
+            tx.commit().await?;
+            Ok(course)
+        })
     }
 
     /// Deletes a course with its students, sessions and everything recorded for them. Returns
@@ -119,11 +130,13 @@ impl Store {
         course_id: i64,
         fields: &StudentFields,
     ) -> Result<Student> {
-        let mut tx = self.write_tx().await?;
-        require_visible(&mut tx, &COURSES, scope, course_id).await?;
-        let student = insert_student(&mut tx, course_id, fields).await?;
-        tx.commit().await?;
-        Ok(student)
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            require_visible(&mut tx, &COURSES, scope, course_id).await?;
+            let student = insert_student(&mut tx, course_id, fields).await?;
+            tx.commit().await?;
+            Ok(student)
+        })
     }
 
     pub async fn get_student(&self, scope: Scope, id: i64) -> Result<Student> {
@@ -142,7 +155,7 @@ impl Store {
             &STUDENTS,
             STUDENT_COLUMNS_S,
             scope,
-            |query| and_equal(query, "s.course_id", course),
+            Filter::default().equal("s.course_id", course),
             "s.id",
             page,
         )
@@ -155,23 +168,25 @@ impl Store {
         id: i64,
         fields: &StudentFields,
     ) -> Result<Student> {
-        let sql = format!(
-            "UPDATE students SET name = $1, external_id = $2
-             WHERE id = $3 RETURNING {STUDENT_COLUMNS}"
-        );
-        let mut tx = self.write_tx().await?;
-        require_visible(&mut tx, &STUDENTS, scope, id).await?;
-        let student = sqlx::query_as::<_, Student>(&sql)
-            .bind(&fields.name)
-            .bind(&fields.external_id)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(conflict_on_unique(|| {
-                external_id_taken(&fields.external_id)
-            }))?;
-        tx.commit().await?;
-        Ok(student)
+        with_pool!(self, pool => {
+            let sql = format!(
+                "UPDATE students SET name = $1, external_id = $2
+                 WHERE id = $3 RETURNING {STUDENT_COLUMNS}"
+            );
+            let mut tx = begin_write(pool).await?;
+            require_visible(&mut tx, &STUDENTS, scope, id).await?;
+            let student = sqlx::query_as::<_, Student>(&sql)
+                .bind(&fields.name)
+                .bind(&fields.external_id)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(conflict_on_unique(|| {
+                    external_id_taken(&fields.external_id)
+                }))?;
+            tx.commit().await?;
+            Ok(student)
+        })
     }
 
     /// Deletes a student with their reference photos; returns the blob keys to delete.
@@ -186,21 +201,23 @@ impl Store {
         course_id: i64,
         fields: &SessionFields,
     ) -> Result<ClassSession> {
-        let mut tx = self.write_tx().await?;
-        require_visible(&mut tx, &COURSES, scope, course_id).await?;
-        let sql = format!(
-            "INSERT INTO sessions (course_id, title, held_at, status, created_at)
-             VALUES ($1, $2, $3, 'open', $4) RETURNING {SESSION_COLUMNS}"
-        );
-        let session = sqlx::query_as::<_, ClassSession>(&sql)
-            .bind(course_id)
-            .bind(&fields.title)
-            .bind(fields.held_at)
-            .bind(Utc::now())
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(session)
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            require_visible(&mut tx, &COURSES, scope, course_id).await?;
+            let sql = format!(
+                "INSERT INTO sessions (course_id, title, held_at, status, created_at)
+                 VALUES ($1, $2, $3, 'open', $4) RETURNING {SESSION_COLUMNS}"
+            );
+            let session = sqlx::query_as::<_, ClassSession>(&sql)
+                .bind(course_id)
+                .bind(&fields.title)
+                .bind(fields.held_at)
+                .bind(Utc::now())
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(session)
+        })
     }
 
     pub async fn get_session(&self, scope: Scope, id: i64) -> Result<ClassSession> {
@@ -219,7 +236,7 @@ impl Store {
             &SESSIONS,
             SESSION_COLUMNS_S,
             scope,
-            |query| and_equal(query, "s.course_id", course),
+            Filter::default().equal("s.course_id", course),
             "s.held_at DESC, s.id DESC",
             page,
         )
@@ -232,30 +249,34 @@ impl Store {
         id: i64,
         fields: &SessionFields,
     ) -> Result<ClassSession> {
-        let sql = format!(
-            "UPDATE sessions SET title = $1, held_at = $2
-             WHERE id = $3 RETURNING {SESSION_COLUMNS}"
-        );
-        let mut tx = self.write_tx().await?;
-        require_visible(&mut tx, &SESSIONS, scope, id).await?;
-        let session = sqlx::query_as::<_, ClassSession>(&sql)
-            .bind(&fields.title)
-            .bind(fields.held_at)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(session)
+        with_pool!(self, pool => {
+            let sql = format!(
+                "UPDATE sessions SET title = $1, held_at = $2
+                 WHERE id = $3 RETURNING {SESSION_COLUMNS}"
+            );
+            let mut tx = begin_write(pool).await?;
+            require_visible(&mut tx, &SESSIONS, scope, id).await?;
+            let session = sqlx::query_as::<_, ClassSession>(&sql)
+                .bind(&fields.title)
+                .bind(fields.held_at)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(session)
+        })
     }
 
     /// Sets a session's processing status (not scoped: the job runner's bookkeeping).
     pub async fn set_session_status(&self, id: i64, status: crate::SessionStatus) -> Result<()> {
-        sqlx::query("UPDATE sessions SET status = $1 WHERE id = $2")
-            .bind(status)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE sessions SET status = $1 WHERE id = $2")
+                .bind(status)
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Deletes a session with its photos and their faces; returns the blob keys to delete.
@@ -265,24 +286,26 @@ impl Store {
     }
 }
 
-/// Enrols a student in a course inside the caller's transaction (which has checked the scope).
-pub(crate) async fn insert_student(
-    tx: &mut sqlx::SqliteConnection,
-    course_id: i64,
-    fields: &StudentFields,
-) -> Result<Student> {
-    let sql = format!(
-        "INSERT INTO students (course_id, name, external_id, created_at)
-         VALUES ($1, $2, $3, $4) RETURNING {STUDENT_COLUMNS}"
-    );
-    sqlx::query_as::<_, Student>(&sql)
-        .bind(course_id)
-        .bind(&fields.name)
-        .bind(&fields.external_id)
-        .bind(Utc::now())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(conflict_on_unique(|| {
-            external_id_taken(&fields.external_id)
-        }))
+per_backend! {
+    /// Enrols a student in a course inside the caller's transaction (which has checked the scope).
+    pub(crate) async fn insert_student(
+        tx: &mut Conn,
+        course_id: i64,
+        fields: &StudentFields,
+    ) -> Result<Student> {
+        let sql = format!(
+            "INSERT INTO students (course_id, name, external_id, created_at)
+             VALUES ($1, $2, $3, $4) RETURNING {STUDENT_COLUMNS}"
+        );
+        sqlx::query_as::<_, Student>(&sql)
+            .bind(course_id)
+            .bind(&fields.name)
+            .bind(&fields.external_id)
+            .bind(Utc::now())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(conflict_on_unique(|| {
+                external_id_taken(&fields.external_id)
+            }))
+    }
 }

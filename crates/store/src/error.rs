@@ -1,5 +1,7 @@
 //! The store's error type: what went wrong, in terms a caller can map to a response.
 
+use sqlx::postgres::PgDatabaseError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{entity} {id} not found")]
@@ -17,6 +19,12 @@ pub enum StoreError {
          stop it or choose another --data-dir"
     )]
     DataDirInUse { dir: String, pid: String },
+
+    #[error(
+        "unsupported database URL {0}: use postgres://USER:PASSWORD@HOST:PORT/DATABASE, or leave \
+         it unset for SQLite in the data directory"
+    )]
+    UnsupportedDatabaseUrl(String),
 
     #[error("cannot open the database {path}: {source}")]
     Open { path: String, source: sqlx::Error },
@@ -96,6 +104,9 @@ const SQLITE_CANTOPEN: u32 = 14;
 
 fn sqlx_error_is_unavailable(error: &sqlx::Error) -> bool {
     match error {
+        sqlx::Error::Database(db) if db.try_downcast_ref::<PgDatabaseError>().is_some() => {
+            db.code().is_some_and(|code| pg_code_is_unavailable(&code))
+        }
         sqlx::Error::Database(db) => db
             .code()
             .and_then(|code| code.parse::<u32>().ok())
@@ -112,9 +123,19 @@ fn sqlx_error_is_unavailable(error: &sqlx::Error) -> bool {
                 )
             }),
         sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
         _ => false,
     }
+}
+
+/// PostgreSQL's SQLSTATEs for a server that cannot serve now: connection exceptions (08),
+/// insufficient resources (53), operator intervention such as a shutdown (57P), system errors
+/// (58).
+fn pg_code_is_unavailable(code: &str) -> bool {
+    ["08", "53", "57P", "58"]
+        .iter()
+        .any(|class| code.starts_with(class))
 }

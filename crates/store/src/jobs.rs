@@ -22,7 +22,7 @@ const JOBS: Table = Table {
 
 /// A job as its row holds it, before the kind is read as a [`JobKind`].
 #[derive(sqlx::FromRow)]
-struct JobRow {
+pub(crate) struct JobRow {
     id: i64,
     kind: String,
     payload: String,
@@ -82,32 +82,51 @@ impl Store {
         created_by: UserId,
         total: i64,
     ) -> Result<(JobRecord, bool)> {
-        let mut tx = self.write_tx().await?;
-        let existing = sqlx::query_as::<_, JobRow>(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs j WHERE j.kind = $1 AND j.payload = $2 AND j.status IN ('queued', 'running')"
-        ))
-        .bind(kind.as_str())
-        .bind(payload)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(job) = existing {
-            return Ok((job.try_into()?, false));
+        // On PostgreSQL another node may queue the same job between the check and the insert:
+        // the partial unique index `jobs_one_active` refuses the second, which then finds the
+        // first on its next round.
+        for _ in 0..3 {
+            let queued = with_pool!(self, pool => {
+                let mut tx = begin_write(pool).await?;
+                let existing = sqlx::query_as::<_, JobRow>(&format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs j WHERE j.kind = $1 AND j.payload = $2 AND j.status IN ('queued', 'running')"
+                ))
+                .bind(kind.as_str())
+                .bind(payload)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(job) = existing {
+                    return Ok((job.try_into()?, false));
+                }
+                let inserted = sqlx::query_as::<_, JobRow>(&format!(
+                    "INSERT INTO jobs (kind, payload, status, done, total, course_id, created_by, created_at)
+                     VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6) RETURNING {}",
+                    JOB_COLUMNS.replace("j.", "")
+                ))
+                .bind(kind.as_str())
+                .bind(payload)
+                .bind(total)
+                .bind(course_id)
+                .bind(created_by)
+                .bind(Utc::now())
+                .fetch_one(&mut *tx)
+                .await;
+                match inserted {
+                    Ok(job) => {
+                        tx.commit().await?;
+                        Some(job)
+                    }
+                    Err(sqlx::Error::Database(error)) if error.is_unique_violation() => None,
+                    Err(error) => return Err(error.into()),
+                }
+            });
+            if let Some(job) = queued {
+                return Ok((job.try_into()?, true));
+            }
         }
-        let job = sqlx::query_as::<_, JobRow>(&format!(
-            "INSERT INTO jobs (kind, payload, status, done, total, course_id, created_by, created_at)
-             VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6) RETURNING {}",
-            JOB_COLUMNS.replace("j.", "")
+        Err(StoreError::Conflict(
+            "the same job was queued and finished concurrently; try again".into(),
         ))
-        .bind(kind.as_str())
-        .bind(payload)
-        .bind(total)
-        .bind(course_id)
-        .bind(created_by)
-        .bind(Utc::now())
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok((job.try_into()?, true))
     }
 
     /// Takes the next job for `lease`'s node and marks it running, held until the lease runs out;
@@ -115,14 +134,17 @@ impl Store {
     /// lease that has expired (its node stopped renewing it: it died); those come first. Among
     /// queued jobs users take turns: the next is the oldest of the user whose last job started
     /// longest ago (or who has never had one), so one user's many queued sessions do not hold up
-    /// everyone else's.
+    /// everyone else's. On PostgreSQL the candidate is locked with `SKIP LOCKED`: nodes claiming
+    /// at once each get another job, none waits for another's claim.
     ///
     /// A job of a kind this version does not know is failed on the spot, with why, and the next
     /// one is taken: nobody could ever run it, and left queued it would be claimed forever.
     pub async fn claim_job(&self, lease: &JobLease) -> Result<Option<JobRecord>> {
-        let mut tx = self.write_tx().await?;
+        let until = lease_end(lease)?;
+        with_pool!(self, pool => {
+        let mut tx = begin_write(pool).await?;
         loop {
-            let Some(row) = claim_next(&mut tx, lease).await? else {
+            let Some(row) = claim_next(&mut tx, &lease.owner, until).await? else {
                 tx.commit().await?;
                 return Ok(None);
             };
@@ -145,21 +167,25 @@ impl Store {
             tx.commit().await?;
             return Ok(Some(job));
         }
+        })
     }
 
     /// Pushes the lease of a job its node is still working on forward by the lease's duration.
     /// Anything but [`LeaseState::Held`] tells the node to stop: the job was cancelled, or
     /// another node took it over after the lease had expired.
     pub async fn renew_job_lease(&self, id: i64, lease: &JobLease) -> Result<LeaseState> {
-        let renewed = sqlx::query(
-            "UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'running'",
-        )
-        .bind(lease_end(lease)?)
-        .bind(id)
-        .bind(&lease.owner)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let until = lease_end(lease)?;
+        let renewed = with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'running'",
+            )
+            .bind(until)
+            .bind(id)
+            .bind(&lease.owner)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
         if renewed == 1 {
             return Ok(LeaseState::Held);
         }
@@ -168,11 +194,12 @@ impl Store {
 
     /// Whether `owner` still holds job `id` (a deleted job is lost).
     pub async fn job_lease_state(&self, id: i64, owner: &str) -> Result<LeaseState> {
-        let row: Option<(JobStatus, Option<String>)> =
+        let row: Option<(JobStatus, Option<String>)> = with_pool!(self, pool => {
             sqlx::query_as("SELECT status, lease_owner FROM jobs WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(pool)
+                .await?
+        });
         Ok(match row {
             Some((status, Some(holder))) if holder == owner => match status {
                 JobStatus::Running => LeaseState::Held,
@@ -184,11 +211,13 @@ impl Store {
     }
 
     pub async fn job_status(&self, id: i64) -> Result<JobStatus> {
-        sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound { entity: "Job", id })
+        with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+                .ok_or(StoreError::NotFound { entity: "Job", id })
+        })
     }
 
     /// Progress of a running job held by `owner`; `errors` is the JSON list of per-item errors
@@ -203,20 +232,22 @@ impl Store {
         errors: &str,
         stats: &str,
     ) -> Result<bool> {
-        let written = sqlx::query(
-            "UPDATE jobs SET done = $1, total = $2, errors = $3, stats = $4
-             WHERE id = $5 AND status = 'running' AND lease_owner = $6",
-        )
-        .bind(done)
-        .bind(total)
-        .bind(errors)
-        .bind(stats)
-        .bind(id)
-        .bind(owner)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(written == 1)
+        with_pool!(self, pool => {
+            let written = sqlx::query(
+                "UPDATE jobs SET done = $1, total = $2, errors = $3, stats = $4
+                 WHERE id = $5 AND status = 'running' AND lease_owner = $6",
+            )
+            .bind(done)
+            .bind(total)
+            .bind(errors)
+            .bind(stats)
+            .bind(id)
+            .bind(owner)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(written == 1)
+        })
     }
 
     /// Ends a job held by `owner` with `status` (a cancelled one stays cancelled) and sets its
@@ -229,52 +260,56 @@ impl Store {
         (status, error): (JobStatus, Option<&str>),
         session: Option<(i64, SessionStatus)>,
     ) -> Result<bool> {
-        let mut tx = self.write_tx().await?;
-        // The row is written first, which locks it (PostgreSQL) until the commit: a node taking
-        // the job over meanwhile waits, then finds it finished.
-        let ended = sqlx::query(
-            "UPDATE jobs SET status = CASE WHEN status = 'running' THEN $1 ELSE status END,
-                 error = CASE WHEN status = 'running' THEN $2 ELSE error END,
-                 finished_at = CASE WHEN status = 'running' THEN $3 ELSE finished_at END,
-                 lease_expires_at = NULL
-             WHERE id = $4 AND lease_owner = $5 AND status IN ('running', 'cancelled')",
-        )
-        .bind(status)
-        .bind(error)
-        .bind(Utc::now())
-        .bind(id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if ended == 0 {
-            return Ok(false);
-        }
-        if let Some((session, status)) = session {
-            sqlx::query("UPDATE sessions SET status = $1 WHERE id = $2")
-                .bind(status)
-                .bind(session)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            // The job's row is written first, which locks it (PostgreSQL) until the commit: a
+            // node taking the job over meanwhile waits, then finds it finished.
+            let ended = sqlx::query(
+                "UPDATE jobs SET status = CASE WHEN status = 'running' THEN $1 ELSE status END,
+                     error = CASE WHEN status = 'running' THEN $2 ELSE error END,
+                     finished_at = CASE WHEN status = 'running' THEN $3 ELSE finished_at END,
+                     lease_expires_at = NULL
+                 WHERE id = $4 AND lease_owner = $5 AND status IN ('running', 'cancelled')",
+            )
+            .bind(status)
+            .bind(error)
+            .bind(Utc::now())
+            .bind(id)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if ended == 0 {
+                return Ok(false);
+            }
+            if let Some((session, status)) = session {
+                sqlx::query("UPDATE sessions SET status = $1 WHERE id = $2")
+                    .bind(status)
+                    .bind(session)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     /// Cancels a queued or running job; a finished one is a conflict.
     pub async fn cancel_job(&self, scope: Scope, id: i64) -> Result<JobRecord> {
-        let job = self.get_job(scope, id).await?;
-        if job.status.is_finished() {
-            return Err(StoreError::Conflict(format!(
-                "job {id} has already finished"
-            )));
-        }
-        sqlx::query("UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE id = $2 AND status IN ('queued', 'running')")
-            .bind(Utc::now())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        self.get_job(scope, id).await
+        with_pool!(self, pool => {
+            let job = self.get_job(scope, id).await?;
+            if job.status.is_finished() {
+                return Err(StoreError::Conflict(format!(
+                    "job {id} has already finished"
+                )));
+            }
+            sqlx::query("UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE id = $2 AND status IN ('queued', 'running')")
+                .bind(Utc::now())
+                .bind(id)
+                .execute(pool)
+                .await?;
+            self.get_job(scope, id).await
+        })
     }
 
     pub async fn get_job(&self, scope: Scope, id: i64) -> Result<JobRecord> {
@@ -286,7 +321,14 @@ impl Store {
     /// Jobs visible in `scope`, newest first.
     pub async fn list_jobs(&self, scope: Scope, page: Page) -> Result<Paged<JobRecord>> {
         let page = self
-            .list_visible::<JobRow>(&JOBS, JOB_COLUMNS, scope, |_| {}, "j.id DESC", page)
+            .list_visible::<JobRow>(
+                &JOBS,
+                JOB_COLUMNS,
+                scope,
+                crate::scope::Filter::default(),
+                "j.id DESC",
+                page,
+            )
             .await?;
         Ok(Paged {
             total: page.total,
@@ -301,47 +343,58 @@ impl Store {
     /// At the start of the only node (SQLite, under the data-directory lock, so no other node
     /// can hold a lease): jobs left running by the previous process are queued again at once,
     /// not after their leases run out (their work is idempotent: they resume where they
-    /// stopped). Returns how many.
+    /// stopped). Returns how many. Never called on a shared database, where those jobs may be
+    /// other nodes' live ones.
     pub async fn requeue_interrupted_jobs(&self) -> Result<u64> {
-        Ok(sqlx::query(
-            "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE status = 'running'",
-        )
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+        with_pool!(self, pool => {
+            Ok(sqlx::query(
+                "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE status = 'running'",
+            )
+            .execute(pool)
+            .await?
+            .rows_affected())
+        })
     }
 }
 
-/// When a lease taken or renewed now ends.
+/// When a lease taken or renewed now ends. The nodes' clocks are compared through it: they must
+/// agree to well within a lease (NTP does).
 fn lease_end(lease: &JobLease) -> Result<DateTime<Utc>> {
     let duration = chrono::Duration::from_std(lease.duration)
         .map_err(|_| StoreError::Invalid(format!("job lease too long: {:?}", lease.duration)))?;
     Ok(Utc::now() + duration)
 }
 
-/// Marks the next free job running under `lease` (see [`Store::claim_job`] for the order) and
-/// returns it. Timestamps are compared as SQLite stores them, RFC 3339 text in UTC, whose order
-/// is the order of time.
-async fn claim_next(tx: &mut sqlx::SqliteConnection, lease: &JobLease) -> Result<Option<JobRow>> {
-    let now = Utc::now();
-    Ok(sqlx::query_as::<_, JobRow>(&format!(
-        "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, $1),
-                 lease_owner = $2, lease_expires_at = $3, attempts = attempts + 1
-             WHERE id = (
-                 SELECT q.id FROM jobs q
-                 WHERE q.status = 'queued'
-                    OR (q.status = 'running' AND (q.lease_expires_at IS NULL OR q.lease_expires_at < $1))
-                 ORDER BY q.status = 'queued',
-                          (SELECT MAX(s.started_at) FROM jobs s
-                           WHERE s.created_by IS q.created_by AND s.started_at IS NOT NULL),
-                          q.id
-                 LIMIT 1)
-             RETURNING {}",
-        JOB_COLUMNS.replace("j.", "")
-    ))
-    .bind(now)
-    .bind(&lease.owner)
-    .bind(lease_end(lease)?)
-    .fetch_optional(tx)
-    .await?)
+per_backend! {
+    /// Marks the next free job running under `owner`'s lease until `until` (see
+    /// [`Store::claim_job`] for the order) and returns it. SQLite compares the timestamps as it
+    /// stores them, RFC 3339 text in UTC, whose order is the order of time.
+    pub(crate) async fn claim_next(
+        tx: &mut Conn,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<Option<JobRow>> {
+        Ok(sqlx::query_as::<_, JobRow>(&format!(
+            "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, $1),
+                     lease_owner = $2, lease_expires_at = $3, attempts = attempts + 1
+                 WHERE id = (
+                     SELECT q.id FROM jobs q
+                     WHERE q.status = 'queued'
+                        OR (q.status = 'running'
+                            AND (q.lease_expires_at IS NULL OR q.lease_expires_at < $1))
+                     ORDER BY q.status = 'queued',
+                              (SELECT MAX(s.started_at) FROM jobs s
+                               WHERE s.created_by IS NOT DISTINCT FROM q.created_by
+                                 AND s.started_at IS NOT NULL) NULLS FIRST,
+                              q.id
+                     LIMIT 1{SKIP_LOCKED})
+                 RETURNING {}",
+            JOB_COLUMNS.replace("j.", "")
+        ))
+        .bind(Utc::now())
+        .bind(owner)
+        .bind(until)
+        .fetch_optional(tx)
+        .await?)
+    }
 }

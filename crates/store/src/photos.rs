@@ -1,12 +1,11 @@
 //! SQL for session photos, the faces found in them, and their embeddings.
 
 use chrono::{DateTime, Utc};
-use sqlx::{QueryBuilder, Sqlite};
 
 use crate::blob_refs::Owner;
 use crate::error::conflict_on_unique;
 use crate::names;
-use crate::scope::{Table, and_equal};
+use crate::scope::{Filter, Table};
 use crate::{
     CropFilter, EmbeddingRecord, FaceCrop, ImageInsert, MatchDecision, NewCrop, NewImage, Page,
     Paged, PhotoCommit, Result, Scope, SessionImage, Store, StoreError,
@@ -147,44 +146,46 @@ impl Store {
         session_id: i64,
         image: &NewImage,
     ) -> Result<ImageInsert> {
-        self.get_session(scope, session_id).await?;
-        if let Some(existing) = self.find_session_image(session_id, &image.sha256).await? {
-            return Ok(ImageInsert::Duplicate(existing));
-        }
-        let sql = format!(
-            "INSERT INTO session_images (session_id, blob_key, sha256, original_name, width, height, status, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7) RETURNING {}",
-            IMAGE_COLUMNS.replace("i.", "")
-        );
-        let mut tx = self.write_tx().await?;
-        let inserted = sqlx::query_as::<_, SessionImage>(&sql)
-            .bind(session_id)
-            .bind(&image.blob_key)
-            .bind(&image.sha256)
-            .bind(&image.original_name)
-            .bind(image.width)
-            .bind(image.height)
-            .bind(Utc::now())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(conflict_on_unique(String::new));
-        let inserted = match inserted {
-            Ok(image) => tx.commit().await.map(|()| image).map_err(StoreError::from),
-            Err(e) => Err(e),
-        };
-        match inserted {
-            Ok(image) => Ok(ImageInsert::Stored(image)),
-            // The same photo uploaded twice at once: the other request stored it.
-            Err(StoreError::Conflict(_)) => {
-                match self.find_session_image(session_id, &image.sha256).await? {
-                    Some(existing) => Ok(ImageInsert::Duplicate(existing)),
-                    None => Err(StoreError::Conflict(
-                        "the photo was stored and removed concurrently".into(),
-                    )),
-                }
+        with_pool!(self, pool => {
+            self.get_session(scope, session_id).await?;
+            if let Some(existing) = self.find_session_image(session_id, &image.sha256).await? {
+                return Ok(ImageInsert::Duplicate(existing));
             }
-            Err(e) => Err(e),
-        }
+            let sql = format!(
+                "INSERT INTO session_images (session_id, blob_key, sha256, original_name, width, height, status, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7) RETURNING {}",
+                IMAGE_COLUMNS.replace("i.", "")
+            );
+            let mut tx = begin_write(pool).await?;
+            let inserted = sqlx::query_as::<_, SessionImage>(&sql)
+                .bind(session_id)
+                .bind(&image.blob_key)
+                .bind(&image.sha256)
+                .bind(&image.original_name)
+                .bind(image.width)
+                .bind(image.height)
+                .bind(Utc::now())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(conflict_on_unique(String::new));
+            let inserted = match inserted {
+                Ok(image) => tx.commit().await.map(|()| image).map_err(StoreError::from),
+                Err(e) => Err(e),
+            };
+            match inserted {
+                Ok(image) => Ok(ImageInsert::Stored(image)),
+                // The same photo uploaded twice at once: the other request stored it.
+                Err(StoreError::Conflict(_)) => {
+                    match self.find_session_image(session_id, &image.sha256).await? {
+                        Some(existing) => Ok(ImageInsert::Duplicate(existing)),
+                        None => Err(StoreError::Conflict(
+                            "the photo was stored and removed concurrently".into(),
+                        )),
+                    }
+                }
+                Err(e) => Err(e),
+            }
+        })
     }
 
     /// The photo of this session with these bytes, if any (the caller has checked the scope).
@@ -193,14 +194,16 @@ impl Store {
         session_id: i64,
         sha256: &str,
     ) -> Result<Option<SessionImage>> {
-        let sql = format!(
-            "SELECT {IMAGE_COLUMNS} FROM session_images i WHERE i.session_id = $1 AND i.sha256 = $2"
-        );
-        Ok(sqlx::query_as::<_, SessionImage>(&sql)
-            .bind(session_id)
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await?)
+        with_pool!(self, pool => {
+            let sql = format!(
+                "SELECT {IMAGE_COLUMNS} FROM session_images i WHERE i.session_id = $1 AND i.sha256 = $2"
+            );
+            Ok(sqlx::query_as::<_, SessionImage>(&sql)
+                .bind(session_id)
+                .bind(sha256)
+                .fetch_optional(pool)
+                .await?)
+        })
     }
 
     pub async fn get_session_image(&self, scope: Scope, id: i64) -> Result<SessionImage> {
@@ -219,25 +222,29 @@ impl Store {
         scope: Scope,
         session_id: i64,
     ) -> Result<Vec<SessionImage>> {
-        self.get_session(scope, session_id).await?;
-        let sql = format!(
-            "SELECT {IMAGE_COLUMNS} FROM session_images i WHERE i.session_id = $1 ORDER BY i.id"
-        );
-        Ok(sqlx::query_as::<_, SessionImage>(&sql)
-            .bind(session_id)
-            .fetch_all(&self.pool)
-            .await?)
+        with_pool!(self, pool => {
+            self.get_session(scope, session_id).await?;
+            let sql = format!(
+                "SELECT {IMAGE_COLUMNS} FROM session_images i WHERE i.session_id = $1 ORDER BY i.id"
+            );
+            Ok(sqlx::query_as::<_, SessionImage>(&sql)
+                .bind(session_id)
+                .fetch_all(pool)
+                .await?)
+        })
     }
 
     /// Photos of a session that still need processing (never processed, or failed).
     pub async fn unprocessed_images(&self, session_id: i64) -> Result<Vec<SessionImage>> {
-        let sql = format!(
-            "SELECT {IMAGE_COLUMNS} FROM session_images i WHERE i.session_id = $1 AND i.status <> 'processed' ORDER BY i.id"
-        );
-        Ok(sqlx::query_as::<_, SessionImage>(&sql)
-            .bind(session_id)
-            .fetch_all(&self.pool)
-            .await?)
+        with_pool!(self, pool => {
+            let sql = format!(
+                "SELECT {IMAGE_COLUMNS} FROM session_images i WHERE i.session_id = $1 AND i.status <> 'processed' ORDER BY i.id"
+            );
+            Ok(sqlx::query_as::<_, SessionImage>(&sql)
+                .bind(session_id)
+                .fetch_all(pool)
+                .await?)
+        })
     }
 
     /// Records the faces of a photo with their embeddings and marks it processed, in one
@@ -262,69 +269,75 @@ impl Store {
         crops: &[NewCrop],
         preview_key: Option<&str>,
     ) -> Result<PhotoCommit> {
-        let mut tx = self.write_tx().await?;
-        // Claiming the photo is the first write: it locks the row (PostgreSQL) until the commit,
-        // and a second committer, once let through, no longer matches `status <> 'processed'`.
-        let claimed = sqlx::query(
-            "UPDATE session_images SET status = 'processed', error = NULL,
-                 preview_blob_key = COALESCE($1, preview_blob_key)
-             WHERE id = $2 AND status <> 'processed'",
-        )
-        .bind(preview_key)
-        .bind(image_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if claimed == 0 {
-            let exists: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM session_images WHERE id = $1")
-                    .bind(image_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            // Locked (PostgreSQL) until the commit: a second committer waits here, then reads
+            // `processed`.
+            let status: Option<String> = sqlx::query_scalar(&format!(
+                "SELECT status FROM session_images WHERE id = $1{FOR_UPDATE}"
+            ))
+            .bind(image_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match status.as_deref() {
+                None => {
+                    return Err(StoreError::NotFound {
+                        entity: "Image",
+                        id: image_id,
+                    });
+                }
+                Some("processed") => return Ok(PhotoCommit::AlreadyProcessed),
+                Some(_) => {}
+            }
+            sqlx::query(
+                "UPDATE session_images SET status = 'processed', error = NULL,
+                     preview_blob_key = COALESCE($1, preview_blob_key)
+                 WHERE id = $2",
+            )
+            .bind(preview_key)
+            .bind(image_id)
+            .execute(&mut *tx)
+            .await?;
+            let now = Utc::now();
+            let mut ids = Vec::with_capacity(crops.len());
+            for crop in crops {
+                let id = insert_crop(&mut tx, CropOwner::Image(image_id), crop, now).await?;
+                ids.push(id);
+            }
             tx.commit().await?;
-            return match exists {
-                Some(_) => Ok(PhotoCommit::AlreadyProcessed),
-                None => Err(StoreError::NotFound {
-                    entity: "Image",
-                    id: image_id,
-                }),
-            };
-        }
-        let now = Utc::now();
-        let mut ids = Vec::with_capacity(crops.len());
-        for crop in crops {
-            let id = insert_crop(&mut tx, CropOwner::Image(image_id), crop, now).await?;
-            ids.push(id);
-        }
-        tx.commit().await?;
-        Ok(PhotoCommit::Recorded(ids))
+            Ok(PhotoCommit::Recorded(ids))
+        })
     }
 
     /// Records the blob key of a photo's preview; `NotFound` when the photo is gone (the caller
     /// then deletes the blob it wrote).
     pub async fn set_image_preview(&self, image_id: i64, key: &str) -> Result<()> {
-        let updated = sqlx::query("UPDATE session_images SET preview_blob_key = $1 WHERE id = $2")
-            .bind(key)
-            .bind(image_id)
-            .execute(&self.pool)
-            .await?;
-        if updated.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                entity: "Image",
-                id: image_id,
-            });
-        }
-        Ok(())
+        with_pool!(self, pool => {
+            let updated = sqlx::query("UPDATE session_images SET preview_blob_key = $1 WHERE id = $2")
+                .bind(key)
+                .bind(image_id)
+                .execute(pool)
+                .await?;
+            if updated.rows_affected() == 0 {
+                return Err(StoreError::NotFound {
+                    entity: "Image",
+                    id: image_id,
+                });
+            }
+            Ok(())
+        })
     }
 
     /// Marks a photo as failed with the reason, unless it was processed meanwhile.
     pub async fn mark_image_failed(&self, image_id: i64, error: &str) -> Result<()> {
-        sqlx::query("UPDATE session_images SET status = 'failed', error = $1 WHERE id = $2 AND status <> 'processed'")
-            .bind(error)
-            .bind(image_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE session_images SET status = 'failed', error = $1 WHERE id = $2 AND status <> 'processed'")
+                .bind(error)
+                .bind(image_id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     pub async fn get_crop(&self, scope: Scope, id: i64) -> Result<FaceCrop> {
@@ -340,16 +353,14 @@ impl Store {
         filter: &CropFilter,
         page: Page,
     ) -> Result<Paged<FaceCrop>> {
-        let filter = |query: &mut QueryBuilder<'_, Sqlite>| {
-            and_equal(query, "i.session_id", filter.session);
-            and_equal(query, "f.image_id", filter.image);
-            if filter.unassigned {
-                query.push(" AND f.student_id IS NULL AND f.not_a_student = FALSE");
-            }
-            if let Some(min_size) = filter.min_size {
-                query.push(" AND f.quality_size >= ").push_bind(min_size);
-            }
-        };
+        let filter = Filter::default()
+            .equal("i.session_id", filter.session)
+            .equal("f.image_id", filter.image)
+            .and_if(
+                filter.unassigned,
+                "f.student_id IS NULL AND f.not_a_student = FALSE",
+            )
+            .at_least("f.quality_size", filter.min_size);
         let page = self
             .list_visible::<CropRow>(
                 &CROPS,
@@ -372,25 +383,29 @@ impl Store {
 
     /// The course a crop belongs to (for its embedding model).
     pub async fn course_of_crop(&self, crop_id: i64) -> Result<i64> {
-        let sql = format!("SELECT c.id FROM {CROP_COURSE_FROM} WHERE f.id = $1");
-        sqlx::query_scalar(&sql)
-            .bind(crop_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound {
-                entity: "Face crop",
-                id: crop_id,
-            })
+        with_pool!(self, pool => {
+            let sql = format!("SELECT c.id FROM {CROP_COURSE_FROM} WHERE f.id = $1");
+            sqlx::query_scalar(&sql)
+                .bind(crop_id)
+                .fetch_optional(pool)
+                .await?
+                .ok_or(StoreError::NotFound {
+                    entity: "Face crop",
+                    id: crop_id,
+                })
+        })
     }
 
     pub async fn crop_embeddings(&self, crop_id: i64) -> Result<Vec<EmbeddingRecord>> {
-        let rows = sqlx::query_as::<_, EmbeddingRow>(
-            "SELECT id, crop_id, model_name, vector, created_at FROM face_embeddings WHERE crop_id = $1 ORDER BY model_name",
-        )
-        .bind(crop_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(EmbeddingRecord::from).collect())
+        with_pool!(self, pool => {
+            let rows = sqlx::query_as::<_, EmbeddingRow>(
+                "SELECT id, crop_id, model_name, vector, created_at FROM face_embeddings WHERE crop_id = $1 ORDER BY model_name",
+            )
+            .bind(crop_id)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.into_iter().map(EmbeddingRecord::from).collect())
+        })
     }
 
     /// Stores a crop's embedding for a model: keeps an existing one unless `replace`. One row per
@@ -402,25 +417,27 @@ impl Store {
         vector: &[f32],
         replace: bool,
     ) -> Result<bool> {
-        let conflict = if replace {
-            "DO UPDATE SET dimension = excluded.dimension, vector = excluded.vector, created_at = excluded.created_at"
-        } else {
-            "DO NOTHING"
-        };
-        let sql = format!(
-            "INSERT INTO face_embeddings (crop_id, model_name, dimension, vector, created_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (crop_id, model_name) {conflict}"
-        );
-        let written = sqlx::query(&sql)
-            .bind(crop_id)
-            .bind(model)
-            .bind(vector.len() as i64)
-            .bind(vector_bytes(vector))
-            .bind(Utc::now())
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(written > 0)
+        with_pool!(self, pool => {
+            let conflict = if replace {
+                "DO UPDATE SET dimension = excluded.dimension, vector = excluded.vector, created_at = excluded.created_at"
+            } else {
+                "DO NOTHING"
+            };
+            let sql = format!(
+                "INSERT INTO face_embeddings (crop_id, model_name, dimension, vector, created_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (crop_id, model_name) {conflict}"
+            );
+            let written = sqlx::query(&sql)
+                .bind(crop_id)
+                .bind(model)
+                .bind(vector.len() as i64)
+                .bind(vector_bytes(vector))
+                .bind(Utc::now())
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok(written > 0)
+        })
     }
 }
 
@@ -431,50 +448,52 @@ pub(crate) enum CropOwner {
     Reference(i64),
 }
 
-/// Inserts one crop and its embedding (if any) inside the caller's transaction.
-pub(crate) async fn insert_crop(
-    tx: &mut sqlx::SqliteConnection,
-    owner: CropOwner,
-    crop: &NewCrop,
-    now: DateTime<Utc>,
-) -> Result<i64> {
-    let (image_id, reference_id) = match owner {
-        CropOwner::Image(id) => (Some(id), None),
-        CropOwner::Reference(id) => (None, Some(id)),
-    };
-    let [x, y, w, h] = crop.bbox;
-    let landmarks = serde_json::to_string(&crop.landmarks).unwrap_or_else(|_| "[]".into());
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO face_crops (image_id, reference_photo_id, bbox_x, bbox_y, bbox_w, bbox_h, landmarks, det_score,
-             quality_size, quality_blur, crop_blob_key, not_a_student, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, FALSE, $12) RETURNING id",
-    )
-    .bind(image_id)
-    .bind(reference_id)
-    .bind(x)
-    .bind(y)
-    .bind(w)
-    .bind(h)
-    .bind(landmarks)
-    .bind(crop.score)
-    .bind(crop.quality_size)
-    .bind(crop.quality_blur)
-    .bind(&crop.crop_blob_key)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
-    if let Some((model, vector)) = &crop.embedding {
-        sqlx::query(
-            "INSERT INTO face_embeddings (crop_id, model_name, dimension, vector, created_at)
-             VALUES ($1, $2, $3, $4, $5)",
+per_backend! {
+    /// Inserts one crop and its embedding (if any) inside the caller's transaction.
+    pub(crate) async fn insert_crop(
+        tx: &mut Conn,
+        owner: CropOwner,
+        crop: &NewCrop,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        let (image_id, reference_id) = match owner {
+            CropOwner::Image(id) => (Some(id), None),
+            CropOwner::Reference(id) => (None, Some(id)),
+        };
+        let [x, y, w, h] = crop.bbox;
+        let landmarks = serde_json::to_string(&crop.landmarks).unwrap_or_else(|_| "[]".into());
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO face_crops (image_id, reference_photo_id, bbox_x, bbox_y, bbox_w, bbox_h, landmarks, det_score,
+                 quality_size, quality_blur, crop_blob_key, not_a_student, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, FALSE, $12) RETURNING id",
         )
-        .bind(id)
-        .bind(model)
-        .bind(vector.len() as i64)
-        .bind(vector_bytes(vector))
+        .bind(image_id)
+        .bind(reference_id)
+        .bind(x)
+        .bind(y)
+        .bind(w)
+        .bind(h)
+        .bind(landmarks)
+        .bind(crop.score)
+        .bind(crop.quality_size)
+        .bind(crop.quality_blur)
+        .bind(&crop.crop_blob_key)
         .bind(now)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
+        if let Some((model, vector)) = &crop.embedding {
+            sqlx::query(
+                "INSERT INTO face_embeddings (crop_id, model_name, dimension, vector, created_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(model)
+            .bind(vector.len() as i64)
+            .bind(vector_bytes(vector))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(id)
     }
-    Ok(id)
 }

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use crate::blob_refs::Owner;
 use crate::courses::STUDENTS;
-use crate::photos::{CropOwner, insert_crop, vector_from_bytes};
-use crate::scope::{Table, require_visible};
+use crate::photos::{CropOwner, vector_from_bytes};
+use crate::scope::Table;
 use crate::{FaceCrop, NewCrop, Result, Scope, Store, StoreError};
 
 /// A student's enrollment photo and the face taken from it.
@@ -112,27 +112,29 @@ impl Store {
         student_id: i64,
         reference: &NewReference,
     ) -> Result<ReferencePhoto> {
-        let mut tx = self.write_tx().await?;
-        require_visible(&mut tx, &STUDENTS, scope, student_id).await?;
-        let now = Utc::now();
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO reference_photos (student_id, blob_key, sha256, width, height, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(student_id)
-        .bind(&reference.blob_key)
-        .bind(&reference.sha256)
-        .bind(reference.width)
-        .bind(reference.height)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(crate::error::conflict_on_unique(|| {
-            "this photo is already one of the student's reference photos".into()
-        }))?;
-        insert_crop(&mut tx, CropOwner::Reference(id), &reference.crop, now).await?;
-        tx.commit().await?;
-        self.get_reference_photo(scope, id).await
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            require_visible(&mut tx, &STUDENTS, scope, student_id).await?;
+            let now = Utc::now();
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO reference_photos (student_id, blob_key, sha256, width, height, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(student_id)
+            .bind(&reference.blob_key)
+            .bind(&reference.sha256)
+            .bind(reference.width)
+            .bind(reference.height)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(crate::error::conflict_on_unique(|| {
+                "this photo is already one of the student's reference photos".into()
+            }))?;
+            insert_crop(&mut tx, CropOwner::Reference(id), &reference.crop, now).await?;
+            tx.commit().await?;
+            self.get_reference_photo(scope, id).await
+        })
     }
 
     pub async fn get_reference_photo(&self, scope: Scope, id: i64) -> Result<ReferencePhoto> {
@@ -146,15 +148,17 @@ impl Store {
         scope: Scope,
         student_id: i64,
     ) -> Result<Vec<ReferencePhoto>> {
-        self.get_student(scope, student_id).await?;
-        let sql = format!(
-            "SELECT {REFERENCE_COLUMNS} FROM {} WHERE r.student_id = $1 ORDER BY r.id",
-            REFERENCES.from
-        );
-        Ok(sqlx::query_as::<_, ReferencePhoto>(&sql)
-            .bind(student_id)
-            .fetch_all(&self.pool)
-            .await?)
+        with_pool!(self, pool => {
+            self.get_student(scope, student_id).await?;
+            let sql = format!(
+                "SELECT {REFERENCE_COLUMNS} FROM {} WHERE r.student_id = $1 ORDER BY r.id",
+                REFERENCES.from
+            );
+            Ok(sqlx::query_as::<_, ReferencePhoto>(&sql)
+                .bind(student_id)
+                .fetch_all(pool)
+                .await?)
+        })
     }
 
     /// Removes a reference photo with its face and embeddings; returns the blob keys only they
@@ -167,8 +171,9 @@ impl Store {
     /// The course's known faces for a model, labelled with their student: every reference
     /// face, and every session face a person assigned (by hand or by naming its cluster).
     pub async fn course_gallery(&self, course_id: i64, model: &str) -> Result<Vec<LabelledVector>> {
-        let rows = sqlx::query_as::<_, VectorRow>(
-            "SELECT f.id AS crop_id, st.id AS label, e.vector
+        with_pool!(self, pool => {
+            let rows = sqlx::query_as::<_, VectorRow>(
+                "SELECT f.id AS crop_id, st.id AS label, e.vector
              FROM face_crops f
              JOIN reference_photos r ON r.id = f.reference_photo_id
              JOIN students st ON st.id = r.student_id
@@ -183,21 +188,23 @@ impl Store {
              WHERE s.course_id = $1 AND f.student_id IS NOT NULL
                AND f.assignment_source IN ($3, $4)
              ORDER BY 1",
-        )
-        .bind(course_id)
-        .bind(model)
-        .bind(Source::Manual.as_str())
-        .bind(Source::Cluster.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(LabelledVector::from).collect())
+            )
+            .bind(course_id)
+            .bind(model)
+            .bind(Source::Manual.as_str())
+            .bind(Source::Cluster.as_str())
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.into_iter().map(LabelledVector::from).collect())
+        })
     }
 
     /// Every face of the course (session and reference faces) with a `model` embedding,
     /// labelled with its student (0 when assigned to nobody): what similarity search runs over.
     pub async fn course_vectors(&self, course_id: i64, model: &str) -> Result<Vec<LabelledVector>> {
-        let rows = sqlx::query_as::<_, VectorRow>(
-            "SELECT f.id AS crop_id, COALESCE(f.student_id, st.id, 0) AS label, e.vector
+        with_pool!(self, pool => {
+            let rows = sqlx::query_as::<_, VectorRow>(
+                "SELECT f.id AS crop_id, COALESCE(f.student_id, st.id, 0) AS label, e.vector
              FROM face_crops f
              JOIN face_embeddings e ON e.crop_id = f.id AND e.model_name = $2
              LEFT JOIN session_images i ON i.id = f.image_id
@@ -206,12 +213,13 @@ impl Store {
              LEFT JOIN students st ON st.id = r.student_id
              WHERE COALESCE(s.course_id, st.course_id) = $1
              ORDER BY f.id",
-        )
-        .bind(course_id)
-        .bind(model)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(LabelledVector::from).collect())
+            )
+            .bind(course_id)
+            .bind(model)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.into_iter().map(LabelledVector::from).collect())
+        })
     }
 
     /// Faces of the course's reference photos (and of one session, if given) that have a stored
@@ -222,8 +230,9 @@ impl Store {
         session: Option<i64>,
         model: &str,
     ) -> Result<Vec<CropToEmbed>> {
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT f.id, f.crop_blob_key
+        with_pool!(self, pool => {
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT f.id, f.crop_blob_key
              FROM face_crops f
              LEFT JOIN session_images i ON i.id = f.image_id
              LEFT JOIN reference_photos r ON r.id = f.reference_photo_id
@@ -232,19 +241,20 @@ impl Store {
                AND (st.course_id = $1 OR (i.session_id = $2))
                AND NOT EXISTS (SELECT 1 FROM face_embeddings e WHERE e.crop_id = f.id AND e.model_name = $3)
              ORDER BY f.id",
-        )
-        .bind(course_id)
-        .bind(session)
-        .bind(model)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(crop_id, crop_blob_key)| CropToEmbed {
-                crop_id,
-                crop_blob_key,
-            })
-            .collect())
+            )
+            .bind(course_id)
+            .bind(session)
+            .bind(model)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(crop_id, crop_blob_key)| CropToEmbed {
+                    crop_id,
+                    crop_blob_key,
+                })
+                .collect())
+        })
     }
 
     /// The session's faces that automatic assignment may decide (no manual decision, not marked
@@ -254,45 +264,50 @@ impl Store {
         session_id: i64,
         model: &str,
     ) -> Result<Vec<LabelledVector>> {
-        let rows = sqlx::query_as::<_, VectorRow>(
-            "SELECT f.id AS crop_id, f.image_id AS label, e.vector
+        with_pool!(self, pool => {
+            let rows = sqlx::query_as::<_, VectorRow>(
+                "SELECT f.id AS crop_id, f.image_id AS label, e.vector
              FROM face_crops f
              JOIN session_images i ON i.id = f.image_id
              JOIN face_embeddings e ON e.crop_id = f.id AND e.model_name = $2
              WHERE i.session_id = $1 AND f.not_a_student = FALSE
                AND (f.assignment_source IS NULL OR f.assignment_source = $3)
              ORDER BY f.image_id, f.id",
-        )
-        .bind(session_id)
-        .bind(model)
-        .bind(Source::Auto.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(LabelledVector::from).collect())
+            )
+            .bind(session_id)
+            .bind(model)
+            .bind(Source::Auto.as_str())
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.into_iter().map(LabelledVector::from).collect())
+        })
     }
 
     /// (photo, student) for every face of the session a person assigned (by hand or by naming
     /// its cluster): automatic assignment must not give those students another face of the photo.
     pub async fn decided_students(&self, session_id: i64) -> Result<Vec<(i64, i64)>> {
-        Ok(sqlx::query_as(
-            "SELECT f.image_id, f.student_id FROM face_crops f JOIN session_images i ON i.id = f.image_id
+        with_pool!(self, pool => {
+            Ok(sqlx::query_as(
+                "SELECT f.image_id, f.student_id FROM face_crops f JOIN session_images i ON i.id = f.image_id
              WHERE i.session_id = $1 AND f.student_id IS NOT NULL
                AND f.assignment_source IN ($2, $3)",
-        )
-        .bind(session_id)
-        .bind(Source::Manual.as_str())
-        .bind(Source::Cluster.as_str())
-        .fetch_all(&self.pool)
-        .await?)
+            )
+            .bind(session_id)
+            .bind(Source::Manual.as_str())
+            .bind(Source::Cluster.as_str())
+            .fetch_all(pool)
+            .await?)
+        })
     }
 
     /// Writes automatic decisions in one transaction. A crop that got a manual decision or was
     /// marked "not a student" meanwhile is left alone: people win over the machine.
     pub async fn save_auto_decisions(&self, model: &str, decisions: &[AutoDecision]) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        for d in decisions {
-            sqlx::query(
-                "UPDATE face_crops SET student_id = $1,
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            for d in decisions {
+                sqlx::query(
+                    "UPDATE face_crops SET student_id = $1,
                      assignment_source = CASE WHEN $1 IS NULL THEN NULL ELSE $9 END,
                      confidence = CASE WHEN $1 IS NULL THEN NULL ELSE $2 END,
                      cluster_id = CASE WHEN $1 IS NULL THEN cluster_id ELSE NULL END,
@@ -301,22 +316,23 @@ impl Store {
                      runner_up_student_id = $6, runner_up_similarity = $7
                  WHERE id = $8 AND not_a_student = FALSE
                    AND (assignment_source IS NULL OR assignment_source = $9)",
-            )
-            .bind(d.student_id)
-            .bind(d.best.map(|(_, s)| s))
-            .bind(model)
-            .bind(d.reason.as_str())
-            .bind(d.best.map(|(id, _)| id))
-            .bind(d.runner_up.map(|(id, _)| id))
-            .bind(d.runner_up.map(|(_, s)| s))
-            .bind(d.crop_id)
-            .bind(Source::Auto.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
-        prune_empty_clusters(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+                )
+                .bind(d.student_id)
+                .bind(d.best.map(|(_, s)| s))
+                .bind(model)
+                .bind(d.reason.as_str())
+                .bind(d.best.map(|(id, _)| id))
+                .bind(d.runner_up.map(|(id, _)| id))
+                .bind(d.runner_up.map(|(_, s)| s))
+                .bind(d.crop_id)
+                .bind(Source::Auto.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+            prune_empty_clusters(&mut tx).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Applies a person's correction to a session face. Assigning checks that the student is
@@ -327,78 +343,82 @@ impl Store {
         crop_id: i64,
         correction: Correction,
     ) -> Result<FaceCrop> {
-        let crop = self.get_crop(scope, crop_id).await?;
-        if crop.image_id.is_none() {
-            return Err(StoreError::Invalid(format!(
-                "face crop {crop_id} is a student's reference face; remove the reference photo instead"
-            )));
-        }
-        let mut tx = self.write_tx().await?;
-        let sql = match correction {
-            Correction::Assign(student) => {
-                // On the transaction's own connection: a second pool connection while holding
-                // the write lock could wait for a connection that waits for the lock.
-                let same_course: Option<i64> = sqlx::query_scalar(
-                    "SELECT st.id FROM students st JOIN session_images i ON i.id = $2
+        with_pool!(self, pool => {
+            let crop = self.get_crop(scope, crop_id).await?;
+            if crop.image_id.is_none() {
+                return Err(StoreError::Invalid(format!(
+                    "face crop {crop_id} is a student's reference face; remove the reference photo instead"
+                )));
+            }
+            let mut tx = begin_write(pool).await?;
+            let sql = match correction {
+                Correction::Assign(student) => {
+                    // On the transaction's own connection: a second pool connection while holding
+                    // the write lock could wait for a connection that waits for the lock.
+                    let same_course: Option<i64> = sqlx::query_scalar(
+                        "SELECT st.id FROM students st JOIN session_images i ON i.id = $2
                      JOIN sessions s ON s.id = i.session_id
                      WHERE st.id = $1 AND st.course_id = s.course_id",
-                )
-                .bind(student)
-                .bind(crop.image_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if same_course.is_none() {
-                    return Err(StoreError::Invalid(format!(
-                        "student {student} is not enrolled in the course of face crop {crop_id}"
-                    )));
+                    )
+                    .bind(student)
+                    .bind(crop.image_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if same_course.is_none() {
+                        return Err(StoreError::Invalid(format!(
+                            "student {student} is not enrolled in the course of face crop {crop_id}"
+                        )));
+                    }
+                    "UPDATE face_crops SET student_id = $2, assignment_source = $3, confidence = NULL,
+                         cluster_id = NULL, not_a_student = FALSE WHERE id = $1"
                 }
-                "UPDATE face_crops SET student_id = $2, assignment_source = $3, confidence = NULL,
-                     cluster_id = NULL, not_a_student = FALSE WHERE id = $1"
-            }
-            Correction::Unassign => {
-                "UPDATE face_crops SET student_id = NULL, assignment_source = $3, confidence = NULL,
-                     not_a_student = FALSE WHERE id = $1 AND $2 IS NULL"
-            }
-            Correction::NotAStudent => {
-                "UPDATE face_crops SET student_id = NULL, assignment_source = $3, confidence = NULL,
+                Correction::Unassign => {
+                    "UPDATE face_crops SET student_id = NULL, assignment_source = $3, confidence = NULL,
+                         not_a_student = FALSE WHERE id = $1 AND $2 IS NULL"
+                }
+                Correction::NotAStudent => {
+                    "UPDATE face_crops SET student_id = NULL, assignment_source = $3, confidence = NULL,
                      cluster_id = NULL, not_a_student = TRUE, match_model = NULL, match_reason = NULL,
                      best_student_id = NULL, best_similarity = NULL,
                      runner_up_student_id = NULL, runner_up_similarity = NULL
                  WHERE id = $1 AND $2 IS NULL"
-            }
-            Correction::Automatic => {
-                "UPDATE face_crops SET student_id = NULL, assignment_source = $3, confidence = NULL,
-                     not_a_student = FALSE WHERE id = $1 AND $2 IS NULL"
-            }
-        };
-        let student = match correction {
-            Correction::Assign(student) => Some(student),
-            _ => None,
-        };
-        // Every correction but a reset is a person's decision; a reset leaves the face to the
-        // next automatic assignment.
-        let source = match correction {
-            Correction::Automatic => None,
-            _ => Some(Source::Manual),
-        };
-        sqlx::query(sql)
-            .bind(crop_id)
-            .bind(student)
-            .bind(source.map(Source::as_str))
-            .execute(&mut *tx)
-            .await?;
-        prune_empty_clusters(&mut tx).await?;
-        tx.commit().await?;
-        self.get_crop(scope, crop_id).await
+                }
+                Correction::Automatic => {
+                    "UPDATE face_crops SET student_id = NULL, assignment_source = $3, confidence = NULL,
+                         not_a_student = FALSE WHERE id = $1 AND $2 IS NULL"
+                }
+            };
+            let student = match correction {
+                Correction::Assign(student) => Some(student),
+                _ => None,
+            };
+            // Every correction but a reset is a person's decision; a reset leaves the face to the
+            // next automatic assignment.
+            let source = match correction {
+                Correction::Automatic => None,
+                _ => Some(Source::Manual),
+            };
+            sqlx::query(sql)
+                .bind(crop_id)
+                .bind(student)
+                .bind(source.map(Source::as_str))
+                .execute(&mut *tx)
+                .await?;
+            prune_empty_clusters(&mut tx).await?;
+            tx.commit().await?;
+            self.get_crop(scope, crop_id).await
+        })
     }
 }
 
-/// Clusters left without members (their faces were assigned) are removed.
-pub(crate) async fn prune_empty_clusters(tx: &mut sqlx::SqliteConnection) -> Result<()> {
-    sqlx::query(
-        "DELETE FROM clusters WHERE NOT EXISTS (SELECT 1 FROM face_crops f WHERE f.cluster_id = clusters.id)",
-    )
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+per_backend! {
+    /// Clusters left without members (their faces were assigned) are removed.
+    pub(crate) async fn prune_empty_clusters(tx: &mut Conn) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM clusters WHERE NOT EXISTS (SELECT 1 FROM face_crops f WHERE f.cluster_id = clusters.id)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
 }

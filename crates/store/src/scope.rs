@@ -6,10 +6,22 @@
 //! (`NotFound`), never as forbidden, so no caller can learn that another instructor's object
 //! exists.
 
+use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Executor, FromRow, QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{FromRow, QueryBuilder};
 
 use crate::{Page, Paged, Result, Scope, Store, StoreError};
+
+/// A row type both backends can read (every `#[derive(sqlx::FromRow)]` struct of the store).
+pub(crate) trait AnyRow:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
+
+impl<T> AnyRow for T where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
 
 /// Where rows of one kind live and how they reach the course that decides who sees them.
 #[derive(Clone, Copy, Debug)]
@@ -22,96 +34,136 @@ pub(crate) struct Table {
     pub id: &'static str,
 }
 
-impl Scope {
-    /// Pushes the condition on `c` that keeps the rows this scope may see.
-    pub(crate) fn push_condition(self, query: &mut QueryBuilder<'_, Sqlite>) {
-        match self {
+/// A value a listing's filter binds.
+#[derive(Clone, Copy, Debug)]
+enum Value {
+    Id(i64),
+    Real(f32),
+}
+
+/// The optional conditions of a listing (`AND …`), kept as data so that each backend's query
+/// builder can push them.
+#[derive(Debug, Default)]
+pub(crate) struct Filter(Vec<(String, Option<Value>)>);
+
+impl Filter {
+    /// `AND {column} = value` when there is a value.
+    pub(crate) fn equal(mut self, column: &str, value: Option<i64>) -> Self {
+        if let Some(value) = value {
+            self.0
+                .push((format!(" AND {column} = "), Some(Value::Id(value))));
+        }
+        self
+    }
+
+    /// `AND {column} >= value` when there is a value.
+    pub(crate) fn at_least(mut self, column: &str, value: Option<f32>) -> Self {
+        if let Some(value) = value {
+            self.0
+                .push((format!(" AND {column} >= "), Some(Value::Real(value))));
+        }
+        self
+    }
+
+    /// `AND {condition}` when `when` holds.
+    pub(crate) fn and_if(mut self, when: bool, condition: &str) -> Self {
+        if when {
+            self.0.push((format!(" AND {condition}"), None));
+        }
+        self
+    }
+}
+
+per_backend! {
+    use sqlx::{Database, Executor};
+
+    /// Pushes the condition on `c` that keeps the rows `scope` may see.
+    pub(crate) fn push_scope(query: &mut QueryBuilder<'_, Db>, scope: Scope) {
+        match scope {
             Scope::All => query.push("TRUE"),
             Scope::OwnedBy(owner) => query.push("c.owner_id = ").push_bind(owner),
         };
     }
-}
 
-/// The row `id` of `table` (its `columns`, read as `T`) if `scope` sees it, else `NotFound`.
-pub(crate) async fn fetch_visible<'c, T, E>(
-    executor: E,
-    table: &Table,
-    columns: &str,
-    scope: Scope,
-    id: i64,
-) -> Result<T>
-where
-    T: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
-    E: Executor<'c, Database = Sqlite>,
-{
-    let mut query = QueryBuilder::new(format!(
-        "SELECT {columns} FROM {} WHERE {} = ",
-        table.from, table.id
-    ));
-    query.push_bind(id).push(" AND ");
-    scope.push_condition(&mut query);
-    query
-        .build_query_as::<T>()
-        .fetch_optional(executor)
-        .await?
-        .ok_or(StoreError::NotFound {
-            entity: table.entity,
-            id,
-        })
-}
+    fn push_filter(query: &mut QueryBuilder<'_, Db>, filter: &Filter) {
+        for (sql, value) in &filter.0 {
+            query.push(sql);
+            match value {
+                Some(Value::Id(id)) => {
+                    query.push_bind(*id);
+                }
+                Some(Value::Real(real)) => {
+                    query.push_bind(*real);
+                }
+                None => {}
+            }
+        }
+    }
 
-/// Fails with `NotFound` unless `scope` sees the row `id` of `table`. Called inside the
-/// transaction that then writes it or below it, so the row cannot vanish between check and write.
-pub(crate) async fn require_visible(
-    connection: &mut SqliteConnection,
-    table: &Table,
-    scope: Scope,
-    id: i64,
-) -> Result<()> {
-    fetch_visible::<(i64,), _>(connection, table, table.id, scope, id)
-        .await
-        .map(drop)
-}
-
-impl Store {
     /// The row `id` of `table` (its `columns`, read as `T`) if `scope` sees it, else `NotFound`.
-    pub(crate) async fn get_visible<T>(
-        &self,
+    pub(crate) async fn fetch_visible<'c, T, E>(
+        executor: E,
         table: &Table,
         columns: &str,
         scope: Scope,
         id: i64,
     ) -> Result<T>
     where
-        T: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+        T: for<'r> FromRow<'r, <Db as Database>::Row> + Send + Unpin,
+        E: Executor<'c, Database = Db>,
     {
-        fetch_visible(&self.pool, table, columns, scope, id).await
+        let mut query = QueryBuilder::new(format!(
+            "SELECT {columns} FROM {} WHERE {} = ",
+            table.from, table.id
+        ));
+        query.push_bind(id).push(" AND ");
+        push_scope(&mut query, scope);
+        query
+            .build_query_as::<T>()
+            .fetch_optional(executor)
+            .await?
+            .ok_or(StoreError::NotFound {
+                entity: table.entity,
+                id,
+            })
     }
 
-    /// One page, in `order`, of the rows of `table` that `scope` sees and `filter` keeps
-    /// (`filter` pushes `AND …` conditions; it runs once for the count and once for the page),
-    /// with how many such rows there are on all pages.
-    pub(crate) async fn list_visible<T>(
-        &self,
+    /// Fails with `NotFound` unless `scope` sees the row `id` of `table`. Called inside the
+    /// transaction that then writes it or below it, so the row cannot vanish between check and
+    /// write.
+    pub(crate) async fn require_visible(
+        connection: &mut Conn,
+        table: &Table,
+        scope: Scope,
+        id: i64,
+    ) -> Result<()> {
+        fetch_visible::<(i64,), _>(connection, table, table.id, scope, id)
+            .await
+            .map(drop)
+    }
+
+    /// See [`Store::list_visible`].
+    pub(crate) async fn list_page<T>(
+        pool: &sqlx::Pool<Db>,
         table: &Table,
         columns: &str,
         scope: Scope,
-        filter: impl Fn(&mut QueryBuilder<'_, Sqlite>),
+        filter: &Filter,
         order: &str,
         page: Page,
     ) -> Result<Paged<T>>
     where
-        T: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+        T: for<'r> FromRow<'r, <Db as Database>::Row> + Send + Unpin,
     {
         let select = |what: &str| {
             let mut query = QueryBuilder::new(format!("SELECT {what} FROM {} WHERE ", table.from));
-            scope.push_condition(&mut query);
-            filter(&mut query);
+            push_scope(&mut query, scope);
+            push_filter(&mut query, filter);
             query
         };
         let total = select("COUNT(*)")
             .build_query_scalar::<i64>()
-            .fetch_one(&self.pool)
+            .fetch_one(pool)
             .await?;
         let mut query = select(columns);
         query
@@ -119,14 +171,34 @@ impl Store {
             .push_bind(page.limit())
             .push(" OFFSET ")
             .push_bind(page.offset());
-        let items = query.build_query_as::<T>().fetch_all(&self.pool).await?;
+        let items = query.build_query_as::<T>().fetch_all(pool).await?;
         Ok(Paged { total, items })
     }
 }
 
-/// Pushes `AND {column} = value` when there is a value: an optional filter of a listing.
-pub(crate) fn and_equal(query: &mut QueryBuilder<'_, Sqlite>, column: &str, value: Option<i64>) {
-    if let Some(value) = value {
-        query.push(format!(" AND {column} = ")).push_bind(value);
+impl Store {
+    /// The row `id` of `table` (its `columns`, read as `T`) if `scope` sees it, else `NotFound`.
+    pub(crate) async fn get_visible<T: AnyRow>(
+        &self,
+        table: &Table,
+        columns: &str,
+        scope: Scope,
+        id: i64,
+    ) -> Result<T> {
+        with_pool!(self, pool => fetch_visible(pool, table, columns, scope, id).await)
+    }
+
+    /// One page, in `order`, of the rows of `table` that `scope` sees and `filter` keeps, with
+    /// how many such rows there are on all pages.
+    pub(crate) async fn list_visible<T: AnyRow>(
+        &self,
+        table: &Table,
+        columns: &str,
+        scope: Scope,
+        filter: Filter,
+        order: &str,
+        page: Page,
+    ) -> Result<Paged<T>> {
+        with_pool!(self, pool => list_page(pool, table, columns, scope, &filter, order, page).await)
     }
 }
