@@ -15,7 +15,7 @@ use crate::config::LogFormat;
     about = "Face-recognition attendance: photograph a class, get who was there.",
     after_help = "Configuration is layered: defaults < config file < ATTENDANSEE_* environment < flags.\n\
                   The config file is --config, else ./attendansee.toml if it exists; its keys are the\n\
-                  long flag names with '_' for '-' (bind, data_dir, log_format, log_level, token_ttl_days,\n                  model_dir, ort_lib) plus [[models]] catalog entries."
+                  long flag names with '_' for '-' (bind, data_dir, database_url, log_format, log_level, token_ttl_days,\n                  model_dir, ort_lib) plus [[models]] catalog entries."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -32,6 +32,14 @@ pub struct GlobalArgs {
     /// Directory for the database and stored photos [default: ./data]
     #[arg(long, global = true, env = "ATTENDANSEE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Database: postgres://USER:PASSWORD@HOST:PORT/DB [default: SQLite in the data directory]
+    #[arg(
+        long,
+        global = true,
+        env = "ATTENDANSEE_DATABASE_URL",
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
     /// Log line format [default: text]
     #[arg(long, global = true, env = "ATTENDANSEE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,

@@ -30,6 +30,7 @@ pub enum LogFormat {
 pub struct FileConfig {
     pub bind: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
     pub token_ttl_days: Option<u32>,
@@ -95,6 +96,8 @@ impl FileConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Common {
     pub data_dir: PathBuf,
+    /// `postgres://…`, or `None` for SQLite in the data directory.
+    pub database_url: Option<String>,
     pub log_format: LogFormat,
     pub log_level: String,
     pub model_dir: PathBuf,
@@ -138,6 +141,10 @@ impl Common {
             ort_lib: flags.ort_lib.clone().or_else(|| file.ort_lib.clone()),
             catalog: attendansee_faces::catalog::with_overrides(&file.models),
             config_file: file.path.clone(),
+            database_url: flags
+                .database_url
+                .clone()
+                .or_else(|| file.database_url.clone()),
             log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
             log_level: flags
                 .log_level
@@ -148,8 +155,12 @@ impl Common {
         }
     }
 
-    pub fn db_path(&self) -> PathBuf {
-        self.data_dir.join(attendansee_store::DB_FILE_NAME)
+    /// The configured database; an unsupported URL is an error naming it.
+    pub fn database(&self) -> Result<attendansee_store::DatabaseLocation> {
+        Ok(attendansee_store::DatabaseLocation::resolve(
+            self.database_url.as_deref(),
+            &self.data_dir,
+        )?)
     }
 
     pub fn blob_dir(&self) -> PathBuf {
@@ -411,6 +422,43 @@ mod tests {
         );
         let bare = common.worker_args(None, &[]);
         assert_eq!(bare.last().unwrap(), "worker");
+    }
+
+    #[test]
+    fn the_database_is_sqlite_in_the_data_directory_unless_a_url_is_set() {
+        use attendansee_store::DatabaseLocation;
+        let common = Common::resolve(&GlobalArgs::default(), &FileConfig::default());
+        assert_eq!(
+            common.database().unwrap(),
+            DatabaseLocation::Sqlite(PathBuf::from("./data").join(attendansee_store::DB_FILE_NAME))
+        );
+        let f = file("database_url = \"postgres://a:b@db/x\"\n");
+        assert_eq!(
+            Common::resolve(&GlobalArgs::default(), &f)
+                .database()
+                .unwrap(),
+            DatabaseLocation::Postgres("postgres://a:b@db/x".into())
+        );
+        let flags = GlobalArgs {
+            database_url: Some("postgres://c@db/y".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Common::resolve(&flags, &f).database().unwrap(),
+            DatabaseLocation::Postgres("postgres://c@db/y".into())
+        );
+        let flags = GlobalArgs {
+            database_url: Some("mongodb://db/z".into()),
+            ..Default::default()
+        };
+        let error = Common::resolve(&flags, &f)
+            .database()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("unsupported database URL mongodb://db/z"),
+            "{error}"
+        );
     }
 
     #[test]

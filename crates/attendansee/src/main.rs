@@ -22,12 +22,26 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 use crate::config::{Common, FileConfig, ServeConfig};
 
+/// The exit status when the database cannot be opened (unreachable, login refused), so that a
+/// supervisor can tell it from a bad configuration (1).
+const EXIT_DATABASE_UNAVAILABLE: u8 = 3;
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            let cannot_open = error.chain().any(|cause| {
+                matches!(
+                    cause.downcast_ref::<attendansee_store::StoreError>(),
+                    Some(attendansee_store::StoreError::Open { .. })
+                )
+            });
+            if cannot_open {
+                ExitCode::from(EXIT_DATABASE_UNAVAILABLE)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

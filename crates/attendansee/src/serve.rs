@@ -20,19 +20,36 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
     return_large_buffers_to_the_system();
-    let lock = DataDirLock::acquire(&common.data_dir)?;
-    let store = Store::open(&common.db_path()).await?;
+    let database = common.database()?;
+    // Several nodes may share a PostgreSQL database; a SQLite file has one server.
+    let lock = if database.is_shared() {
+        std::fs::create_dir_all(&common.data_dir).with_context(|| {
+            format!("cannot create data directory {}", common.data_dir.display())
+        })?;
+        None
+    } else {
+        Some(DataDirLock::acquire(&common.data_dir)?)
+    };
+    let store = Store::connect(&database).await?;
+    tracing::info!(database = %database, "database opened");
     let blobs = BlobStore::local(&common.blob_dir())?;
-    // Under the lock, nothing is in flight: what is in the upload directory was left by a stop
-    // mid-upload, and a blob no row references by a stop between a deletion's commit and its
-    // blobs' removal (or between an upload's blob and its row).
     let upload_dir = common.data_dir.join("tmp");
-    empty_dir(&upload_dir)?;
-    let swept = sweep_orphan_blobs(&store, &blobs).await?;
-    tracing::info!(
-        blobs = swept,
-        "removed orphan blobs (no row references them)"
-    );
+    if lock.is_some() {
+        // Under the lock, nothing is in flight: what is in the upload directory was left by a
+        // stop mid-upload, and a blob no row references by a stop between a deletion's commit
+        // and its blobs' removal (or between an upload's blob and its row).
+        empty_dir(&upload_dir)?;
+        let swept = sweep_orphan_blobs(&store, &blobs).await?;
+        tracing::info!(
+            blobs = swept,
+            "removed orphan blobs (no row references them)"
+        );
+    } else {
+        // Another node may be writing an upload's blob before its row right now.
+        std::fs::create_dir_all(&upload_dir)
+            .with_context(|| format!("cannot create {}", upload_dir.display()))?;
+        tracing::info!("shared database: orphan blobs are not swept at start");
+    }
     for name in store
         .normalize_usernames(attendansee_services::users::normalize_username)
         .await?
@@ -135,7 +152,10 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
     job_runner.abort();
     pool.shutdown(Duration::from_secs(10)).await;
     store.close().await;
-    tracing::info!(lock = %lock.path().display(), "stopped");
+    match &lock {
+        Some(lock) => tracing::info!(lock = %lock.path().display(), "stopped"),
+        None => tracing::info!("stopped"),
+    }
     Ok(())
 }
 

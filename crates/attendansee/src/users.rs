@@ -11,9 +11,13 @@ use crate::cli::UsersCommand;
 use crate::config::Common;
 
 pub async fn run(common: &Common, command: UsersCommand) -> Result<()> {
-    std::fs::create_dir_all(&common.data_dir)
-        .with_context(|| format!("cannot create data directory {}", common.data_dir.display()))?;
-    let store = Store::open(&common.db_path()).await?;
+    let database = common.database()?;
+    if !database.is_shared() {
+        std::fs::create_dir_all(&common.data_dir).with_context(|| {
+            format!("cannot create data directory {}", common.data_dir.display())
+        })?;
+    }
+    let store = Store::connect(&database).await?;
     let result = match command {
         UsersCommand::Create {
             username,

@@ -139,3 +139,18 @@ fn pg_code_is_unavailable(code: &str) -> bool {
         .iter()
         .any(|class| code.starts_with(class))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::pg_code_is_unavailable;
+
+    #[test]
+    fn postgresql_connection_and_shutdown_states_are_unavailable_constraint_ones_are_not() {
+        for code in ["08006", "08001", "57P01", "57P03", "53300", "58030"] {
+            assert!(pg_code_is_unavailable(code), "{code}");
+        }
+        for code in ["23505", "23503", "42P01", "40001"] {
+            assert!(!pg_code_is_unavailable(code), "{code}");
+        }
+    }
+}

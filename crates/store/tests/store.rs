@@ -1938,3 +1938,107 @@ mod vocabulary_columns {
         .await;
     }
 }
+
+/// Migrations on both backends: an installation made by an earlier version still opens, and
+/// nodes starting together on an empty PostgreSQL database both come up.
+mod migrations {
+    use super::*;
+    use attendansee_store::testing::TestDatabase;
+
+    /// `_sqlx_migrations` of a database the version before the PostgreSQL backend created (the
+    /// SQLite migrations then lived in `migrations/`): sqlx refuses to open a database whose
+    /// applied migrations' checksums differ from the embedded ones, so these must never change.
+    const RELEASED_SQLITE_CHECKSUMS: [(i64, &str); 8] = [
+        (
+            1,
+            "36b5544dd7d8f80f57bbc5bfcfc45005eec75a664569405bd0b374096e26bd3a9c5d5df33977f5256dec6e3d4d5f75db",
+        ),
+        (
+            2,
+            "527341c6b28b57ae4dd748dc5cc7bde8cd05dcf6ae87b920cb47e812038dc160d8cc585c2644c8f3478f050882f73211",
+        ),
+        (
+            3,
+            "cbfbc34096cb81e69e35abce78f86ceda3c4783dac6fdd1fe17ba6c3c483eba45995a6a4d823dd5ad5d096742fa3ed9c",
+        ),
+        (
+            4,
+            "08be9a0f758c99793da04baab3482b257c224a8d6cffc82d10c8450e2c7c6f577e27348eb0b19f3efcd4aa76e2c2de72",
+        ),
+        (
+            5,
+            "c41135b8f397892343610da4d896f95e9eb61ab166f32d2329d1d6e46f45927d6b755af4093ad4efa2f9e5240d9bcee6",
+        ),
+        (
+            6,
+            "e3e0dcba2b97634b7abeaa887772707b75a8727fd2420efd4dde2f0a95b85522454583a16327e45ae757d852a600cabb",
+        ),
+        (
+            7,
+            "119a77c81d312999a068f1e99a65c85311e1162f8d51188e99970cae6f8c7be201f7b5d8759dc426e1b2608e4f4c4146",
+        ),
+        (
+            8,
+            "47506e163cfe3f0a60f7c9d7cb9266c7305ed9ebad5122d91eb6455031c6369f818212c1869cc69af3e34fcc39560660",
+        ),
+    ];
+
+    #[tokio::test]
+    async fn sqlite_migrations_keep_the_checksums_installations_have_recorded() {
+        let db = TestDatabase::sqlite();
+        db.open().await.close().await;
+        let attendansee_store::DatabaseLocation::Sqlite(path) = db.location() else {
+            unreachable!()
+        };
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", path.display()))
+            .await
+            .unwrap();
+        let applied: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        pool.close().await;
+        for (version, checksum) in RELEASED_SQLITE_CHECKSUMS {
+            let found = applied
+                .iter()
+                .find(|(v, _)| *v == version)
+                .map(|(_, c)| attendansee_store::credentials::hex(c));
+            assert_eq!(found.as_deref(), Some(checksum), "migration {version}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_nodes_migrating_an_empty_postgresql_database_at_once_both_come_up() {
+        let Some(db) = TestDatabase::postgres(
+            "two_nodes_migrating_an_empty_postgresql_database_at_once_both_come_up",
+        )
+        .await
+        else {
+            return;
+        };
+        let nodes: Vec<_> = (0..4)
+            .map(|_| {
+                let location = db.location().clone();
+                tokio::spawn(async move { Store::connect(&location).await })
+            })
+            .collect();
+        let mut stores = Vec::new();
+        for node in nodes {
+            stores.push(
+                node.await
+                    .unwrap()
+                    .expect("every node migrates or finds it done"),
+            );
+        }
+        // One schema: a user created through one node is seen by all, and counted once.
+        stores[0]
+            .create_user("alice", "password-a", Role::Instructor)
+            .await
+            .unwrap();
+        for store in &stores {
+            assert_eq!(store.count_users().await.unwrap(), 1);
+            store.close().await;
+        }
+    }
+}
