@@ -22,14 +22,31 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 use crate::config::{Common, FileConfig, ServeConfig};
 
+/// The exit status when storage (the database or the blob store) cannot be reached: `EX_UNAVAILABLE`
+/// of sysexits.h — worth retrying later, unlike a configuration error (1).
+pub const EXIT_STORAGE_UNAVAILABLE: u8 = 69;
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            if storage_unavailable(&error) {
+                ExitCode::from(EXIT_STORAGE_UNAVAILABLE)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
+}
+
+fn storage_unavailable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.is::<serve::BlobStoreUnreachable>()
+            || cause
+                .downcast_ref::<attendansee_store::StoreError>()
+                .is_some_and(attendansee_store::StoreError::is_unavailable)
+    })
 }
 
 fn run(cli: Cli) -> Result<()> {
