@@ -90,8 +90,19 @@ fn an_outage_of_the_bucket_is_503_health_says_why_a_job_waits_and_service_resume
         return;
     };
     let p = serve_on(&s3, "node");
-    let session = p.session();
-    let (before, during) = (png(700), png(720));
+    let course = p.course("C1");
+    let session = p.session_in(course, "Lecture");
+    let student = p.call(
+        "POST",
+        "/api/attendance/students/",
+        Some(&serde_json::json!({"course": course, "name": "Ada"})),
+    );
+    assert_eq!(student.status, 201, "{}", student.body);
+    let references = format!(
+        "/api/attendance/students/{}/references/",
+        student.json()["id"].as_i64().unwrap()
+    );
+    let (before, during, face) = (png(700), png(720), png(400));
     assert_eq!(
         p.upload(session, &[("before.png", &before)]).json()["stored"],
         1
@@ -129,6 +140,11 @@ fn an_outage_of_the_bucket_is_503_health_says_why_a_job_waits_and_service_resume
     assert_eq!(upload.json()["error_type"], "StorageUnavailable");
     assert!(upload.header("retry-after").is_some(), "{}", upload.headers);
     assert_eq!(photos(&p, session).len(), 1, "no row for the failed upload");
+    // The same for a reference photo: its worker finds the face, its blob cannot be written.
+    let enrolled = p.upload_to(&references, &[("ada.png", &face)]);
+    assert_eq!(enrolled.status, 503, "{}", enrolled.body);
+    assert_eq!(enrolled.json()["error_type"], "StorageUnavailable");
+    assert_eq!(p.get(&references).json(), serde_json::json!([]));
     let file = p.get(&format!("/api/attendance/images/{image}/file/"));
     assert_eq!(
         (file.status, file.json()["error_type"].as_str()),
@@ -175,6 +191,8 @@ fn an_outage_of_the_bucket_is_503_health_says_why_a_job_waits_and_service_resume
         file.bytes, before,
         "the photo stored before the outage is intact"
     );
+    let enrolled = p.upload_to(&references, &[("ada.png", &face)]);
+    assert_eq!(enrolled.json()["stored"], 1, "{}", enrolled.body);
     let job = p.wait_for_job(job);
     assert_eq!(job["status"], "succeeded", "{job}");
     // Every face recorded points to a blob that was written.
