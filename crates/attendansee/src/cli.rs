@@ -15,7 +15,7 @@ use crate::config::LogFormat;
     about = "Face-recognition attendance: photograph a class, get who was there.",
     after_help = "Configuration is layered: defaults < config file < ATTENDANSEE_* environment < flags.\n\
                   The config file is --config, else ./attendansee.toml if it exists; its keys are the\n\
-                  long flag names with '_' for '-' (bind, data_dir, database_url, log_format, log_level, token_ttl_days,\n                  model_dir, ort_lib) plus [[models]] catalog entries."
+                  long flag names with '_' for '-' (bind, data_dir, database_url, blob_url, log_format, log_level,\n                  token_ttl_days, model_dir, ort_lib) plus [[models]] catalog entries."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -51,6 +51,11 @@ pub struct GlobalArgs {
         value_name = "FILTER"
     )]
     pub log_level: Option<String>,
+    /// Where photos and face crops are stored: `s3://bucket/prefix` (credentials and endpoint from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP)
+    /// [default: <data-dir>/blobs]
+    #[arg(long, global = true, env = "ATTENDANSEE_BLOB_URL", value_name = "URL")]
+    pub blob_url: Option<String>,
     /// Directory of model files [default: <data-dir>/models]
     #[arg(long, global = true, env = "ATTENDANSEE_MODEL_DIR", value_name = "DIR")]
     pub model_dir: Option<PathBuf>,

@@ -26,6 +26,10 @@ use crate::config::{Common, FileConfig, ServeConfig};
 /// supervisor can tell it from a bad configuration (1).
 const EXIT_DATABASE_UNAVAILABLE: u8 = 3;
 
+/// The exit status when other storage (the blob store, a database lost after opening) cannot be
+/// reached: `EX_UNAVAILABLE` of sysexits.h — worth retrying later, unlike a configuration error (1).
+pub const EXIT_STORAGE_UNAVAILABLE: u8 = 69;
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -39,11 +43,22 @@ fn main() -> ExitCode {
             });
             if cannot_open {
                 ExitCode::from(EXIT_DATABASE_UNAVAILABLE)
+            } else if storage_unavailable(&error) {
+                ExitCode::from(EXIT_STORAGE_UNAVAILABLE)
             } else {
                 ExitCode::FAILURE
             }
         }
     }
+}
+
+fn storage_unavailable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.is::<serve::BlobStoreUnreachable>()
+            || cause
+                .downcast_ref::<attendansee_store::StoreError>()
+                .is_some_and(attendansee_store::StoreError::is_unavailable)
+    })
 }
 
 fn run(cli: Cli) -> Result<()> {

@@ -10,10 +10,20 @@ use tokio::sync::watch;
 use attendansee_api::{AppState, Settings, router};
 use attendansee_pool::{Pool, PoolConfig};
 use attendansee_services::jobs::{JobLeases, run_jobs};
-use attendansee_store::{BlobStore, DataDirLock, Store, sweep_orphan_blobs};
+use attendansee_store::{BlobCheckError, DataDirLock, Store, sweep_orphan_blobs};
 
 use crate::config::{Common, ServeConfig};
 use crate::faces::model_matching;
+
+/// The blob store did not answer at start: the process exits with
+/// [`EXIT_STORAGE_UNAVAILABLE`](crate::EXIT_STORAGE_UNAVAILABLE), as for a database that cannot be
+/// reached, so that a supervisor can tell "try again later" from a configuration error.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach the blob store {location}: {reason}")]
+pub struct BlobStoreUnreachable {
+    location: String,
+    reason: BlobCheckError,
+}
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -32,14 +42,19 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
     };
     let store = Store::connect(&database).await?;
     tracing::info!(database = %database, "database opened");
-    let blobs = BlobStore::local(&common.blob_dir())?;
+    let blobs = common.blob_store()?;
+    blobs.check().await.map_err(|reason| BlobStoreUnreachable {
+        location: blobs.location().to_owned(),
+        reason,
+    })?;
     let upload_dir = common.data_dir.join("tmp");
     if lock.is_some() {
         // Under the lock, nothing is in flight: what is in the upload directory was left by a
         // stop mid-upload, and a blob no row references by a stop between a deletion's commit
-        // and its blobs' removal (or between an upload's blob and its row).
+        // and its blobs' removal (or between an upload's blob and its row). A bucket may be
+        // shared by other nodes, still writing: their newest blobs are spared.
         empty_dir(&upload_dir)?;
-        let swept = sweep_orphan_blobs(&store, &blobs).await?;
+        let swept = sweep_orphan_blobs(&store, &blobs, blobs.sweep_grace()).await?;
         tracing::info!(
             blobs = swept,
             "removed orphan blobs (no row references them)"

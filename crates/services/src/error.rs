@@ -6,7 +6,7 @@ use attendansee_pool::PoolError;
 use attendansee_store::StoreError;
 use attendansee_vocabulary::ErrorKind;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct ServiceError {
     pub kind: ErrorKind,
@@ -72,6 +72,24 @@ impl ServiceError {
         self.retry_after = Some(seconds);
         self
     }
+}
+
+/// A request of several files in which storage failed and nothing was stored failed as a whole:
+/// it is answered `StorageUnavailable` (retry it all, later) rather than as a list of failures.
+/// Returns that error, given each file's stored-or-not and error.
+pub(crate) fn nothing_stored_for_storage<'a>(
+    files: impl IntoIterator<Item = (bool, Option<&'a ServiceError>)>,
+) -> Option<ServiceError> {
+    let mut storage_failed = None;
+    for (stored, error) in files {
+        if stored {
+            return None;
+        }
+        if let Some(e) = error.filter(|e| e.kind == ErrorKind::StorageUnavailable) {
+            storage_failed.get_or_insert(e);
+        }
+    }
+    storage_failed.cloned()
 }
 
 impl From<StoreError> for ServiceError {

@@ -371,7 +371,10 @@ impl Holder<'_> {
     }
 }
 
-/// Runs one job to its end; `None` when it stopped because another node has it now.
+/// Runs one job to its end; `None` when it stopped because another node has it now. A storage
+/// outage (the database or the blob store not answering) is nobody's fault and passes: the job
+/// waits and resumes where it stopped — photos done stay done — instead of failing; every storage
+/// call has a time limit, so a wait never hangs.
 async fn run(
     services: &Services,
     job: &JobRecord,
@@ -380,14 +383,25 @@ async fn run(
 ) -> Option<JobEnd> {
     match payload {
         JobPayload::ProcessSession { session, model } => {
-            match process_photos(services, job, *session, model, holder).await {
-                Ok(end) => Some(end),
-                Err(JobFailure::LeaseLost) => None,
-                Err(e) => {
-                    if let Some(cause) = e.cause() {
-                        tracing::error!(job = job.id, error = %e, %cause, "job stopped");
-                    }
-                    Some(JobEnd::failed(Some(*session), e.to_string()))
+            let mut job = job.clone();
+            let mut backoff = Duration::from_secs(1);
+            loop {
+                let e = match process_photos(services, &job, *session, model, holder).await {
+                    Ok(end) => return Some(end),
+                    Err(JobFailure::LeaseLost) => return None,
+                    Err(e) => e,
+                };
+                let cause = e.cause().unwrap_or("");
+                if !e.is_storage_outage() {
+                    tracing::error!(job = job.id, error = %e, %cause, "job stopped");
+                    return Some(JobEnd::failed(Some(*session), e.to_string()));
+                }
+                tracing::warn!(job = job.id, error = %e, %cause, "storage is unavailable; the job resumes when it is back (next try in {backoff:?})");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_RECORD_BACKOFF);
+                // Its progress as last saved: the photos still to do are read again.
+                if let Ok(saved) = services.store.get_job(Scope::All, job.id).await {
+                    job = saved;
                 }
             }
         }
@@ -508,6 +522,16 @@ enum JobFailure {
 }
 
 impl JobFailure {
+    /// Whether storage failed to answer (a passing outage), rather than the job's data or a bug.
+    fn is_storage_outage(&self) -> bool {
+        match self {
+            Self::Store(e) | Self::Recognition(e) => e.is_unavailable(),
+            Self::PhotoStorage { .. } => true,
+            Self::Assignment(e) | Self::Clustering(e) => e.kind == ErrorKind::StorageUnavailable,
+            Self::Task(_) | Self::LeaseLost => false,
+        }
+    }
+
     /// The internal cause behind the message, for the log only.
     fn cause(&self) -> Option<&str> {
         match self {

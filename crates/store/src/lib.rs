@@ -64,7 +64,7 @@ pub mod testing;
 
 pub use attendance::{AttendanceStatus, Evidence, SessionFacts};
 pub use blob_refs::sweep_orphan_blobs;
-pub use blobs::BlobStore;
+pub use blobs::{BLOB_CHECK_TIMEOUT, BlobCheckError, BlobStore};
 pub use clusters::{ClusterInputs, ClusterRecord};
 pub use data_dir::{DB_FILE_NAME, DataDirLock};
 pub use database::DatabaseLocation;

@@ -1201,7 +1201,12 @@ mod deleted_blobs {
                 for key in a.all_keys().iter().map(String::as_str).chain(orphans) {
                     blobs.put(key, Bytes::from_static(b"data")).await.unwrap();
                 }
-                assert_eq!(sweep_orphan_blobs(&store, &blobs).await.unwrap(), 4);
+                assert_eq!(
+                    sweep_orphan_blobs(&store, &blobs, std::time::Duration::ZERO)
+                        .await
+                        .unwrap(),
+                    4
+                );
                 for key in a.all_keys() {
                     assert_eq!(blobs.get(&key).await.unwrap(), Bytes::from_static(b"data"));
                 }
@@ -1213,7 +1218,12 @@ mod deleted_blobs {
                 }
                 // Their emptied directories went with them.
                 assert!(!dir.path().join("blobs/images/999").exists());
-                assert_eq!(sweep_orphan_blobs(&store, &blobs).await.unwrap(), 0);
+                assert_eq!(
+                    sweep_orphan_blobs(&store, &blobs, std::time::Duration::ZERO)
+                        .await
+                        .unwrap(),
+                    0
+                );
             },
         )
         .await;
