@@ -71,6 +71,9 @@ pub enum Command {
     /// Administer user accounts from the shell.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Database administration: move a SQLite installation to PostgreSQL (and S3).
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Embed the largest face of each image; writes the one-shot result JSON.
     Embed(EmbedArgs),
     /// Detect faces: boxes, scores and 5 landmarks as JSON; optionally draw them.
@@ -266,6 +269,25 @@ pub struct ServeArgs {
     /// Failed logins from one client address before it must wait [default: 20]
     #[arg(long, env = "ATTENDANSEE_LOGIN_FAILURES_PER_ADDRESS", value_name = "N")]
     pub login_failures_per_address: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy this SQLite installation (every row, ids kept, and every blob) into an empty
+    /// PostgreSQL database, verifying counts and checksums. The server must be stopped.
+    #[command(after_help = "Example:
+  attendansee --data-dir data db copy --to postgres://attendansee:PASSWORD@db:5432/attendansee \\
+      --blobs-to s3://attendance/school-a
+                        (AWS_* variables as for --blob-url)")]
+    Copy {
+        /// The target database: postgres://USER:PASSWORD@HOST:PORT/DB (empty; migrated here).
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Also copy the blobs to this store (s3://bucket/prefix); without it they stay where
+        /// they are.
+        #[arg(long, value_name = "URL")]
+        blobs_to: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

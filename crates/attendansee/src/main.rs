@@ -5,6 +5,7 @@ mod attend;
 mod bench;
 mod cli;
 mod config;
+mod db;
 mod detect;
 mod embed;
 mod faces;
@@ -78,6 +79,7 @@ fn run(cli: Cli) -> Result<()> {
             block_on(serve::run(&common, &config))
         }
         Command::Users(command) => block_on(users::run(&common, command)),
+        Command::Db(command) => block_on(db::run(&common, command)),
     }
 }
 

@@ -45,6 +45,7 @@ pub mod blob_keys;
 mod blob_refs;
 mod blobs;
 mod clusters;
+pub mod copy;
 mod courses;
 pub mod credentials;
 mod data_dir;
