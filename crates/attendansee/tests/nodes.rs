@@ -350,3 +350,71 @@ fn two_nodes_share_the_work_and_a_killed_nodes_job_is_finished_by_the_other() {
     // Photo by photo, the faces of the uninterrupted run: none lost, none twice.
     assert_eq!(survivor.faces_by_photo(second), reference);
 }
+
+/// A node starting while another runs a job leaves that job alone: on a shared database the jobs
+/// found running are other nodes' live ones, not the leftovers of this node's last stop (which
+/// a lone SQLite node queues again at start).
+#[test]
+fn a_node_starting_beside_a_running_job_leaves_it_to_its_holder() {
+    const TEST: &str = "a_node_starting_beside_a_running_job_leaves_it_to_its_holder";
+    let Some(shared) = shared(TEST) else {
+        return;
+    };
+    let Some(database) = postgres(TEST) else {
+        return;
+    };
+    let url = database.url();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    create_admin(&data, &url);
+    let models = shared.join("models");
+    let a = Node::start(&data, &url, &models);
+    let course = a.call(
+        "POST",
+        "/api/attendance/courses/",
+        Some(&json!({"name": "Databases", "code": "CS305"})),
+    );
+    assert_eq!(course.status, 201, "{}", course.body);
+    let course = course.json()["id"].as_i64().unwrap();
+    let body = json!({"course": course, "title": "Week 1", "held_at": "2026-11-25T09:00:00Z"});
+    let session = a.call("POST", "/api/attendance/sessions/", Some(&body));
+    assert_eq!(session.status, 201, "{}", session.body);
+    let session = session.json()["id"].as_i64().unwrap();
+    let photos: Vec<_> = photos(&shared).into_iter().take(8).collect();
+    assert_eq!(a.upload(session, &photos)["stored"], photos.len());
+    let job = a.process(session);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while a.job(job)["done"].as_i64().unwrap_or(0) < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "no progress:\n{}",
+            a.server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let c = Node::start(&data, &url, &models);
+    let seen = c.job(job);
+    assert_eq!(seen["status"], "running", "{seen}");
+    let done = a.wait_for_job(job, 300, &[&c]);
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let started = format!("job started job={job} ");
+    let runs: Vec<String> = [&a, &c]
+        .iter()
+        .flat_map(|n| {
+            n.server
+                .log()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| l.contains(&started))
+        .collect();
+    assert_eq!(runs.len(), 1, "the job ran once, on A: {runs:#?}");
+    assert!(runs[0].contains(&a.id()), "{runs:#?}");
+    assert!(
+        !c.server.log().contains("resuming jobs interrupted"),
+        "{}",
+        c.server.log()
+    );
+}
