@@ -2088,6 +2088,87 @@ mod migrations {
         }
     }
 
+    /// A TCP relay on a loopback port to `target`, until the returned handle is aborted (which
+    /// drops every relayed connection, as a server that went away would).
+    async fn relay(port: u16, target: String) -> tokio::task::JoinHandle<()> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                let target = target.clone();
+                connections.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        })
+    }
+
+    /// The store reaches PostgreSQL through a relay that is cut and restored: while it is cut
+    /// a query fails within seconds as unavailable (never hangs), and the store resumes by
+    /// itself when the server is back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lost_postgresql_server_is_unavailable_within_seconds_and_the_store_resumes() {
+        let Some(db) = TestDatabase::postgres(
+            "a_lost_postgresql_server_is_unavailable_within_seconds_and_the_store_resumes",
+        )
+        .await
+        else {
+            return;
+        };
+        let url = db.url();
+        let (prefix, rest) = url.split_once('@').unwrap();
+        let (server, path) = rest.split_once('/').unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let relayed = attendansee_store::DatabaseLocation::Postgres(format!(
+            "{prefix}@127.0.0.1:{port}/{path}"
+        ));
+        let up = relay(port, server.to_owned()).await;
+        let store = Store::connect(&relayed).await.unwrap();
+        store
+            .create_user("alice", "password-a", Role::Instructor)
+            .await
+            .unwrap();
+
+        up.abort();
+        let _ = up.await;
+        let started = std::time::Instant::now();
+        let error = store.count_users().await.unwrap_err();
+        assert!(error.is_unavailable(), "{error:?}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(store.ping().await.unwrap_err().is_unavailable());
+
+        let _up = relay(port, server.to_owned()).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            match store.count_users().await {
+                Ok(users) => {
+                    assert_eq!(users, 1);
+                    break;
+                }
+                Err(error) => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "not back after the server was: {error:?}"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
+        }
+        store.close().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn two_nodes_migrating_an_empty_postgresql_database_at_once_both_come_up() {
         let Some(db) = TestDatabase::postgres(
