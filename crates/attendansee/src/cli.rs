@@ -156,6 +156,10 @@ pub struct BenchArgs {
     /// Only the recognition part: assignment and clustering on synthetic embeddings (no models).
     #[arg(long)]
     pub recognition_only: bool,
+    /// Only the store part: SQLite against PostgreSQL (the server of
+    /// ATTENDANSEE_TEST_DATABASE_URL, a role with CREATEDB) on the store's hot paths.
+    #[arg(long)]
+    pub store_only: bool,
     /// Recognition part: faces assigned (then twice as many).
     #[arg(long, default_value_t = 1_000)]
     pub assign_crops: usize,

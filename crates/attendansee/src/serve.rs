@@ -113,13 +113,16 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
         ..Settings::default()
     };
     // The data-directory lock makes this the only node: jobs still running were its previous
-    // process's, and resume at once instead of after their leases run out.
-    let requeued = store.requeue_interrupted_jobs().await?;
-    if requeued > 0 {
-        tracing::info!(
-            jobs = requeued,
-            "resuming jobs interrupted by the last stop"
-        );
+    // process's, and resume at once instead of after their leases run out. On a shared database
+    // they may be other nodes' live jobs: only an expired lease frees them.
+    if lock.is_some() {
+        let requeued = store.requeue_interrupted_jobs().await?;
+        if requeued > 0 {
+            tracing::info!(
+                jobs = requeued,
+                "resuming jobs interrupted by the last stop"
+            );
+        }
     }
     let leases = JobLeases::new(Duration::from_secs(config.job_lease_seconds));
     tracing::info!(

@@ -560,6 +560,86 @@ mod concurrency {
     use super::*;
     use attendansee_store::{ImageInsert, NewCrop, NewImage, SessionFields};
 
+    /// Nodes of one PostgreSQL database run their transactions at once (no database-wide write
+    /// lock as in SQLite): the same job queued by many at once is queued once, and the same
+    /// photo's faces recorded by many at once are recorded once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_writers_queue_one_job_and_record_a_photos_faces_once() {
+        each_backend(
+            "racing_writers_queue_one_job_and_record_a_photos_faces_once",
+            async |db| {
+                let store = db.open().await;
+                let alice = store
+                    .create_user("alice", "password-a", Role::Instructor)
+                    .await
+                    .unwrap();
+                let c = store.create_course(alice.id, &course("C")).await.unwrap();
+                let fields = SessionFields {
+                    title: "W".into(),
+                    held_at: chrono::Utc::now(),
+                };
+                let s = store
+                    .create_session(alice.scope(), c.id, &fields)
+                    .await
+                    .unwrap();
+                let new = NewImage {
+                    blob_key: "k".into(),
+                    sha256: "0".repeat(64),
+                    original_name: None,
+                    width: 1,
+                    height: 1,
+                };
+                let ImageInsert::Stored(image) = store
+                    .add_session_image(alice.scope(), s.id, &new)
+                    .await
+                    .unwrap()
+                else {
+                    panic!("a new photo")
+                };
+                let crop = NewCrop {
+                    bbox: [0.0; 4],
+                    landmarks: [[0.0; 2]; 5],
+                    score: 1.0,
+                    quality_size: 1.0,
+                    quality_blur: None,
+                    crop_blob_key: None,
+                    embedding: Some(("m".into(), vec![1.0])),
+                };
+                let mut tasks = tokio::task::JoinSet::new();
+                for _ in 0..16 {
+                    let (store, crop) = (store.clone(), crop.clone());
+                    let (course, user) = (c.id, alice.id);
+                    tasks.spawn(async move {
+                        let (job, _) = store
+                            .queue_job(JobKind::ProcessSession, "{\"same\": 1}", course, user, 1)
+                            .await?;
+                        let crops = store.record_image_faces(image.id, &[crop]).await?;
+                        Ok::<_, StoreError>((job.id, crops.len()))
+                    });
+                }
+                let mut jobs = std::collections::HashSet::new();
+                let mut recorded = 0;
+                while let Some(result) = tasks.join_next().await {
+                    let (job, crops) = result.unwrap().unwrap();
+                    jobs.insert(job);
+                    recorded += crops;
+                }
+                assert_eq!(jobs.len(), 1, "{jobs:?}");
+                assert_eq!(recorded, 1);
+                let listed = store
+                    .list_crops(
+                        Scope::All,
+                        &attendansee_store::CropFilter::default(),
+                        Page::ALL,
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(listed.total, 1);
+            },
+        )
+        .await;
+    }
+
     /// Write transactions that read first must not fail with SQLITE_BUSY when they race
     /// (found when session photos began to be processed concurrently).
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -2016,6 +2096,87 @@ mod migrations {
                 .map(|(_, c)| attendansee_store::credentials::hex(c));
             assert_eq!(found.as_deref(), Some(checksum), "migration {version}");
         }
+    }
+
+    /// A TCP relay on a loopback port to `target`, until the returned handle is aborted (which
+    /// drops every relayed connection, as a server that went away would).
+    async fn relay(port: u16, target: String) -> tokio::task::JoinHandle<()> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                let target = target.clone();
+                connections.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        })
+    }
+
+    /// The store reaches PostgreSQL through a relay that is cut and restored: while it is cut
+    /// a query fails within seconds as unavailable (never hangs), and the store resumes by
+    /// itself when the server is back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lost_postgresql_server_is_unavailable_within_seconds_and_the_store_resumes() {
+        let Some(db) = TestDatabase::postgres(
+            "a_lost_postgresql_server_is_unavailable_within_seconds_and_the_store_resumes",
+        )
+        .await
+        else {
+            return;
+        };
+        let url = db.url();
+        let (prefix, rest) = url.split_once('@').unwrap();
+        let (server, path) = rest.split_once('/').unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let relayed = attendansee_store::DatabaseLocation::Postgres(format!(
+            "{prefix}@127.0.0.1:{port}/{path}"
+        ));
+        let up = relay(port, server.to_owned()).await;
+        let store = Store::connect(&relayed).await.unwrap();
+        store
+            .create_user("alice", "password-a", Role::Instructor)
+            .await
+            .unwrap();
+
+        up.abort();
+        let _ = up.await;
+        let started = std::time::Instant::now();
+        let error = store.count_users().await.unwrap_err();
+        assert!(error.is_unavailable(), "{error:?}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(store.ping().await.unwrap_err().is_unavailable());
+
+        let _up = relay(port, server.to_owned()).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            match store.count_users().await {
+                Ok(users) => {
+                    assert_eq!(users, 1);
+                    break;
+                }
+                Err(error) => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "not back after the server was: {error:?}"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
+        }
+        store.close().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -5,11 +5,13 @@
 //! throughput from a JPEG crop file to a normalised embedding; and whole photos through
 //! decode → detect → align → embed, and the photo path against the one before it and against
 //! the Python reference (`bench::photos`). Then the worker pool part (`bench::pool`) and the
-//! recognition part (`bench::recognition`: assignment and clustering, time and memory).
+//! recognition part (`bench::recognition`: assignment and clustering, time and memory), and the
+//! store part (`bench::store`: SQLite against PostgreSQL).
 
 mod photos;
 mod pool;
 mod recognition;
+mod store;
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -41,6 +43,9 @@ pub fn run(common: &Common, args: &BenchArgs) -> Result<()> {
     }
     if args.recognition_only {
         return recognition::run(recognition_sizes(args));
+    }
+    if args.store_only {
+        return store::run();
     }
     let models = common.models();
     let runtime = Runtime::load(&Runtime::locate(common.ort_lib.as_deref()))?;
@@ -163,6 +168,7 @@ pub fn run(common: &Common, args: &BenchArgs) -> Result<()> {
     if !args.engine_only {
         println!();
         recognition::run(recognition_sizes(args))?;
+        store::run()?;
     }
     Ok(())
 }
