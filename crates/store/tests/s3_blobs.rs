@@ -175,6 +175,7 @@ async fn a_paused_server_is_an_outage_answered_within_seconds_and_service_resume
         .await
         .unwrap_err();
     let waited = started.elapsed();
+    eprintln!("a put to the paused server failed after {waited:?}");
     assert!(err.is_unavailable(), "{err:?}");
     assert!(waited < Duration::from_secs(20), "{waited:?}");
     let err = blobs.get("images/1/a").await.unwrap_err();
