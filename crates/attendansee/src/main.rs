@@ -55,7 +55,9 @@ fn main() -> ExitCode {
 
 fn storage_unavailable(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
-        cause.is::<serve::BlobStoreUnreachable>()
+        cause
+            .downcast_ref::<serve::BlobStoreUnreachable>()
+            .is_some_and(serve::BlobStoreUnreachable::is_outage)
             || cause
                 .downcast_ref::<attendansee_store::StoreError>()
                 .is_some_and(attendansee_store::StoreError::is_unavailable)

@@ -15,7 +15,7 @@ use attendansee_store::{BlobCheckError, DataDirLock, Store, sweep_orphan_blobs};
 use crate::config::{Common, ServeConfig};
 use crate::faces::model_matching;
 
-/// The blob store did not answer at start: the process exits with
+/// The blob store did not answer at start (or said it has no such bucket): the process exits with
 /// [`EXIT_STORAGE_UNAVAILABLE`](crate::EXIT_STORAGE_UNAVAILABLE), as for a database that cannot be
 /// reached, so that a supervisor can tell "try again later" from a configuration error.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +23,13 @@ use crate::faces::model_matching;
 pub struct BlobStoreUnreachable {
     location: String,
     reason: BlobCheckError,
+}
+
+impl BlobStoreUnreachable {
+    /// Whether the store may come back by itself (else it is misconfigured: exit status 1).
+    pub fn is_outage(&self) -> bool {
+        self.reason.is_outage()
+    }
 }
 
 /// How long in-flight requests get to finish after a shutdown signal.

@@ -214,51 +214,77 @@ fn an_outage_of_the_bucket_is_503_health_says_why_a_job_waits_and_service_resume
     }
 }
 
-#[test]
-fn a_bucket_that_cannot_be_reached_at_start_stops_the_server_with_status_69() {
+/// Runs `serve` with `--blob-url url` and `env` until it exits (it must, within a minute); its
+/// exit code and standard error.
+fn serve_until_exit(url: &str, env: &[(String, String)]) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let endpoint = format!("http://127.0.0.1:{}", free_port());
-    let run = |url: &str| {
-        let mut child = common::attendansee(&data)
-            .args(["serve", "--bind", "127.0.0.1:0", "--workers", "1"])
-            .args(["--blob-url", url])
-            .env("AWS_ACCESS_KEY_ID", "k")
-            .env("AWS_SECRET_ACCESS_KEY", "s")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ENDPOINT_URL", &endpoint)
-            .env("AWS_ALLOW_HTTP", "true")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("serve did not exit with {url}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-        (status.code(), stderr)
+    let mut child = common::attendansee(&data)
+        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "1"])
+        .args(["--blob-url", url])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve did not exit with {url}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
     };
-    let (code, stderr) = run("s3://bucket/prefix");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status.code(), stderr)
+}
+
+#[test]
+fn a_bucket_that_cannot_be_reached_at_start_stops_the_server_with_status_69() {
+    let env: Vec<(String, String)> = [
+        ("AWS_ACCESS_KEY_ID", "k".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "s".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ALLOW_HTTP", "true".to_owned()),
+        (
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", free_port()),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let (code, stderr) = serve_until_exit("s3://bucket/prefix", &env);
     assert_eq!(code, Some(69), "{stderr}");
     assert!(
         stderr.contains("error: cannot reach the blob store s3://bucket/prefix"),
         "{stderr}"
     );
     // A URL of the wrong kind is a configuration error, not an outage.
-    let (code, stderr) = run("gs://bucket/prefix");
+    let (code, stderr) = serve_until_exit("gs://bucket/prefix", &env);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("invalid blob URL 'gs://bucket/prefix'"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bucket_that_does_not_exist_is_a_configuration_error_at_start() {
+    let Some(s3) =
+        S3Server::start("a_bucket_that_does_not_exist_is_a_configuration_error_at_start")
+    else {
+        return;
+    };
+    let (code, stderr) = serve_until_exit("s3://no-such-bucket/x", &s3.env());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("s3://no-such-bucket/x: the bucket does not exist"),
         "{stderr}"
     );
 }

@@ -193,6 +193,21 @@ mod tests {
     }
 
     #[test]
+    fn a_request_of_files_fails_as_a_whole_only_when_storage_failed_and_nothing_was_stored() {
+        let storage = ServiceError::new(ErrorKind::StorageUnavailable, "down").with_retry_after(5);
+        let bad = ServiceError::new(ErrorKind::UnsupportedImage, "bad");
+        let whole = nothing_stored_for_storage([(false, Some(&bad)), (false, Some(&storage))]);
+        assert_eq!(
+            whole.map(|e| (e.kind, e.retry_after)),
+            Some((ErrorKind::StorageUnavailable, Some(5)))
+        );
+        // Something was stored: the files answer one by one.
+        assert!(nothing_stored_for_storage([(true, None), (false, Some(&storage))]).is_none());
+        // Nothing stored, but not for storage: the files' own errors.
+        assert!(nothing_stored_for_storage([(false, Some(&bad))]).is_none());
+    }
+
+    #[test]
     fn a_full_queue_is_overloaded_with_its_retry_after() {
         let error = ServiceError::from(PoolError::Overloaded { retry_after: 7 });
         assert_eq!(

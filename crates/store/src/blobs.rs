@@ -36,8 +36,17 @@ pub enum BlobCheckError {
     TimedOut,
     #[error("access refused; check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")]
     Refused,
+    #[error("the bucket does not exist")]
+    NoBucket,
     #[error("unreachable or failing; the server log has the cause")]
     Failed,
+}
+
+impl BlobCheckError {
+    /// Whether the store may answer later by itself (an outage), rather than being misconfigured.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, Self::TimedOut | Self::Failed)
+    }
 }
 
 impl BlobStore {
@@ -145,16 +154,19 @@ impl BlobStore {
         }
     }
 
-    /// Whether the store answers, within [`BLOB_CHECK_TIMEOUT`]: asking for a blob that does not
-    /// exist is an answer.
+    /// Whether the store answers, within [`BLOB_CHECK_TIMEOUT`]: the top level of the keys is
+    /// listed (a few names: `images/`, `crops/`, …), which also finds a bucket that is missing.
     pub async fn check(&self) -> std::result::Result<(), BlobCheckError> {
-        let probe = ObjectPath::from("attendansee-health-check");
-        match tokio::time::timeout(BLOB_CHECK_TIMEOUT, self.inner.head(&probe)).await {
-            Ok(Ok(_) | Err(object_store::Error::NotFound { .. })) => Ok(()),
+        match tokio::time::timeout(BLOB_CHECK_TIMEOUT, self.inner.list_with_delimiter(None)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(object_store::Error::NotFound { .. })) => Err(BlobCheckError::NoBucket),
             Ok(Err(
                 object_store::Error::PermissionDenied { .. }
                 | object_store::Error::Unauthenticated { .. },
             )) => Err(BlobCheckError::Refused),
+            // object_store reports a failed listing as `Generic` whatever the status; S3's
+            // error code in the body is what says the bucket is missing.
+            Ok(Err(e)) if e.to_string().contains("NoSuchBucket") => Err(BlobCheckError::NoBucket),
             Ok(Err(e)) => {
                 tracing::warn!(location = %self.location, error = %e, "blob store check failed");
                 Err(BlobCheckError::Failed)

@@ -8,8 +8,8 @@ mod s3;
 use std::time::{Duration, Instant};
 
 use attendansee_store::{
-    BlobStore, CourseFields, ImageInsert, NewImage, Role, SessionFields, Store, StoreError,
-    sweep_orphan_blobs,
+    BlobCheckError, BlobStore, CourseFields, ImageInsert, NewImage, Role, SessionFields, Store,
+    StoreError, sweep_orphan_blobs,
 };
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -175,6 +175,7 @@ async fn a_paused_server_is_an_outage_answered_within_seconds_and_service_resume
         .await
         .unwrap_err();
     let waited = started.elapsed();
+    eprintln!("a put to the paused server failed after {waited:?}");
     assert!(err.is_unavailable(), "{err:?}");
     assert!(waited < Duration::from_secs(20), "{waited:?}");
     let err = blobs.get("images/1/a").await.unwrap_err();
@@ -211,6 +212,19 @@ async fn a_stopped_server_is_an_outage_too() {
     let err = blobs.put("a", Bytes::from_static(b"x")).await.unwrap_err();
     assert!(err.is_unavailable(), "{err:?}");
     assert!(blobs.check().await.is_err());
+}
+
+#[tokio::test]
+async fn a_missing_bucket_is_found_by_the_check_and_is_no_outage() {
+    let Some(s3) = S3Server::start("a_missing_bucket_is_found_by_the_check_and_is_no_outage")
+    else {
+        return;
+    };
+    let missing = BlobStore::from_url_with("s3://no-such-bucket/x", s3.env()).unwrap();
+    let err = missing.check().await.unwrap_err();
+    assert!(matches!(err, BlobCheckError::NoBucket), "{err}");
+    assert!(!err.is_outage());
+    s3_blobs(&s3, "x").check().await.unwrap();
 }
 
 #[test]
