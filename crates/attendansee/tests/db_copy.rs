@@ -405,3 +405,38 @@ fn db_copy_of_a_populated_sqlite_installation_answers_the_same_from_postgresql_a
         files.len()
     );
 }
+
+#[test]
+fn db_copy_refuses_what_it_cannot_copy_before_touching_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |args: &[&str]| {
+        let out = attendansee(&data)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        text(&out)
+    };
+    // Nothing installed yet: nothing to copy (and no empty database made by looking).
+    let said = run(&["db", "copy", "--to", "postgres://u:secret@127.0.0.1:1/x"]);
+    assert!(said.contains("there is no SQLite database at"), "{said}");
+    assert!(!data.join("attendansee.sqlite3").exists());
+    assert!(!said.contains("secret"), "{said}");
+    // The target must be PostgreSQL, the source SQLite.
+    let said = run(&["db", "copy", "--to", "sqlite:///tmp/elsewhere.db"]);
+    assert!(
+        said.contains("db copy --to takes a postgres:// URL"),
+        "{said}"
+    );
+    let said = run(&[
+        "--database-url",
+        "postgres://u:secret@127.0.0.1:1/x",
+        "db",
+        "copy",
+        "--to",
+        "postgres://u:secret@127.0.0.1:1/y",
+    ]);
+    assert!(said.contains("already PostgreSQL"), "{said}");
+}
