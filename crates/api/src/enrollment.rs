@@ -103,7 +103,7 @@ async fn add_references(
     let outcomes = state
         .services
         .enroll(&actor.user, student_id, &model, uploads)
-        .await;
+        .await?;
     let stored = outcomes
         .iter()
         .filter(|o| o.status == UploadStatus::Stored)

@@ -10,14 +10,24 @@ use crate::AppState;
 use crate::error::{ApiError, ErrorType};
 use crate::extract::Json;
 
+/// How long health waits for the database before calling it down: health must answer even when
+/// storage hangs (the blob store has its own limit, the same).
+const DATABASE_CHECK_TIMEOUT: std::time::Duration = attendansee_store::BLOB_CHECK_TIMEOUT;
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// `ok`; `degraded` when no inference worker is alive (the rest of the API works);
-    /// `unavailable` when the database is down (then the status code is 503).
+    /// `unavailable` when the database or the blob store is down (then the status code is 503).
     pub status: &'static str,
     pub version: &'static str,
     /// `ok` or `error`.
     pub database: &'static str,
+    /// `ok` or `error`: whether the blob store (the local directory or the S3 bucket) answers.
+    pub blob_store: &'static str,
+    /// Why storage is down, one line per part that is (`database: …`, `blob store: …`); absent
+    /// when everything answers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
     /// The inference worker pool; absent on a server without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pool: Option<PoolHealth>,
@@ -46,13 +56,33 @@ pub struct UnavailableModelDto {
 #[utoipa::path(get, path = "/api/health/", tag = "system", security(()),
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let database_ok = match state.services.ping().await {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(error = %e, "health check: database unavailable");
-            false
+    let database = async {
+        match tokio::time::timeout(DATABASE_CHECK_TIMEOUT, state.services.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, cause = e.cause.as_deref().unwrap_or(""), "health check: database unavailable");
+                Err("unreachable or failing; the server log has the cause".to_owned())
+            }
+            Err(_) => Err(format!(
+                "no answer within {}s",
+                DATABASE_CHECK_TIMEOUT.as_secs()
+            )),
         }
     };
+    let blobs = async {
+        state
+            .services
+            .check_blobs()
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let (database, blobs) = tokio::join!(database, blobs);
+    let problems: Vec<String> = [("database", &database), ("blob store", &blobs)]
+        .into_iter()
+        .filter_map(|(part, result)| result.as_ref().err().map(|why| format!("{part}: {why}")))
+        .collect();
+    let (database_ok, blobs_ok) = (database.is_ok(), blobs.is_ok());
+    let storage_ok = database_ok && blobs_ok;
     let pool = state.pool.as_ref().map(|pool| {
         let status = pool.status();
         PoolHealth {
@@ -74,16 +104,18 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     });
     let workers_down = pool.as_ref().is_some_and(|p| p.workers_alive == 0);
     let health = Health {
-        status: match (database_ok, workers_down) {
+        status: match (storage_ok, workers_down) {
             (false, _) => "unavailable",
             (true, true) => "degraded",
             (true, false) => "ok",
         },
         version: env!("CARGO_PKG_VERSION"),
         database: if database_ok { "ok" } else { "error" },
+        blob_store: if blobs_ok { "ok" } else { "error" },
+        problems,
         pool,
     };
-    let status = if database_ok {
+    let status = if storage_ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -150,7 +150,7 @@ async fn course(t: &TestApp, token: &str, code: &str) -> Course {
                 face(None),
             ];
             t.store.record_image_faces(image.id, &faces).await.unwrap();
-            let preview_key = attendansee_store::blob_keys::session_preview(image.id);
+            let preview_key = attendansee_store::blob_keys::session_preview(image.id, "run");
             put(t, &preview_key).await;
             t.store
                 .set_image_preview(image.id, &preview_key)

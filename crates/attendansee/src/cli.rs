@@ -15,7 +15,7 @@ use crate::config::LogFormat;
     about = "Face-recognition attendance: photograph a class, get who was there.",
     after_help = "Configuration is layered: defaults < config file < ATTENDANSEE_* environment < flags.\n\
                   The config file is --config, else ./attendansee.toml if it exists; its keys are the\n\
-                  long flag names with '_' for '-' (bind, data_dir, database_url, log_format, log_level, token_ttl_days,\n                  model_dir, ort_lib) plus [[models]] catalog entries."
+                  long flag names with '_' for '-' (bind, data_dir, database_url, blob_url, log_format, log_level,\n                  token_ttl_days, model_dir, ort_lib) plus [[models]] catalog entries."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -51,6 +51,11 @@ pub struct GlobalArgs {
         value_name = "FILTER"
     )]
     pub log_level: Option<String>,
+    /// Where photos and face crops are stored: `s3://bucket/prefix` (credentials and endpoint from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP)
+    /// [default: <data-dir>/blobs]
+    #[arg(long, global = true, env = "ATTENDANSEE_BLOB_URL", value_name = "URL")]
+    pub blob_url: Option<String>,
     /// Directory of model files [default: <data-dir>/models]
     #[arg(long, global = true, env = "ATTENDANSEE_MODEL_DIR", value_name = "DIR")]
     pub model_dir: Option<PathBuf>,
@@ -66,6 +71,9 @@ pub enum Command {
     /// Administer user accounts from the shell.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Database administration: move a SQLite installation to PostgreSQL (and S3).
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Embed the largest face of each image; writes the one-shot result JSON.
     Embed(EmbedArgs),
     /// Detect faces: boxes, scores and 5 landmarks as JSON; optionally draw them.
@@ -234,6 +242,10 @@ pub struct ServeArgs {
     /// Seconds a worker may spend on one job before it is killed [default: 60]
     #[arg(long, env = "ATTENDANSEE_JOB_TIMEOUT", value_name = "SECONDS")]
     pub job_timeout: Option<u64>,
+    /// Seconds a node holds a processing job without renewing its lease (renewed every third of
+    /// it); a job whose node died is taken over by another node after this [default: 30]
+    #[arg(long, env = "ATTENDANSEE_JOB_LEASE_SECONDS", value_name = "SECONDS")]
+    pub job_lease_seconds: Option<u64>,
     /// Jobs after which a worker is replaced; 0 for never [default: 10000]
     #[arg(long, env = "ATTENDANSEE_WORKER_MAX_JOBS", value_name = "N")]
     pub worker_max_jobs: Option<u64>,
@@ -261,6 +273,25 @@ pub struct ServeArgs {
     /// Failed logins from one client address before it must wait [default: 20]
     #[arg(long, env = "ATTENDANSEE_LOGIN_FAILURES_PER_ADDRESS", value_name = "N")]
     pub login_failures_per_address: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy this SQLite installation (every row, ids kept, and every blob) into an empty
+    /// PostgreSQL database, verifying counts and checksums. The server must be stopped.
+    #[command(after_help = "Example:
+  attendansee --data-dir data db copy --to postgres://attendansee:PASSWORD@db:5432/attendansee \\
+      --blobs-to s3://attendance/school-a
+                        (AWS_* variables as for --blob-url)")]
+    Copy {
+        /// The target database: postgres://USER:PASSWORD@HOST:PORT/DB (empty; migrated here).
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Also copy the blobs to this store (s3://bucket/prefix); without it they stay where
+        /// they are.
+        #[arg(long, value_name = "URL")]
+        blobs_to: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -31,12 +31,14 @@ pub struct FileConfig {
     pub bind: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub blob_url: Option<String>,
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
     pub token_ttl_days: Option<u32>,
     pub workers: Option<usize>,
     pub queue: Option<usize>,
     pub job_timeout: Option<u64>,
+    pub job_lease_seconds: Option<u64>,
     pub worker_max_jobs: Option<u64>,
     pub worker_max_rss_mb: Option<u64>,
     pub detector: Option<String>,
@@ -97,6 +99,8 @@ pub struct Common {
     pub data_dir: PathBuf,
     /// `postgres://…`, or `None` for SQLite in the data directory.
     pub database_url: Option<String>,
+    /// `s3://bucket/prefix`; `None` for the blob directory inside the data directory.
+    pub blob_url: Option<String>,
     pub log_format: LogFormat,
     pub log_level: String,
     pub model_dir: PathBuf,
@@ -114,6 +118,7 @@ pub struct ServeConfig {
     pub workers: usize,
     pub queue: usize,
     pub job_timeout: u64,
+    pub job_lease_seconds: u64,
     pub worker_max_jobs: u64,
     pub worker_max_rss_mb: u64,
     pub detector: String,
@@ -137,6 +142,7 @@ impl Common {
                 .or_else(|| file.model_dir.clone())
                 .unwrap_or_else(|| data_dir.join("models")),
             ort_lib: flags.ort_lib.clone().or_else(|| file.ort_lib.clone()),
+            blob_url: flags.blob_url.clone().or_else(|| file.blob_url.clone()),
             catalog: attendansee_faces::catalog::with_overrides(&file.models),
             config_file: file.path.clone(),
             database_url: flags
@@ -163,6 +169,15 @@ impl Common {
 
     pub fn blob_dir(&self) -> PathBuf {
         self.data_dir.join("blobs")
+    }
+
+    /// The blob store every command that reads or writes photos uses: `--blob-url`, else the
+    /// blob directory.
+    pub fn blob_store(&self) -> Result<attendansee_store::BlobStore> {
+        Ok(match &self.blob_url {
+            Some(url) => attendansee_store::BlobStore::from_url(url)?,
+            None => attendansee_store::BlobStore::local(&self.blob_dir())?,
+        })
     }
 
     /// The arguments that start this binary as `attendansee worker` with these settings (config
@@ -225,6 +240,15 @@ impl ServeConfig {
         );
         let job_timeout = flags.job_timeout.or(file.job_timeout).unwrap_or(60);
         anyhow::ensure!(job_timeout >= 1, "job_timeout must be at least 1 second");
+        let job_lease_seconds = flags
+            .job_lease_seconds
+            .or(file.job_lease_seconds)
+            .unwrap_or(30);
+        // Renewed every third of it: at least a second between renewals.
+        anyhow::ensure!(
+            (3..=3600).contains(&job_lease_seconds),
+            "job_lease_seconds must be 3 to 3600, got {job_lease_seconds}"
+        );
         let recognizers = flags
             .recognizers
             .clone()
@@ -252,6 +276,7 @@ impl ServeConfig {
             workers,
             queue: flags.queue.or(file.queue).unwrap_or(32),
             job_timeout,
+            job_lease_seconds,
             worker_max_jobs: flags
                 .worker_max_jobs
                 .or(file.worker_max_jobs)
@@ -290,6 +315,36 @@ mod tests {
         let serve = ServeConfig::resolve(&ServeArgs::default(), &FileConfig::default()).unwrap();
         assert_eq!(serve.bind.to_string(), "127.0.0.1:8000");
         assert_eq!(serve.token_ttl_days, 14);
+        assert_eq!(serve.job_lease_seconds, 30);
+    }
+
+    #[test]
+    fn the_blob_url_is_unset_by_default_and_layered_like_the_rest() {
+        assert_eq!(
+            Common::resolve(&GlobalArgs::default(), &FileConfig::default()).blob_url,
+            None
+        );
+        let f = file("blob_url = \"s3://from-file/a\"\n");
+        assert_eq!(
+            Common::resolve(&GlobalArgs::default(), &f)
+                .blob_url
+                .as_deref(),
+            Some("s3://from-file/a")
+        );
+        let flags = GlobalArgs {
+            blob_url: Some("s3://from-flag/b".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Common::resolve(&flags, &f).blob_url.as_deref(),
+            Some("s3://from-flag/b")
+        );
+        let bad = GlobalArgs {
+            blob_url: Some("ftp://x/y".into()),
+            ..Default::default()
+        };
+        let err = Common::resolve(&bad, &f).blob_store().unwrap_err();
+        assert!(err.to_string().contains("not supported"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod attend;
 mod bench;
 mod cli;
 mod config;
+mod db;
 mod detect;
 mod embed;
 mod faces;
@@ -26,6 +27,10 @@ use crate::config::{Common, FileConfig, ServeConfig};
 /// supervisor can tell it from a bad configuration (1).
 const EXIT_DATABASE_UNAVAILABLE: u8 = 3;
 
+/// The exit status when other storage (the blob store, a database lost after opening) cannot be
+/// reached: `EX_UNAVAILABLE` of sysexits.h — worth retrying later, unlike a configuration error (1).
+pub const EXIT_STORAGE_UNAVAILABLE: u8 = 69;
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -39,11 +44,24 @@ fn main() -> ExitCode {
             });
             if cannot_open {
                 ExitCode::from(EXIT_DATABASE_UNAVAILABLE)
+            } else if storage_unavailable(&error) {
+                ExitCode::from(EXIT_STORAGE_UNAVAILABLE)
             } else {
                 ExitCode::FAILURE
             }
         }
     }
+}
+
+fn storage_unavailable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<serve::BlobStoreUnreachable>()
+            .is_some_and(serve::BlobStoreUnreachable::is_outage)
+            || cause
+                .downcast_ref::<attendansee_store::StoreError>()
+                .is_some_and(attendansee_store::StoreError::is_unavailable)
+    })
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -63,6 +81,7 @@ fn run(cli: Cli) -> Result<()> {
             block_on(serve::run(&common, &config))
         }
         Command::Users(command) => block_on(users::run(&common, command)),
+        Command::Db(command) => block_on(db::run(&common, command)),
     }
 }
 

@@ -9,10 +9,28 @@ use tokio::sync::watch;
 
 use attendansee_api::{AppState, Settings, router};
 use attendansee_pool::{Pool, PoolConfig};
-use attendansee_store::{BlobStore, DataDirLock, Store, sweep_orphan_blobs};
+use attendansee_services::jobs::{JobLeases, run_jobs};
+use attendansee_store::{BlobCheckError, DataDirLock, Store, sweep_orphan_blobs};
 
 use crate::config::{Common, ServeConfig};
 use crate::faces::model_matching;
+
+/// The blob store did not answer at start (or said it has no such bucket): the process exits with
+/// [`EXIT_STORAGE_UNAVAILABLE`](crate::EXIT_STORAGE_UNAVAILABLE), as for a database that cannot be
+/// reached, so that a supervisor can tell "try again later" from a configuration error.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach the blob store {location}: {reason}")]
+pub struct BlobStoreUnreachable {
+    location: String,
+    reason: BlobCheckError,
+}
+
+impl BlobStoreUnreachable {
+    /// Whether the store may come back by itself (else it is misconfigured: exit status 1).
+    pub fn is_outage(&self) -> bool {
+        self.reason.is_outage()
+    }
+}
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -31,14 +49,19 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
     };
     let store = Store::connect(&database).await?;
     tracing::info!(database = %database, "database opened");
-    let blobs = BlobStore::local(&common.blob_dir())?;
+    let blobs = common.blob_store()?;
+    blobs.check().await.map_err(|reason| BlobStoreUnreachable {
+        location: blobs.location().to_owned(),
+        reason,
+    })?;
     let upload_dir = common.data_dir.join("tmp");
     if lock.is_some() {
         // Under the lock, nothing is in flight: what is in the upload directory was left by a
         // stop mid-upload, and a blob no row references by a stop between a deletion's commit
-        // and its blobs' removal (or between an upload's blob and its row).
+        // and its blobs' removal (or between an upload's blob and its row). A bucket may be
+        // shared by other nodes, still writing: their newest blobs are spared.
         empty_dir(&upload_dir)?;
-        let swept = sweep_orphan_blobs(&store, &blobs).await?;
+        let swept = sweep_orphan_blobs(&store, &blobs, blobs.sweep_grace()).await?;
         tracing::info!(
             blobs = swept,
             "removed orphan blobs (no row references them)"
@@ -96,13 +119,24 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
         },
         ..Settings::default()
     };
-    let requeued = store.requeue_interrupted_jobs().await?;
-    if requeued > 0 {
-        tracing::info!(
-            jobs = requeued,
-            "resuming jobs interrupted by the last stop"
-        );
+    // The data-directory lock makes this the only node: jobs still running were its previous
+    // process's, and resume at once instead of after their leases run out. On a shared database
+    // they may be other nodes' live jobs: only an expired lease frees them.
+    if lock.is_some() {
+        let requeued = store.requeue_interrupted_jobs().await?;
+        if requeued > 0 {
+            tracing::info!(
+                jobs = requeued,
+                "resuming jobs interrupted by the last stop"
+            );
+        }
     }
+    let leases = JobLeases::new(Duration::from_secs(config.job_lease_seconds));
+    tracing::info!(
+        node = leases.node(),
+        job_lease_seconds = config.job_lease_seconds,
+        "this node's id (jobs it runs name it as their lease owner)"
+    );
     // Bind first: a port in use should fail before any worker is started.
     let listener = TcpListener::bind(config.bind)
         .await
@@ -116,7 +150,7 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
         "worker pool starting"
     );
     let state = AppState::new(store.clone(), blobs, settings).with_pool(pool.clone());
-    let job_runner = tokio::spawn(attendansee_services::jobs::run_jobs(state.services.clone()));
+    let job_runner = tokio::spawn(run_jobs(state.services.clone(), leases));
     let app = router(state);
     let addr = listener.local_addr()?;
     tracing::info!(data_dir = %common.data_dir.display(), "listening on http://{addr}");
@@ -138,7 +172,8 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
             tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}; stopping anyway");
         }
     }
-    // The runner stops between photos; a photo it was processing is picked up again next start.
+    // The runner stops between photos; a photo it was processing is picked up again next start
+    // (or, with several nodes, by another node once the job's lease runs out).
     job_runner.abort();
     pool.shutdown(Duration::from_secs(10)).await;
     store.close().await;

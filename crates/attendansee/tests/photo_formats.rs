@@ -188,8 +188,17 @@ fn a_processed_classroom_photo_gets_a_small_preview_that_goes_with_it() {
     );
 
     // Deleting the photo deletes its preview.
-    let blob = p.data_dir().join(format!("blobs/previews/{id}.jpg"));
-    assert!(blob.is_file(), "{}", blob.display());
+    // Its key names the processing run: `previews/{id}-{run}.jpg`.
+    let previews = p.data_dir().join("blobs/previews");
+    let blob = std::fs::read_dir(&previews)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|f| {
+            f.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{id}-")) && n.ends_with(".jpg"))
+        })
+        .unwrap_or_else(|| panic!("no preview of photo {id} in {}", previews.display()));
     let deleted = p.call("DELETE", &format!("/api/attendance/images/{id}/"), None);
     assert_eq!(deleted.status, 204, "{}", deleted.body);
     assert!(!blob.exists());

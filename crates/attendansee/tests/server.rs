@@ -69,6 +69,9 @@ fn a_second_server_on_the_same_data_directory_is_refused_and_the_first_keeps_ser
     let (status, body) = first.request("GET", "/api/health/", None, None);
     assert_eq!(status, 200, "{body}");
     assert_eq!(json(&body)["database"], "ok");
+    // The local blob directory is the blob store when no --blob-url is given.
+    assert_eq!(json(&body)["blob_store"], "ok");
+    assert!(json(&body).get("problems").is_none(), "{body}");
 }
 
 #[test]

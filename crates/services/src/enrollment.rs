@@ -8,6 +8,7 @@ use attendansee_recognition::OneFace;
 use attendansee_store::{NewReference, ReferencePhoto, Scope, User, blob_keys};
 use attendansee_vocabulary::{ErrorKind, UploadStatus};
 
+use crate::error::nothing_stored_for_storage;
 use crate::faces::new_crop;
 use crate::uploads::Upload;
 use crate::{PhotoFaces, ServiceError, ServiceResult, Services};
@@ -37,14 +38,15 @@ impl Services {
     }
 
     /// Enrolls reference photos of a student with `model` (from [`Self::enrollment_model`]).
-    /// Each file gets its own outcome; a refused photo does not stop the others.
+    /// Each file gets its own outcome; a refused photo does not stop the others. When storage
+    /// failed and no photo was stored, the whole request is `StorageUnavailable`.
     pub async fn enroll(
         &self,
         actor: &User,
         student_id: i64,
         model: &str,
         uploads: Vec<Upload>,
-    ) -> Vec<EnrollOutcome> {
+    ) -> ServiceResult<Vec<EnrollOutcome>> {
         let mut outcomes = Vec::with_capacity(uploads.len());
         for upload in uploads {
             let file = upload.name.clone();
@@ -65,7 +67,13 @@ impl Services {
                 },
             );
         }
-        outcomes
+        let files = outcomes
+            .iter()
+            .map(|o| (o.status == UploadStatus::Stored, o.error.as_ref()));
+        match nothing_stored_for_storage(files) {
+            Some(e) => Err(e),
+            None => Ok(outcomes),
+        }
     }
 
     /// Finds the photo's faces in a worker, keeps the largest, stores the photo and its face.

@@ -6,7 +6,7 @@ use attendansee_pool::PoolError;
 use attendansee_store::StoreError;
 use attendansee_vocabulary::ErrorKind;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct ServiceError {
     pub kind: ErrorKind,
@@ -72,6 +72,24 @@ impl ServiceError {
         self.retry_after = Some(seconds);
         self
     }
+}
+
+/// A request of several files in which storage failed and nothing was stored failed as a whole:
+/// it is answered `StorageUnavailable` (retry it all, later) rather than as a list of failures.
+/// Returns that error, given each file's stored-or-not and error.
+pub(crate) fn nothing_stored_for_storage<'a>(
+    files: impl IntoIterator<Item = (bool, Option<&'a ServiceError>)>,
+) -> Option<ServiceError> {
+    let mut storage_failed = None;
+    for (stored, error) in files {
+        if stored {
+            return None;
+        }
+        if let Some(e) = error.filter(|e| e.kind == ErrorKind::StorageUnavailable) {
+            storage_failed.get_or_insert(e);
+        }
+    }
+    storage_failed.cloned()
 }
 
 impl From<StoreError> for ServiceError {
@@ -172,6 +190,21 @@ mod tests {
         assert_eq!(error.kind, ErrorKind::Internal);
         assert!(!error.message.contains("teleport"), "{}", error.message);
         assert!(error.cause.as_deref().unwrap_or("").contains("'teleport'"));
+    }
+
+    #[test]
+    fn a_request_of_files_fails_as_a_whole_only_when_storage_failed_and_nothing_was_stored() {
+        let storage = ServiceError::new(ErrorKind::StorageUnavailable, "down").with_retry_after(5);
+        let bad = ServiceError::new(ErrorKind::UnsupportedImage, "bad");
+        let whole = nothing_stored_for_storage([(false, Some(&bad)), (false, Some(&storage))]);
+        assert_eq!(
+            whole.map(|e| (e.kind, e.retry_after)),
+            Some((ErrorKind::StorageUnavailable, Some(5)))
+        );
+        // Something was stored: the files answer one by one.
+        assert!(nothing_stored_for_storage([(true, None), (false, Some(&storage))]).is_none());
+        // Nothing stored, but not for storage: the files' own errors.
+        assert!(nothing_stored_for_storage([(false, Some(&bad))]).is_none());
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct FakeInference {
     calls: Mutex<Vec<&'static str>>,
     /// How long each `embed_crops` call takes, to let concurrent calls overlap.
     embed_delay: Mutex<Duration>,
+    /// How long each `detect_and_embed` call takes, so that a job is still running when a test
+    /// acts on it.
+    detect_delay: Mutex<Duration>,
     embeds_running: AtomicUsize,
     most_embeds_running: AtomicUsize,
 }
@@ -96,6 +99,13 @@ impl FakeInference {
     /// Makes every later `embed_crops` call take `delay`.
     pub fn set_embed_delay(&self, delay: Duration) {
         if let Ok(mut d) = self.embed_delay.lock() {
+            *d = delay;
+        }
+    }
+
+    /// Makes every later `detect_and_embed` call take `delay`.
+    pub fn set_detect_delay(&self, delay: Duration) {
+        if let Ok(mut d) = self.detect_delay.lock() {
             *d = delay;
         }
     }
@@ -214,7 +224,11 @@ impl Inference for FakeInference {
                 .preview_side
                 .map(|side| fake_preview(photo.width, photo.height, side)),
         });
-        Box::pin(async move { found })
+        let delay = self.detect_delay.lock().map(|d| *d).unwrap_or_default();
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            found
+        })
     }
 
     fn embed_crops(

@@ -1,6 +1,7 @@
 //! Background jobs: what a job is (kind and payload, stored through explicit conversions), how
-//! one is queued, and the runner that executes them, one at a time — each photo of a processing
-//! job is itself a job for the worker pool.
+//! one is queued, and the runner that executes them, one at a time per node — each photo of a
+//! processing job is itself a job for the worker pool. A node holds the job it runs by a lease
+//! it renews while it works; when it dies, another node takes the job over, photo by photo.
 
 use std::time::Duration;
 
@@ -10,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use attendansee_pool::Lane;
 use attendansee_pool::protocol::Timings;
 use attendansee_store::{
-    JobRecord, JobStatus, Page, Paged, Scope, SessionImage, SessionStatus, Store, StoreError,
-    StoredJobKind, User, blob_keys,
+    JobLease, JobRecord, JobStatus, LeaseState, Page, Paged, PhotoCommit, Scope, SessionImage,
+    SessionStatus, Store, StoreError, StoredJobKind, User, blob_keys,
 };
 use attendansee_vocabulary::{ErrorKind, JobKind};
 
@@ -218,37 +219,46 @@ impl Services {
     }
 }
 
-/// Runs queued jobs one after the other, for the life of the server. Jobs left running by a
-/// previous process were queued again at start (see `Store::requeue_interrupted_jobs`).
-pub async fn run_jobs(services: Services) {
+/// How this node holds the jobs it runs. Several nodes (`serve` processes on one database) share
+/// one queue: each claims a job under a lease naming it, and renews the lease every `heartbeat`
+/// while it works; a job whose lease runs out (its node died) is claimed by another node.
+#[derive(Clone, Debug)]
+pub struct JobLeases {
+    pub lease: JobLease,
+    pub heartbeat: Duration,
+}
+
+impl JobLeases {
+    pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+    /// A lease of `duration` for a new node id, renewed every third of it: two renewals may fail
+    /// (storage briefly away) before another node may take the job over.
+    pub fn new(duration: Duration) -> Self {
+        Self {
+            lease: JobLease {
+                owner: format!("node-{}", attendansee_store::credentials::random_id(6)),
+                duration,
+            },
+            heartbeat: duration / 3,
+        }
+    }
+
+    /// This node's id, as jobs' `lease_owner` names it.
+    pub fn node(&self) -> &str {
+        &self.lease.owner
+    }
+}
+
+/// Runs jobs one after the other, for the life of the server: queued ones, and running ones
+/// whose node stopped renewing their lease. (The only node on SQLite queues the jobs its previous
+/// process left running at start instead: see `Store::requeue_interrupted_jobs`.)
+pub async fn run_jobs(services: Services, leases: JobLeases) {
     loop {
-        match services.store.claim_job().await {
-            Ok(Some(job)) => {
-                let id = job.id;
-                tracing::info!(job = id, kind = job.kind.name(), "job started");
-                let end = match &job.kind {
-                    StoredJobKind::Known(kind) => {
-                        match JobPayload::from_record(*kind, &job.payload) {
-                            Ok(payload) => run(&services, &job, &payload).await,
-                            Err(e) => JobEnd::failed(None, e.to_string()),
-                        }
-                    }
-                    // The store fails these when it claims them; never run one regardless.
-                    StoredJobKind::Unknown(name) => {
-                        JobEnd::failed(None, format!("unknown job kind '{name}'"))
-                    }
-                };
-                tracing::info!(
-                    job = id,
-                    status = ?end.status,
-                    error = end.error.as_deref().unwrap_or(""),
-                    "job finished"
-                );
-                record_end(&services.store, id, &end).await;
-            }
+        match services.store.claim_job(&leases.lease).await {
+            Ok(Some(job)) => run_claimed(&services, &leases, job).await,
             Ok(None) => {
                 // Woken when a job is queued; the timeout also catches jobs queued by another
-                // process. Both simply mean: look again.
+                // process (or node), and leases that ran out. Both simply mean: look again.
                 let _woken_or_timed_out =
                     tokio::time::timeout(Duration::from_secs(2), services.jobs_queued.notified())
                         .await;
@@ -261,17 +271,137 @@ pub async fn run_jobs(services: Services) {
     }
 }
 
-/// Runs one job to its end.
-async fn run(services: &Services, job: &JobRecord, payload: &JobPayload) -> JobEnd {
+/// Runs a claimed job to its end and records it, renewing the lease meanwhile.
+async fn run_claimed(services: &Services, leases: &JobLeases, job: JobRecord) {
+    let id = job.id;
+    tracing::info!(
+        job = id,
+        kind = job.kind.name(),
+        node = leases.node(),
+        attempt = job.attempts,
+        "job started"
+    );
+    let (state, held) = tokio::sync::watch::channel(LeaseState::Held);
+    let heartbeat = tokio::spawn(keep_lease(
+        services.store.clone(),
+        id,
+        leases.clone(),
+        state,
+    ));
+    let holder = Holder {
+        job: id,
+        owner: leases.node(),
+        held,
+    };
+    let end = match &job.kind {
+        StoredJobKind::Known(kind) => match JobPayload::from_record(*kind, &job.payload) {
+            Ok(payload) => run(services, &job, &payload, &holder).await,
+            Err(e) => Some(JobEnd::failed(None, e.to_string())),
+        },
+        // The store fails these when it claims them; never run one regardless.
+        StoredJobKind::Unknown(name) => {
+            Some(JobEnd::failed(None, format!("unknown job kind '{name}'")))
+        }
+    };
+    match end {
+        Some(end) => {
+            tracing::info!(
+                job = id,
+                status = ?end.status,
+                error = end.error.as_deref().unwrap_or(""),
+                "job finished"
+            );
+            record_end(&services.store, id, leases.node(), &end).await;
+        }
+        None => tracing::info!(
+            job = id,
+            node = leases.node(),
+            "job lease lost: another node has the job now; stopped"
+        ),
+    }
+    heartbeat.abort();
+}
+
+/// Renews a job's lease every heartbeat until the job ends (the task is aborted) or the lease is
+/// no longer this node's, which it publishes. A renewal that fails (storage away) is retried at
+/// the next beat; once a whole lease has passed without one, the job may be another node's, and
+/// it counts as lost.
+async fn keep_lease(
+    store: Store,
+    job: i64,
+    leases: JobLeases,
+    state: tokio::sync::watch::Sender<LeaseState>,
+) {
+    let mut renewed = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(leases.heartbeat).await;
+        match store.renew_job_lease(job, &leases.lease).await {
+            Ok(LeaseState::Held) => renewed = tokio::time::Instant::now(),
+            Ok(other) => {
+                let _ = state.send(other);
+                return;
+            }
+            Err(e) if renewed.elapsed() >= leases.lease.duration => {
+                tracing::warn!(job, error = %e, "cannot renew the job's lease, which has run out");
+                let _ = state.send(LeaseState::Lost);
+                return;
+            }
+            Err(e) => tracing::warn!(job, error = %e, "cannot renew the job's lease; retrying"),
+        }
+    }
+}
+
+/// A running job's hold on its lease, as the runner checks it between photos.
+struct Holder<'a> {
+    job: i64,
+    owner: &'a str,
+    /// What the heartbeat last learnt.
+    held: tokio::sync::watch::Receiver<LeaseState>,
+}
+
+impl Holder<'_> {
+    /// Whether the job is still this node's to run: what the heartbeat learnt, else the job's
+    /// row (so that a cancellation stops the job before its next photo, not its next beat).
+    async fn state(&self, store: &Store) -> Result<LeaseState, StoreError> {
+        let learnt = *self.held.borrow();
+        match learnt {
+            LeaseState::Held => store.job_lease_state(self.job, self.owner).await,
+            other => Ok(other),
+        }
+    }
+}
+
+/// Runs one job to its end; `None` when it stopped because another node has it now. A storage
+/// outage (the database or the blob store not answering) is nobody's fault and passes: the job
+/// waits and resumes where it stopped — photos done stay done — instead of failing; every storage
+/// call has a time limit, so a wait never hangs.
+async fn run(
+    services: &Services,
+    job: &JobRecord,
+    payload: &JobPayload,
+    holder: &Holder<'_>,
+) -> Option<JobEnd> {
     match payload {
         JobPayload::ProcessSession { session, model } => {
-            match process_photos(services, job, *session, model).await {
-                Ok(end) => end,
-                Err(e) => {
-                    if let Some(cause) = e.cause() {
-                        tracing::error!(job = job.id, error = %e, %cause, "job stopped");
-                    }
-                    JobEnd::failed(Some(*session), e.to_string())
+            let mut job = job.clone();
+            let mut backoff = Duration::from_secs(1);
+            loop {
+                let e = match process_photos(services, &job, *session, model, holder).await {
+                    Ok(end) => return Some(end),
+                    Err(JobFailure::LeaseLost) => return None,
+                    Err(e) => e,
+                };
+                let cause = e.cause().unwrap_or("");
+                if !e.is_storage_outage() {
+                    tracing::error!(job = job.id, error = %e, %cause, "job stopped");
+                    return Some(JobEnd::failed(Some(*session), e.to_string()));
+                }
+                tracing::warn!(job = job.id, error = %e, %cause, "storage is unavailable; the job resumes when it is back (next try in {backoff:?})");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_RECORD_BACKOFF);
+                // Its progress as last saved: the photos still to do are read again.
+                if let Ok(saved) = services.store.get_job(Scope::All, job.id).await {
+                    job = saved;
                 }
             }
         }
@@ -300,18 +430,23 @@ impl JobEnd {
 const MAX_RECORD_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Records the end of a job and its session's status, trying again until storage takes it: a
-/// job whose end cannot be saved (a full disk) must not stay `running` once storage is back.
-async fn record_end(store: &Store, id: i64, end: &JobEnd) {
+/// job whose end cannot be saved (a full disk) must not stay `running` once storage is back. A
+/// job another node holds by then is that node's to end.
+async fn record_end(store: &Store, id: i64, owner: &str, end: &JobEnd) {
     let mut backoff = Duration::from_millis(250);
     loop {
-        let saved = async {
-            if let Some((session, status)) = end.session {
-                store.set_session_status(session, status).await?;
+        let saved = store
+            .finish_job(id, owner, (end.status, end.error.as_deref()), end.session)
+            .await;
+        match saved {
+            Ok(true) => return,
+            Ok(false) => {
+                tracing::info!(
+                    job = id,
+                    "job taken over by another node before its end was recorded; left to it"
+                );
+                return;
             }
-            store.finish_job(id, end.status, end.error.as_deref()).await
-        };
-        match saved.await {
-            Ok(()) => return,
             Err(e) if !e.is_unavailable() => {
                 // Not a storage outage that will pass: retrying would stall every later job.
                 tracing::error!(job = id, error = %e, "cannot record the end of a job; giving up");
@@ -381,27 +516,42 @@ enum JobFailure {
     Assignment(ServiceError),
     #[error("clustering failed: {}", .0.message)]
     Clustering(ServiceError),
+    /// Another node holds the job now (this one's lease ran out): stop, recording nothing.
+    #[error("the job's lease was lost")]
+    LeaseLost,
 }
 
 impl JobFailure {
+    /// Whether storage failed to answer (a passing outage), rather than the job's data or a bug.
+    fn is_storage_outage(&self) -> bool {
+        match self {
+            Self::Store(e) | Self::Recognition(e) => e.is_unavailable(),
+            Self::PhotoStorage { .. } => true,
+            Self::Assignment(e) | Self::Clustering(e) => e.kind == ErrorKind::StorageUnavailable,
+            Self::Task(_) | Self::LeaseLost => false,
+        }
+    }
+
     /// The internal cause behind the message, for the log only.
     fn cause(&self) -> Option<&str> {
         match self {
             Self::PhotoStorage { error, .. }
             | Self::Assignment(error)
             | Self::Clustering(error) => error.cause.as_deref(),
-            Self::Store(_) | Self::Task(_) | Self::Recognition(_) => None,
+            Self::Store(_) | Self::Task(_) | Self::Recognition(_) | Self::LeaseLost => None,
         }
     }
 }
 
 /// Processes every photo of the session still to do, keeping every worker busy; a photo that
-/// fails is recorded with its error and the others go on. Then assigns and clusters.
+/// fails is recorded with its error and the others go on. Then assigns and clusters. A job taken
+/// over from a node that died starts with the photos that node had not committed.
 async fn process_photos(
     services: &Services,
     job: &JobRecord,
     session: i64,
     model: &str,
+    holder: &Holder<'_>,
 ) -> Result<JobEnd, JobFailure> {
     let store = &services.store;
     let mut images = store.unprocessed_images(session).await?;
@@ -419,14 +569,20 @@ async fn process_photos(
     let (mut errors, mut stats) = (Vec::<JobItemError>::new(), JobStats::default());
     let mut pending = images.into_iter();
     let mut running = tokio::task::JoinSet::new();
-    let mut cancelled = false;
+    // Why the job stops before its photos are all through: cancelled, or lost to another node.
+    // Either way the photos in flight are let finish (their results commit once, whoever
+    // commits first), and no new one is started.
+    let mut stop = None;
     let mut processed = 0usize;
     loop {
-        while running.len() < parallel && !cancelled {
+        while running.len() < parallel && stop.is_none() {
             let Some(image) = pending.next() else { break };
-            if store.job_status(job.id).await? == JobStatus::Cancelled {
-                cancelled = true;
-                break;
+            match holder.state(store).await? {
+                LeaseState::Held => {}
+                other => {
+                    stop = Some(other);
+                    break;
+                }
             }
             let (services, model) = (services.clone(), model.to_owned());
             running.spawn(async move {
@@ -439,9 +595,13 @@ async fn process_photos(
         };
         let (image, result) = finished?;
         match result {
-            Ok((faces, timings)) => {
+            Ok(Some((faces, timings))) => {
                 processed += 1;
                 stats.add(faces, &timings);
+            }
+            Ok(None) => {
+                // Another node committed it first (it had this job before this node did).
+                processed += 1;
             }
             // A storage failure is not the photo's fault: the job stops, and the photo is
             // tried again by the next run.
@@ -464,19 +624,37 @@ async fn process_photos(
             }
         }
         done += 1;
-        save_progress(store, job.id, (done, total), &errors, &stats).await?;
+        if stop != Some(LeaseState::Lost)
+            && !save_progress(store, holder, (done, total), &errors, &stats).await?
+        {
+            match holder.state(store).await? {
+                LeaseState::Held => {}
+                other => stop = Some(other),
+            }
+        }
     }
-    if cancelled {
-        return Ok(JobEnd {
-            status: JobStatus::Cancelled,
-            error: None,
-            session: Some((session, SessionStatus::Open)),
-        });
+    match stop {
+        Some(LeaseState::Cancelled) => {
+            return Ok(JobEnd {
+                status: JobStatus::Cancelled,
+                error: None,
+                session: Some((session, SessionStatus::Open)),
+            });
+        }
+        Some(LeaseState::Lost) => return Err(JobFailure::LeaseLost),
+        Some(LeaseState::Held) | None => {}
     }
     // Recognition runs over the whole session, so faces of photos processed earlier are matched
-    // against students enrolled since.
+    // against students enrolled since. A node that lost the job leaves it to the new holder.
+    if holder.state(store).await? == LeaseState::Lost {
+        return Err(JobFailure::LeaseLost);
+    }
     recognise(services, session, &mut stats).await?;
-    save_progress(store, job.id, (done, total), &errors, &stats).await?;
+    if !save_progress(store, holder, (done, total), &errors, &stats).await?
+        && holder.state(store).await? == LeaseState::Lost
+    {
+        return Err(JobFailure::LeaseLost);
+    }
     let (status, session_status, error) = outcome(processed_before + processed, errors.len());
     Ok(JobEnd {
         status,
@@ -485,18 +663,25 @@ async fn process_photos(
     })
 }
 
-/// Records a job's progress, its per-photo errors and its stats.
+/// Records a job's progress, its per-photo errors and its stats; `false` when nothing was
+/// written because the job is no longer this node's running job (cancelled, or taken over).
 async fn save_progress(
     store: &Store,
-    job: i64,
-    (done, total): (i64, i64),
+    holder: &Holder<'_>,
+    progress: (i64, i64),
     errors: &[JobItemError],
     stats: &JobStats,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let errors_json = serde_json::to_string(errors).unwrap_or_else(|_| "[]".into());
     let stats_json = serde_json::to_string(stats).unwrap_or_else(|_| "{}".into());
     store
-        .job_progress(job, done, total, &errors_json, &stats_json)
+        .job_progress(
+            holder.job,
+            holder.owner,
+            progress,
+            &errors_json,
+            &stats_json,
+        )
         .await
 }
 
@@ -529,14 +714,16 @@ async fn recognise(
 }
 
 /// One photo: detect, align and embed in a worker, which also makes its preview; store the
-/// preview and each face's crop, then record the faces (with their embeddings) in one
-/// transaction. Returns the number of faces and the timings.
+/// preview and each face's crop under keys of their own (a new run), then commit the faces (with
+/// their embeddings) and the preview in one transaction. Returns the number of faces and the
+/// timings, or `None` when another node had committed the photo first — whose blobs this run
+/// never touches, and this run's are deleted.
 async fn process_image(
     services: &Services,
     image: &SessionImage,
     model: &str,
     lane: Lane,
-) -> ServiceResult<(usize, Timings)> {
+) -> ServiceResult<Option<(usize, Timings)>> {
     let bytes = services.blobs.get(&image.blob_key).await?;
     let PhotoFaces {
         faces,
@@ -546,18 +733,27 @@ async fn process_image(
     } = services
         .process_photo_faces(bytes.to_vec(), model, lane)
         .await?;
-    if let Some(preview) = preview {
-        store_preview(services, image.id, preview).await?;
-    }
+    let run = blob_keys::new_run();
+    let mut written = Vec::new();
+    let preview_key = match preview {
+        Some(preview) => {
+            let key = blob_keys::session_preview(image.id, &run);
+            services.blobs.put(&key, preview.into()).await?;
+            written.push(key.clone());
+            Some(key)
+        }
+        None => None,
+    };
     let mut crops = Vec::with_capacity(faces.len());
     for (index, mut face) in faces.into_iter().enumerate() {
         let key = match face.crop_jpeg.take() {
             Some(jpeg) => {
-                let key = blob_keys::session_face(image.id, index);
+                let key = blob_keys::session_face(image.id, &run, index);
                 if let Err(e) = services.blobs.put(&key, jpeg.into()).await {
-                    services.discard_blobs(written_keys(&crops)).await;
+                    services.discard_blobs(written).await;
                     return Err(e.into());
                 }
+                written.push(key.clone());
                 Some(key)
             }
             None => None,
@@ -565,33 +761,23 @@ async fn process_image(
         crops.push(new_crop(face, key, model));
     }
     let count = crops.len();
-    if let Err(e) = services.store.record_image_faces(image.id, &crops).await {
-        // Nothing records these crops (the photo was deleted meanwhile, or storage failed; a
-        // later run writes them again): their files must not stay behind.
-        services.discard_blobs(written_keys(&crops)).await;
-        return Err(e.into());
+    match services
+        .store
+        .commit_photo_results(image.id, &crops, preview_key.as_deref())
+        .await
+    {
+        Ok(PhotoCommit::Recorded(_)) => Ok(Some((count, timings))),
+        Ok(PhotoCommit::AlreadyProcessed) => {
+            services.discard_blobs(written).await;
+            Ok(None)
+        }
+        Err(e) => {
+            // Nothing records these blobs (the photo was deleted meanwhile, or storage failed; a
+            // later run writes its own): they must not stay behind.
+            services.discard_blobs(written).await;
+            Err(e.into())
+        }
     }
-    Ok((count, timings))
-}
-
-/// Stores a photo's preview and records its key. A photo deleted meanwhile takes no preview:
-/// the blob just written goes again.
-async fn store_preview(services: &Services, image_id: i64, preview: Vec<u8>) -> ServiceResult<()> {
-    let key = blob_keys::session_preview(image_id);
-    services.blobs.put(&key, preview.into()).await?;
-    if let Err(e) = services.store.set_image_preview(image_id, &key).await {
-        services.delete_blobs(vec![key]).await;
-        return Err(e.into());
-    }
-    Ok(())
-}
-
-/// The crop blobs already written for these records.
-fn written_keys(crops: &[attendansee_store::NewCrop]) -> Vec<String> {
-    crops
-        .iter()
-        .filter_map(|c| c.crop_blob_key.clone())
-        .collect()
 }
 
 #[cfg(test)]
@@ -615,6 +801,9 @@ mod tests {
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
+            lease_owner: None,
+            lease_expires_at: None,
+            attempts: 1,
         }
     }
 

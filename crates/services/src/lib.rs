@@ -183,6 +183,12 @@ impl Services {
         Ok(self.store.ping().await?)
     }
 
+    /// Whether the blob store answers, within [`attendansee_store::BLOB_CHECK_TIMEOUT`] (for
+    /// the health check), and if not, why — in words that can be shown without a token.
+    pub async fn check_blobs(&self) -> Result<(), attendansee_store::BlobCheckError> {
+        self.blobs.check().await
+    }
+
     /// Cleans up after a write that failed: deletes those of the blobs it wrote that no row
     /// references. Keys are content-addressed, so a blob may belong to a row stored before (the
     /// same photo again); that one stays. If storage cannot say, nothing is deleted: the orphan

@@ -10,6 +10,7 @@ use attendansee_store::{
 };
 use attendansee_vocabulary::{ErrorKind, UploadStatus};
 
+use crate::error::nothing_stored_for_storage;
 use crate::uploads::Upload;
 use crate::{ServiceError, ServiceResult, Services};
 
@@ -100,7 +101,7 @@ impl Services {
                 }
             }
         }
-        Ok(files
+        let outcomes: Vec<UploadOutcome> = files
             .iter()
             .zip(results)
             .map(|(upload, result)| {
@@ -112,7 +113,14 @@ impl Services {
                     UploadOutcome::failed(upload.name.clone(), e)
                 })
             })
-            .collect())
+            .collect();
+        let files = outcomes
+            .iter()
+            .map(|o| (o.status != UploadStatus::Failed, o.error.as_ref()));
+        match nothing_stored_for_storage(files) {
+            Some(e) => Err(e),
+            None => Ok(outcomes),
+        }
     }
 
     /// Validates one file in a worker, moves it into blob storage, then records it; nothing is

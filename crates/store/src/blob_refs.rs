@@ -104,16 +104,29 @@ impl Store {
     }
 }
 
-/// Removes every blob no row references; returns how many. Only safe when nothing writes
-/// meanwhile (an upload stores its blob before its row): `serve` runs it at start, under the
-/// data-directory lock, before it takes requests or runs jobs.
-pub async fn sweep_orphan_blobs(store: &Store, blobs: &BlobStore) -> Result<usize> {
-    let referenced = store.referenced_blob_keys().await?;
-    let orphans: Vec<String> = blobs
-        .keys()
-        .try_filter(|key| std::future::ready(!referenced.contains(key)))
+/// Removes every blob no row references that is older than `grace`; returns how many. An upload
+/// stores its blob before its row, so a blob written moments ago may be about to be recorded:
+/// with one server under the data-directory lock (nothing written yet) the grace is zero; with
+/// several nodes on one bucket it must exceed any upload's time from blob to row (see
+/// [`BlobStore::sweep_grace`]). The blobs are listed before the rows are read, so a row recorded
+/// meanwhile is seen.
+pub async fn sweep_orphan_blobs(
+    store: &Store,
+    blobs: &BlobStore,
+    grace: std::time::Duration,
+) -> Result<usize> {
+    let cutoff =
+        chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+    let old: Vec<String> = blobs
+        .list()
+        .try_filter_map(|(key, written)| std::future::ready(Ok((written <= cutoff).then_some(key))))
         .try_collect()
         .await?;
+    let referenced = store.referenced_blob_keys().await?;
+    let orphans: Vec<String> = old
+        .into_iter()
+        .filter(|key| !referenced.contains(key))
+        .collect();
     for key in &orphans {
         blobs.delete(key).await?;
     }

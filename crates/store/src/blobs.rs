@@ -1,15 +1,19 @@
-//! Blob storage (photos, face crops) behind one small interface. The embedded default is a local
-//! directory; `object_store` makes S3-compatible storage a matter of configuration later.
+//! Blob storage (photos, face crops) behind one small interface: a local directory (the embedded
+//! default) or an S3-compatible bucket (`s3://bucket/prefix`), both through `object_store`.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, PutPayload};
+use object_store::prefix::PrefixStore;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, PutPayload, RetryConfig};
 
 use crate::{Result, StoreError};
 
@@ -18,6 +22,31 @@ pub struct BlobStore {
     inner: Arc<dyn ObjectStore>,
     /// The same store when it is a local directory: a file there can be moved in by rename.
     local: Option<Arc<LocalFileSystem>>,
+    /// Where the blobs are, for messages (`s3://bucket/prefix`, or the directory).
+    location: String,
+}
+
+/// How long a health or start-up check waits for the blob store before calling it down.
+pub const BLOB_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why the blob store failed a check, in words safe to show without a token (the log has the rest).
+#[derive(Debug, thiserror::Error)]
+pub enum BlobCheckError {
+    #[error("no answer within {}s", BLOB_CHECK_TIMEOUT.as_secs())]
+    TimedOut,
+    #[error("access refused; check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")]
+    Refused,
+    #[error("the bucket does not exist")]
+    NoBucket,
+    #[error("unreachable or failing; the server log has the cause")]
+    Failed,
+}
+
+impl BlobCheckError {
+    /// Whether the store may answer later by itself (an outage), rather than being misconfigured.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, Self::TimedOut | Self::Failed)
+    }
 }
 
 impl BlobStore {
@@ -34,7 +63,116 @@ impl BlobStore {
         Ok(Self {
             inner: fs.clone(),
             local: Some(fs),
+            location: dir.display().to_string(),
         })
+    }
+
+    /// The blob store a `--blob-url` names, configured from the standard `AWS_…` variables of
+    /// the environment (see [`Self::from_url_with`]).
+    pub fn from_url(url: &str) -> Result<Self> {
+        Self::from_url_with(url, std::env::vars())
+    }
+
+    /// `s3://bucket[/prefix]`: an S3-compatible bucket, every key below `prefix`. `options` are
+    /// `object_store`'s `AWS_…` settings by name (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, `AWS_TIMEOUT`, …); other names are
+    /// ignored. Another scheme is refused with what is supported.
+    pub fn from_url_with(
+        url: &str,
+        options: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self> {
+        let bad = |why: &str| StoreError::BlobUrl {
+            url: url.to_owned(),
+            why: why.to_owned(),
+        };
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("expected s3://bucket/prefix"))?;
+        if scheme != "s3" {
+            return Err(bad(&format!(
+                "the scheme '{scheme}' is not supported; use s3://bucket/prefix, or leave the \
+                 blob URL unset for the local blob directory"
+            )));
+        }
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(bad("no bucket name (s3://bucket/prefix)"));
+        }
+        let prefix = ObjectPath::parse(prefix.trim_matches('/'))
+            .map_err(|e| bad(&format!("bad prefix: {e}")))?;
+        // A request to a store that is down fails within seconds (answered 503), instead of
+        // object_store's default of retrying for three minutes; the variables can change it.
+        let mut builder = AmazonS3Builder::new()
+            .with_client_options(
+                ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_timeout(Duration::from_secs(30)),
+            )
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: 3,
+                retry_timeout: Duration::from_secs(10),
+            });
+        for (name, value) in options {
+            if !name.starts_with("AWS_") {
+                continue;
+            }
+            if let Ok(key) = name.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+                builder = builder.with_config(key, value);
+            }
+        }
+        let s3 = builder
+            .with_bucket_name(bucket)
+            .build()
+            .map_err(|e| bad(&e.to_string()))?;
+        let inner: Arc<dyn ObjectStore> = if prefix.as_ref().is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(PrefixStore::new(s3, prefix))
+        };
+        Ok(Self {
+            inner,
+            local: None,
+            location: url.to_owned(),
+        })
+    }
+
+    /// Where the blobs are: the directory, or the `s3://` URL.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// How old an unreferenced blob must be before the orphan sweep removes it. A local
+    /// directory belongs to one server, which sweeps under its lock before writing anything; a
+    /// bucket may be shared by several nodes, and one of them may have just written a blob whose
+    /// row it has not recorded yet.
+    pub fn sweep_grace(&self) -> Duration {
+        if self.local.is_some() {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(15 * 60)
+        }
+    }
+
+    /// Whether the store answers, within [`BLOB_CHECK_TIMEOUT`]: the top level of the keys is
+    /// listed (a few names: `images/`, `crops/`, …), which also finds a bucket that is missing.
+    pub async fn check(&self) -> std::result::Result<(), BlobCheckError> {
+        match tokio::time::timeout(BLOB_CHECK_TIMEOUT, self.inner.list_with_delimiter(None)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(object_store::Error::NotFound { .. })) => Err(BlobCheckError::NoBucket),
+            Ok(Err(
+                object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. },
+            )) => Err(BlobCheckError::Refused),
+            // object_store reports a failed listing as `Generic` whatever the status; S3's
+            // error code in the body is what says the bucket is missing.
+            Ok(Err(e)) if e.to_string().contains("NoSuchBucket") => Err(BlobCheckError::NoBucket),
+            Ok(Err(e)) => {
+                tracing::warn!(location = %self.location, error = %e, "blob store check failed");
+                Err(BlobCheckError::Failed)
+            }
+            Err(_) => Err(BlobCheckError::TimedOut),
+        }
     }
 
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
@@ -82,9 +220,14 @@ impl BlobStore {
 
     /// Every key in the store (in no particular order).
     pub fn keys(&self) -> impl Stream<Item = Result<String>> + use<> {
+        self.list().map_ok(|(key, _)| key)
+    }
+
+    /// Every key in the store with when it was last written (in no particular order).
+    pub fn list(&self) -> impl Stream<Item = Result<(String, DateTime<Utc>)>> + use<> {
         self.inner
             .list(None)
-            .map_ok(|meta| meta.location.to_string())
+            .map_ok(|meta| (meta.location.to_string(), meta.last_modified))
             .map(|item| item.map_err(StoreError::from))
     }
 }
@@ -150,7 +293,7 @@ mod tests {
         std::fs::write(&upload, b"photo").unwrap();
         let (photo, face) = (
             crate::blob_keys::session_photo(7, "abc"),
-            crate::blob_keys::session_face(1, 0),
+            crate::blob_keys::session_face(1, "run", 0),
         );
         blobs.put_file(&photo, &upload).await.unwrap();
         assert!(!upload.exists(), "moved, not copied");

@@ -14,8 +14,10 @@ use crate::{
 };
 
 // Unqualified, for RETURNING (SQLite does not allow table aliases there) and one-table queries.
-const COURSE_COLUMNS: &str =
-    "id, owner_id, name, code, embedding_model, match_threshold, match_margin, created_at";
+// The overrides are `f32`: PostgreSQL's DOUBLE PRECISION does not decode as one, its REAL does.
+const COURSE_COLUMNS: &str = "id, owner_id, name, code, embedding_model, \
+     CAST(match_threshold AS REAL) AS match_threshold, CAST(match_margin AS REAL) AS match_margin, \
+     created_at";
 const STUDENT_COLUMNS: &str = "id, course_id, name, external_id, created_at";
 const STUDENT_COLUMNS_S: &str = "s.id, s.course_id, s.name, s.external_id, s.created_at";
 const SESSION_COLUMNS: &str = "id, course_id, title, held_at, status, created_at";

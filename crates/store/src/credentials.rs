@@ -47,6 +47,14 @@ pub fn generate_token() -> String {
     format!("{TOKEN_PREFIX}{}", hex(&bytes))
 }
 
+/// A random id of `bytes` bytes in hex: not a secret, only unlikely ever to be drawn twice (a
+/// node's id, one processing of a photo's blobs).
+pub fn random_id(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    OsRng.fill_bytes(&mut buffer);
+    hex(&buffer)
+}
+
 /// Whether a presented token has the shape of one we issue (checked before any database work).
 pub fn is_well_formed_token(token: &str) -> bool {
     token.strip_prefix(TOKEN_PREFIX).is_some_and(|rest| {

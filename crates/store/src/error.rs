@@ -44,6 +44,10 @@ pub enum StoreError {
     #[error("blob storage error: {0}")]
     Blob(#[from] object_store::Error),
 
+    /// A `--blob-url` that names no blob store this build can use.
+    #[error("invalid blob URL '{url}': {why}")]
+    BlobUrl { url: String, why: String },
+
     #[error("{context}: {source}")]
     Io {
         context: String,

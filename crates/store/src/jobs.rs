@@ -1,16 +1,18 @@
-//! SQL for background jobs: create, claim, progress, finish, cancel, and recovery after a restart.
+//! SQL for background jobs: create, claim (a queued job, or a running one whose lease ran out),
+//! lease renewal, progress and finish (only by the lease's holder), cancel, and recovery after a
+//! restart of the one SQLite node.
 
 use attendansee_vocabulary::JobKind;
 use chrono::{DateTime, Utc};
 
 use crate::scope::Table;
 use crate::{
-    JobRecord, JobStatus, Page, Paged, Result, Scope, Store, StoreError, StoredJobKind, UserId,
-    names,
+    JobLease, JobRecord, JobStatus, LeaseState, Page, Paged, Result, Scope, SessionStatus, Store,
+    StoreError, StoredJobKind, UserId, names,
 };
 
 const JOB_COLUMNS: &str = "j.id, j.kind, j.payload, j.status, j.done, j.total, j.error, j.errors, j.stats, j.course_id, j.created_by, j.created_at, \
-     j.started_at, j.finished_at";
+     j.started_at, j.finished_at, j.lease_owner, j.lease_expires_at, j.attempts";
 /// A job without a course is visible to admins only.
 const JOBS: Table = Table {
     entity: "Job",
@@ -35,6 +37,9 @@ pub(crate) struct JobRow {
     created_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
+    lease_owner: Option<String>,
+    lease_expires_at: Option<DateTime<Utc>>,
+    attempts: i64,
 }
 
 impl TryFrom<JobRow> for JobRecord {
@@ -59,6 +64,9 @@ impl TryFrom<JobRow> for JobRecord {
             created_at: r.created_at,
             started_at: r.started_at,
             finished_at: r.finished_at,
+            lease_owner: r.lease_owner,
+            lease_expires_at: r.lease_expires_at,
+            attempts: r.attempts,
         })
     }
 }
@@ -121,17 +129,22 @@ impl Store {
         ))
     }
 
-    /// Takes the next queued job and marks it running; `None` when there is none. Users take
-    /// turns: the next job is the oldest of the user whose last job started longest ago (or who
-    /// has never had one), so one user's many queued sessions do not hold up everyone else's.
+    /// Takes the next job for `lease`'s node and marks it running, held until the lease runs out;
+    /// `None` when there is none. A job is free to take when it is queued, or running under a
+    /// lease that has expired (its node stopped renewing it: it died); those come first. Among
+    /// queued jobs users take turns: the next is the oldest of the user whose last job started
+    /// longest ago (or who has never had one), so one user's many queued sessions do not hold up
+    /// everyone else's. On PostgreSQL the candidate is locked with `SKIP LOCKED`: nodes claiming
+    /// at once each get another job, none waits for another's claim.
     ///
     /// A job of a kind this version does not know is failed on the spot, with why, and the next
     /// one is taken: nobody could ever run it, and left queued it would be claimed forever.
-    pub async fn claim_job(&self) -> Result<Option<JobRecord>> {
+    pub async fn claim_job(&self, lease: &JobLease) -> Result<Option<JobRecord>> {
+        let until = lease_end(lease)?;
         with_pool!(self, pool => {
         let mut tx = begin_write(pool).await?;
         loop {
-            let Some(row) = claim_next(&mut tx).await? else {
+            let Some(row) = claim_next(&mut tx, &lease.owner, until).await? else {
                 tx.commit().await?;
                 return Ok(None);
             };
@@ -141,7 +154,7 @@ impl Store {
                 let error = format!("unknown job kind '{name}': this version cannot run it");
                 tracing::error!(job = id, %error, "cannot run a job");
                 sqlx::query(
-                    "UPDATE jobs SET status = $1, error = $2, finished_at = $3 WHERE id = $4",
+                    "UPDATE jobs SET status = $1, error = $2, finished_at = $3, lease_expires_at = NULL WHERE id = $4",
                 )
                 .bind(JobStatus::Failed)
                 .bind(error)
@@ -157,6 +170,46 @@ impl Store {
         })
     }
 
+    /// Pushes the lease of a job its node is still working on forward by the lease's duration.
+    /// Anything but [`LeaseState::Held`] tells the node to stop: the job was cancelled, or
+    /// another node took it over after the lease had expired.
+    pub async fn renew_job_lease(&self, id: i64, lease: &JobLease) -> Result<LeaseState> {
+        let until = lease_end(lease)?;
+        let renewed = with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'running'",
+            )
+            .bind(until)
+            .bind(id)
+            .bind(&lease.owner)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        if renewed == 1 {
+            return Ok(LeaseState::Held);
+        }
+        self.job_lease_state(id, &lease.owner).await
+    }
+
+    /// Whether `owner` still holds job `id` (a deleted job is lost).
+    pub async fn job_lease_state(&self, id: i64, owner: &str) -> Result<LeaseState> {
+        let row: Option<(JobStatus, Option<String>)> = with_pool!(self, pool => {
+            sqlx::query_as("SELECT status, lease_owner FROM jobs WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(match row {
+            Some((status, Some(holder))) if holder == owner => match status {
+                JobStatus::Running => LeaseState::Held,
+                JobStatus::Cancelled => LeaseState::Cancelled,
+                _ => LeaseState::Lost,
+            },
+            _ => LeaseState::Lost,
+        })
+    }
+
     pub async fn job_status(&self, id: i64) -> Result<JobStatus> {
         with_pool!(self, pool => {
             sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
@@ -167,40 +220,77 @@ impl Store {
         })
     }
 
-    /// Progress of a running job; `errors` is the JSON list of per-item errors so far and
-    /// `stats` the JSON object of timings.
+    /// Progress of a running job held by `owner`; `errors` is the JSON list of per-item errors
+    /// so far and `stats` the JSON object of timings. `false` (nothing written) when `owner` no
+    /// longer holds it running: a node that lost its lease never overwrites the new holder's
+    /// progress.
     pub async fn job_progress(
         &self,
         id: i64,
-        done: i64,
-        total: i64,
+        owner: &str,
+        (done, total): (i64, i64),
         errors: &str,
         stats: &str,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         with_pool!(self, pool => {
-            sqlx::query("UPDATE jobs SET done = $1, total = $2, errors = $3, stats = $4 WHERE id = $5 AND status = 'running'")
-                .bind(done)
-                .bind(total)
-                .bind(errors)
-                .bind(stats)
-                .bind(id)
-                .execute(pool)
-                .await?;
-            Ok(())
+            let written = sqlx::query(
+                "UPDATE jobs SET done = $1, total = $2, errors = $3, stats = $4
+                 WHERE id = $5 AND status = 'running' AND lease_owner = $6",
+            )
+            .bind(done)
+            .bind(total)
+            .bind(errors)
+            .bind(stats)
+            .bind(id)
+            .bind(owner)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(written == 1)
         })
     }
 
-    /// Ends a running job (a cancelled one stays cancelled).
-    pub async fn finish_job(&self, id: i64, status: JobStatus, error: Option<&str>) -> Result<()> {
+    /// Ends a job held by `owner` with `status` (a cancelled one stays cancelled) and sets its
+    /// session's status, in one transaction. `false` (nothing written) when another node holds
+    /// the job now: its end, and the session's, are that node's to record.
+    pub async fn finish_job(
+        &self,
+        id: i64,
+        owner: &str,
+        (status, error): (JobStatus, Option<&str>),
+        session: Option<(i64, SessionStatus)>,
+    ) -> Result<bool> {
         with_pool!(self, pool => {
-            sqlx::query("UPDATE jobs SET status = $1, error = $2, finished_at = $3 WHERE id = $4 AND status = 'running'")
-                .bind(status)
-                .bind(error)
-                .bind(Utc::now())
-                .bind(id)
-                .execute(pool)
-                .await?;
-            Ok(())
+            let mut tx = begin_write(pool).await?;
+            // The job's row is written first, which locks it (PostgreSQL) until the commit: a
+            // node taking the job over meanwhile waits, then finds it finished.
+            let ended = sqlx::query(
+                "UPDATE jobs SET status = CASE WHEN status = 'running' THEN $1 ELSE status END,
+                     error = CASE WHEN status = 'running' THEN $2 ELSE error END,
+                     finished_at = CASE WHEN status = 'running' THEN $3 ELSE finished_at END,
+                     lease_expires_at = NULL
+                 WHERE id = $4 AND lease_owner = $5 AND status IN ('running', 'cancelled')",
+            )
+            .bind(status)
+            .bind(error)
+            .bind(Utc::now())
+            .bind(id)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if ended == 0 {
+                return Ok(false);
+            }
+            if let Some((session, status)) = session {
+                sqlx::query("UPDATE sessions SET status = $1 WHERE id = $2")
+                    .bind(status)
+                    .bind(session)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
         })
     }
 
@@ -250,37 +340,60 @@ impl Store {
         })
     }
 
-    /// After a restart: jobs left running by the previous process are queued again (their work
-    /// is idempotent, so they resume where they stopped). Returns how many.
+    /// At the start of the only node (SQLite, under the data-directory lock, so no other node
+    /// can hold a lease): jobs left running by the previous process are queued again at once,
+    /// not after their leases run out (their work is idempotent: they resume where they
+    /// stopped). Returns how many. Never called on a shared database, where those jobs may be
+    /// other nodes' live ones.
     pub async fn requeue_interrupted_jobs(&self) -> Result<u64> {
         with_pool!(self, pool => {
-            Ok(
-                sqlx::query("UPDATE jobs SET status = 'queued' WHERE status = 'running'")
-                    .execute(pool)
-                    .await?
-                    .rows_affected(),
+            Ok(sqlx::query(
+                "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE status = 'running'",
             )
+            .execute(pool)
+            .await?
+            .rows_affected())
         })
     }
 }
 
+/// When a lease taken or renewed now ends. The nodes' clocks are compared through it: they must
+/// agree to well within a lease (NTP does).
+fn lease_end(lease: &JobLease) -> Result<DateTime<Utc>> {
+    let duration = chrono::Duration::from_std(lease.duration)
+        .map_err(|_| StoreError::Invalid(format!("job lease too long: {:?}", lease.duration)))?;
+    Ok(Utc::now() + duration)
+}
+
 per_backend! {
-    /// Marks the next queued job running (see [`Store::claim_job`] for the order) and returns it.
-    pub(crate) async fn claim_next(tx: &mut Conn) -> Result<Option<JobRow>> {
+    /// Marks the next free job running under `owner`'s lease until `until` (see
+    /// [`Store::claim_job`] for the order) and returns it. SQLite compares the timestamps as it
+    /// stores them, RFC 3339 text in UTC, whose order is the order of time.
+    pub(crate) async fn claim_next(
+        tx: &mut Conn,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<Option<JobRow>> {
         Ok(sqlx::query_as::<_, JobRow>(&format!(
-            "UPDATE jobs SET status = 'running', started_at = $1
+            "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, $1),
+                     lease_owner = $2, lease_expires_at = $3, attempts = attempts + 1
                  WHERE id = (
-                     SELECT q.id FROM jobs q WHERE q.status = 'queued'
-                     ORDER BY (SELECT MAX(s.started_at) FROM jobs s
+                     SELECT q.id FROM jobs q
+                     WHERE q.status = 'queued'
+                        OR (q.status = 'running'
+                            AND (q.lease_expires_at IS NULL OR q.lease_expires_at < $1))
+                     ORDER BY q.status = 'queued',
+                              (SELECT MAX(s.started_at) FROM jobs s
                                WHERE s.created_by IS NOT DISTINCT FROM q.created_by
                                  AND s.started_at IS NOT NULL) NULLS FIRST,
                               q.id
-                     LIMIT 1)
-                   AND status = 'queued'
+                     LIMIT 1{SKIP_LOCKED})
                  RETURNING {}",
             JOB_COLUMNS.replace("j.", "")
         ))
         .bind(Utc::now())
+        .bind(owner)
+        .bind(until)
         .fetch_optional(tx)
         .await?)
     }

@@ -45,6 +45,7 @@ pub mod blob_keys;
 mod blob_refs;
 mod blobs;
 mod clusters;
+pub mod copy;
 mod courses;
 pub mod credentials;
 mod data_dir;
@@ -64,7 +65,7 @@ pub mod testing;
 
 pub use attendance::{AttendanceStatus, Evidence, SessionFacts};
 pub use blob_refs::sweep_orphan_blobs;
-pub use blobs::BlobStore;
+pub use blobs::{BLOB_CHECK_TIMEOUT, BlobCheckError, BlobStore};
 pub use clusters::{ClusterInputs, ClusterRecord};
 pub use data_dir::{DB_FILE_NAME, DataDirLock};
 pub use database::DatabaseLocation;
@@ -118,6 +119,8 @@ pub(crate) mod backends {
         pub(crate) type Conn = sqlx::SqliteConnection;
         /// SQLite's write lock already serialises writers; it has no row locks.
         pub(crate) const FOR_UPDATE: &str = "";
+        /// Claimers are serialised by the write lock: nothing to skip.
+        pub(crate) const SKIP_LOCKED: &str = "";
         /// The larger of two values (SQLite's scalar `MAX`).
         pub(crate) const GREATEST: &str = "MAX";
         /// The text values of a JSON array bound as `$1`, as rows of `value`.
@@ -147,6 +150,9 @@ pub(crate) mod backends {
         /// Writers on other nodes run at once (read committed): a row read to decide a write is
         /// locked until the commit.
         pub(crate) const FOR_UPDATE: &str = " FOR UPDATE";
+        /// A row another transaction has locked (another node claiming it) is passed over, not
+        /// waited for.
+        pub(crate) const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
         pub(crate) const GREATEST: &str = "GREATEST";
         pub(crate) const JSON_VALUES: &str =
             "SELECT value FROM json_array_elements_text(CAST($1 AS JSON))";

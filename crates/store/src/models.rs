@@ -213,6 +213,16 @@ pub enum ImageInsert {
     Duplicate(SessionImage),
 }
 
+/// What committing a processed photo's results did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PhotoCommit {
+    /// They are the photo's results: the ids of its new crops.
+    Recorded(Vec<i64>),
+    /// The photo had been processed already (by another node that was given the same job after
+    /// this one's lease ran out): nothing was recorded, and the blobs written for it are nobody's.
+    AlreadyProcessed,
+}
+
 /// A face found in a session photo (or a reference photo).
 #[derive(Clone, Debug)]
 pub struct FaceCrop {
@@ -342,4 +352,30 @@ pub struct JobRecord {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The node that claimed it last (a running job: the node working on it).
+    pub lease_owner: Option<String>,
+    /// Until when that claim holds unless renewed (a running job past it is claimed again).
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// How many times it has been claimed.
+    pub attempts: i64,
+}
+
+/// A node's hold on the jobs it runs: its id, and how long a claim or a renewal holds. Several
+/// nodes share one queue; a job whose lease runs out (its node died) is claimed by another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobLease {
+    /// The node's id, random per process start.
+    pub owner: String,
+    pub duration: std::time::Duration,
+}
+
+/// Whether a node still holds a job it claimed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseState {
+    /// Still its own and running.
+    Held,
+    /// Its own, but cancelled by a user: stop, and record the end.
+    Cancelled,
+    /// Another node has it, or it has ended: stop quietly, writing nothing more.
+    Lost,
 }

@@ -8,7 +8,7 @@ use crate::names;
 use crate::scope::{Filter, Table};
 use crate::{
     CropFilter, EmbeddingRecord, FaceCrop, ImageInsert, MatchDecision, NewCrop, NewImage, Page,
-    Paged, Result, Scope, SessionImage, Store, StoreError,
+    Paged, PhotoCommit, Result, Scope, SessionImage, Store, StoreError,
 };
 
 const IMAGE_COLUMNS: &str = "i.id, i.session_id, i.blob_key, i.sha256, i.original_name, i.width, i.height, i.status, i.error, i.created_at, i.preview_blob_key";
@@ -247,18 +247,38 @@ impl Store {
         })
     }
 
-    /// Records the faces of a photo with their embeddings and marks it processed, all in one
-    /// transaction. A photo already processed is left as it is (no duplicate crops).
+    /// Records the faces of a photo with their embeddings and marks it processed, in one
+    /// transaction (see [`Store::commit_photo_results`]); returns the new crops' ids, none for a
+    /// photo already processed.
     pub async fn record_image_faces(&self, image_id: i64, crops: &[NewCrop]) -> Result<Vec<i64>> {
+        Ok(
+            match self.commit_photo_results(image_id, crops, None).await? {
+                PhotoCommit::Recorded(ids) => ids,
+                PhotoCommit::AlreadyProcessed => Vec::new(),
+            },
+        )
+    }
+
+    /// Records a processed photo's results — its faces with their embeddings, and its preview —
+    /// and marks it processed, all in one transaction, once: a photo already processed is left
+    /// as it is ([`PhotoCommit::AlreadyProcessed`]), so two nodes that processed the same photo
+    /// leave one set of crops. `NotFound` when the photo is gone.
+    pub async fn commit_photo_results(
+        &self,
+        image_id: i64,
+        crops: &[NewCrop],
+        preview_key: Option<&str>,
+    ) -> Result<PhotoCommit> {
         with_pool!(self, pool => {
             let mut tx = begin_write(pool).await?;
-            let status: Option<String> =
-                sqlx::query_scalar(&format!(
-                    "SELECT status FROM session_images WHERE id = $1{FOR_UPDATE}"
-                ))
-                    .bind(image_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            // Locked (PostgreSQL) until the commit: a second committer waits here, then reads
+            // `processed`.
+            let status: Option<String> = sqlx::query_scalar(&format!(
+                "SELECT status FROM session_images WHERE id = $1{FOR_UPDATE}"
+            ))
+            .bind(image_id)
+            .fetch_optional(&mut *tx)
+            .await?;
             match status.as_deref() {
                 None => {
                     return Err(StoreError::NotFound {
@@ -266,21 +286,26 @@ impl Store {
                         id: image_id,
                     });
                 }
-                Some("processed") => return Ok(Vec::new()),
+                Some("processed") => return Ok(PhotoCommit::AlreadyProcessed),
                 Some(_) => {}
             }
+            sqlx::query(
+                "UPDATE session_images SET status = 'processed', error = NULL,
+                     preview_blob_key = COALESCE($1, preview_blob_key)
+                 WHERE id = $2",
+            )
+            .bind(preview_key)
+            .bind(image_id)
+            .execute(&mut *tx)
+            .await?;
             let now = Utc::now();
             let mut ids = Vec::with_capacity(crops.len());
             for crop in crops {
                 let id = insert_crop(&mut tx, CropOwner::Image(image_id), crop, now).await?;
                 ids.push(id);
             }
-            sqlx::query("UPDATE session_images SET status = 'processed', error = NULL WHERE id = $1")
-                .bind(image_id)
-                .execute(&mut *tx)
-                .await?;
             tx.commit().await?;
-            Ok(ids)
+            Ok(PhotoCommit::Recorded(ids))
         })
     }
 

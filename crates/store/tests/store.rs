@@ -6,6 +6,14 @@ use attendansee_store::{CourseFields, Page, Role, Scope, Store, StoreError, Stud
 use attendansee_vocabulary::{JobKind, Reason, Source};
 use chrono::Duration;
 
+/// A node's lease on the jobs it claims: long enough never to run out during a test.
+fn node(name: &str) -> attendansee_store::JobLease {
+    attendansee_store::JobLease {
+        owner: name.into(),
+        duration: std::time::Duration::from_secs(600),
+    }
+}
+
 fn course(code: &str) -> CourseFields {
     CourseFields {
         name: format!("Course {code}"),
@@ -473,10 +481,10 @@ mod photos_and_jobs {
                 ids.push(job.id);
             }
             let mut order = Vec::new();
-            while let Some(job) = store.claim_job().await.unwrap() {
+            while let Some(job) = store.claim_job(&node("a")).await.unwrap() {
                 order.push(job.payload);
                 store
-                    .finish_job(job.id, JobStatus::Succeeded, None)
+                    .finish_job(job.id, "a", (JobStatus::Succeeded, None), None)
                     .await
                     .unwrap();
                 // Started one after the other, as the runner does.
@@ -504,20 +512,25 @@ mod photos_and_jobs {
                     .await
                     .unwrap();
                 assert!(!created && same.id == job.id);
-                let claimed = store.claim_job().await.unwrap().unwrap();
+                let claimed = store.claim_job(&node("a")).await.unwrap().unwrap();
                 assert_eq!((claimed.id, claimed.status), (job.id, JobStatus::Running));
-                assert!(store.claim_job().await.unwrap().is_none());
+                assert!(store.claim_job(&node("a")).await.unwrap().is_none());
                 assert_eq!(store.requeue_interrupted_jobs().await.unwrap(), 1);
                 assert_eq!(store.job_status(job.id).await.unwrap(), JobStatus::Queued);
-                store.claim_job().await.unwrap().unwrap();
-                store.job_progress(job.id, 2, 3, "[]", "{}").await.unwrap();
+                store.claim_job(&node("a")).await.unwrap().unwrap();
+                assert!(
+                    store
+                        .job_progress(job.id, "a", (2, 3), "[]", "{}")
+                        .await
+                        .unwrap()
+                );
                 let cancelled = store.cancel_job(alice.scope(), job.id).await.unwrap();
                 assert_eq!(
                     (cancelled.status, cancelled.done),
                     (JobStatus::Cancelled, 2)
                 );
                 store
-                    .finish_job(job.id, JobStatus::Succeeded, None)
+                    .finish_job(job.id, "a", (JobStatus::Succeeded, None), None)
                     .await
                     .unwrap();
                 assert_eq!(
@@ -1052,7 +1065,7 @@ mod deleted_blobs {
             .record_image_faces(image.id, &[face(Some(crop_key.clone())), face(None)])
             .await
             .unwrap();
-        let preview_key = attendansee_store::blob_keys::session_preview(image.id);
+        let preview_key = attendansee_store::blob_keys::session_preview(image.id, "run");
         store
             .set_image_preview(image.id, &preview_key)
             .await
@@ -1268,7 +1281,12 @@ mod deleted_blobs {
                 for key in a.all_keys().iter().map(String::as_str).chain(orphans) {
                     blobs.put(key, Bytes::from_static(b"data")).await.unwrap();
                 }
-                assert_eq!(sweep_orphan_blobs(&store, &blobs).await.unwrap(), 4);
+                assert_eq!(
+                    sweep_orphan_blobs(&store, &blobs, std::time::Duration::ZERO)
+                        .await
+                        .unwrap(),
+                    4
+                );
                 for key in a.all_keys() {
                     assert_eq!(blobs.get(&key).await.unwrap(), Bytes::from_static(b"data"));
                 }
@@ -1280,7 +1298,12 @@ mod deleted_blobs {
                 }
                 // Their emptied directories went with them.
                 assert!(!dir.path().join("blobs/images/999").exists());
-                assert_eq!(sweep_orphan_blobs(&store, &blobs).await.unwrap(), 0);
+                assert_eq!(
+                    sweep_orphan_blobs(&store, &blobs, std::time::Duration::ZERO)
+                        .await
+                        .unwrap(),
+                    0
+                );
             },
         )
         .await;
@@ -1875,7 +1898,7 @@ mod vocabulary_columns {
                         store.get_job(Scope::All, queued.id).await.unwrap().kind,
                         known
                     );
-                    let claimed = store.claim_job().await.unwrap().unwrap();
+                    let claimed = store.claim_job(&node("a")).await.unwrap().unwrap();
                     assert_eq!((claimed.id, claimed.kind), (queued.id, known));
                 }
                 let listed = store.list_jobs(Scope::All, Page::ALL).await.unwrap().items;
@@ -1991,9 +2014,9 @@ mod vocabulary_columns {
                         .iter()
                         .any(|j| j.id == odd.id && j.kind == unknown)
                 );
-                let claimed = store.claim_job().await.unwrap().unwrap();
+                let claimed = store.claim_job(&node("a")).await.unwrap().unwrap();
                 assert_eq!(claimed.id, next.id);
-                assert!(store.claim_job().await.unwrap().is_none());
+                assert!(store.claim_job(&node("a")).await.unwrap().is_none());
                 assert_eq!(store.job_status(odd.id).await.unwrap(), JobStatus::Failed);
                 let error = store.get_job(Scope::All, odd.id).await.unwrap().error;
                 assert!(

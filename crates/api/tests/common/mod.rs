@@ -58,6 +58,7 @@ pub async fn app_with_inference(inference: Arc<dyn Inference>) -> TestApp {
     let app = app_built(Settings::default(), |state| state.with_inference(inference)).await;
     tokio::spawn(attendansee_services::jobs::run_jobs(
         app.state.services.clone(),
+        attendansee_services::jobs::JobLeases::new(std::time::Duration::from_secs(30)),
     ));
     app
 }

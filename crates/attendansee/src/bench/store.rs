@@ -224,10 +224,16 @@ async fn measure_store(store: &Store) -> Result<Times> {
             )
             .await?;
     }
+    let lease = attendansee_store::JobLease {
+        owner: "bench".into(),
+        duration: Duration::from_secs(600),
+    };
     let started = Instant::now();
     let mut completed = 0;
-    while let Some(job) = store.claim_job().await? {
-        store.finish_job(job.id, JobStatus::Succeeded, None).await?;
+    while let Some(job) = store.claim_job(&lease).await? {
+        store
+            .finish_job(job.id, &lease.owner, (JobStatus::Succeeded, None), None)
+            .await?;
         completed += 1;
     }
     let claim_jobs = started.elapsed();

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod pool;
+pub mod s3;
 
 /// `../shared` when its models are there; otherwise says plainly (past the test harness's output
 /// capture) that the calling test is skipped — or fails it under `ATTENDANSEE_REQUIRE_SHARED=1`

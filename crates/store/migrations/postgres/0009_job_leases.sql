@@ -1,0 +1,7 @@
+-- Several server nodes share one queue: a running job is held by the node that claimed it
+-- (`lease_owner`, a random id per process start) until `lease_expires_at`, which that node keeps
+-- pushing forward while it works. A running job whose lease has expired is claimed again by any
+-- node. `attempts` counts the claims. (Numbered as SQLite's twin.)
+ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
+ALTER TABLE jobs ADD COLUMN lease_expires_at TIMESTAMPTZ;
+ALTER TABLE jobs ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
