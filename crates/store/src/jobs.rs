@@ -368,7 +368,9 @@ fn lease_end(lease: &JobLease) -> Result<DateTime<Utc>> {
 per_backend! {
     /// Marks the next free job running under `owner`'s lease until `until` (see
     /// [`Store::claim_job`] for the order) and returns it. SQLite compares the timestamps as it
-    /// stores them, RFC 3339 text in UTC, whose order is the order of time.
+    /// stores them, RFC 3339 text in UTC, whose order is the order of time. The creator's last
+    /// start is looked up with `=` (index `jobs_creator_started`; PostgreSQL cannot use an index
+    /// for `IS NOT DISTINCT FROM`), jobs of deleted users apart.
     pub(crate) async fn claim_next(
         tx: &mut Conn,
         owner: &str,
@@ -383,9 +385,12 @@ per_backend! {
                         OR (q.status = 'running'
                             AND (q.lease_expires_at IS NULL OR q.lease_expires_at < $1))
                      ORDER BY q.status = 'queued',
-                              (SELECT MAX(s.started_at) FROM jobs s
-                               WHERE s.created_by IS NOT DISTINCT FROM q.created_by
-                                 AND s.started_at IS NOT NULL) NULLS FIRST,
+                              CASE WHEN q.created_by IS NULL
+                                   THEN (SELECT MAX(s.started_at) FROM jobs s
+                                         WHERE s.created_by IS NULL)
+                                   ELSE (SELECT MAX(s.started_at) FROM jobs s
+                                         WHERE s.created_by = q.created_by)
+                              END NULLS FIRST,
                               q.id
                      LIMIT 1{SKIP_LOCKED})
                  RETURNING {}",
