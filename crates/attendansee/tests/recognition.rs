@@ -103,8 +103,55 @@ fn a_small_class_is_recognised_in_its_group_photos_and_corrections_survive_rerun
     else {
         return;
     };
-    let folder = shared.join("faces/face_recognition_examples");
     let p = PoolServer::start_real(&shared.join("models"), &["--workers", "2"]);
+    small_class_flow(&p, &shared);
+}
+
+/// The same flow on PostgreSQL with the blobs in an S3 bucket: the answers are the SQLite
+/// installation's, and the photos, previews and crops are objects in the bucket.
+#[test]
+fn a_small_class_on_postgresql_and_s3_goes_through_the_same_flow() {
+    const TEST: &str = "a_small_class_on_postgresql_and_s3_goes_through_the_same_flow";
+    let Some(shared) = shared(TEST) else {
+        return;
+    };
+    let Some(database) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(attendansee_store::testing::TestDatabase::postgres(TEST))
+    else {
+        return;
+    };
+    let Some(s3) = common::s3::S3Server::start(TEST) else {
+        return;
+    };
+    let mut env = s3.env();
+    env.push(("ATTENDANSEE_DATABASE_URL".into(), database.url()));
+    env.push(("ATTENDANSEE_BLOB_URL".into(), s3.url("school")));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let p = PoolServer::start_real_env(&shared.join("models"), &["--workers", "2"], &env);
+    small_class_flow(&p, &shared);
+    for kind in ["images", "previews", "crops", "references"] {
+        assert!(
+            !s3.keys(&format!("school/{kind}/")).is_empty(),
+            "no {kind} in the bucket"
+        );
+    }
+    assert!(
+        !p.data_dir().join("blobs").exists()
+            || std::fs::read_dir(p.data_dir().join("blobs"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "blobs were written to the local directory"
+    );
+}
+
+/// Enrolment, three sessions of group photos, automatic assignment, clustering, corrections that
+/// survive re-runs, and both attendance CSVs, through `p`.
+fn small_class_flow(p: &PoolServer, shared: &Path) {
+    let folder = shared.join("faces/face_recognition_examples");
     let course = p.course("FRE");
     let class: [(&str, &[&str]); 5] = [
         ("Barack Obama", &["obama.jpg", "train_obama_obama2.jpg"]),

@@ -386,7 +386,7 @@ async fn run(
             let mut job = job.clone();
             let mut backoff = Duration::from_secs(1);
             loop {
-                let e = match process_photos(services, &job, *session, model, holder).await {
+                let e = match process_photos(services, &mut job, *session, model, holder).await {
                     Ok(end) => return Some(end),
                     Err(JobFailure::LeaseLost) => return None,
                     Err(e) => e,
@@ -399,10 +399,8 @@ async fn run(
                 tracing::warn!(job = job.id, error = %e, %cause, "storage is unavailable; the job resumes when it is back (next try in {backoff:?})");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_RECORD_BACKOFF);
-                // Its progress as last saved: the photos still to do are read again.
-                if let Ok(saved) = services.store.get_job(Scope::All, job.id).await {
-                    job = saved;
-                }
+                // The photos still to do are read again; the progress carries on from what this
+                // run counted (`job` holds it), which is right even when the last save was lost.
             }
         }
     }
@@ -548,7 +546,7 @@ impl JobFailure {
 /// over from a node that died starts with the photos that node had not committed.
 async fn process_photos(
     services: &Services,
-    job: &JobRecord,
+    job: &mut JobRecord,
     session: i64,
     model: &str,
     holder: &Holder<'_>,
@@ -624,6 +622,9 @@ async fn process_photos(
             }
         }
         done += 1;
+        // Kept in memory as well: a run that stops for a storage outage resumes from here even
+        // when the outage also lost the save below.
+        (job.done, job.total) = (done, total);
         if stop != Some(LeaseState::Lost)
             && !save_progress(store, holder, (done, total), &errors, &stats).await?
         {

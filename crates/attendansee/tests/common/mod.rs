@@ -10,6 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod own_postgres;
 pub mod pool;
 pub mod s3;
 
@@ -46,7 +47,19 @@ pub fn attendansee(data_dir: &Path) -> Command {
 
 /// `users create`, feeding the password on stdin; returns the exit status and combined output.
 pub fn create_user(data_dir: &Path, username: &str, password: &str, admin: bool) -> (bool, String) {
+    create_user_with(data_dir, username, password, admin, &[])
+}
+
+/// [`create_user`] with `env` set (e.g. `ATTENDANSEE_DATABASE_URL`).
+pub fn create_user_with(
+    data_dir: &Path,
+    username: &str,
+    password: &str,
+    admin: bool,
+    env: &[(&str, &str)],
+) -> (bool, String) {
     let mut command = attendansee(data_dir);
+    command.envs(env.iter().copied());
     command.args([
         "users",
         "create",

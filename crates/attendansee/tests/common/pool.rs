@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{Reply, Server, create_user, multipart, request};
+use super::{Reply, Server, create_user_with, multipart, request};
 
 pub struct PoolServer {
     pub server: Server,
@@ -95,6 +95,16 @@ impl PoolServer {
 
     /// Starts `serve` with the real models of `../shared/models` (yunet, mobilefacenet).
     pub fn start_real(shared_models: &Path, extra: &[&str]) -> PoolServer {
+        Self::start_real_env(shared_models, extra, &[])
+    }
+
+    /// Like [`PoolServer::start_real`], with `env` set for `serve` and for the `users create`
+    /// that makes its admin (e.g. `ATTENDANSEE_DATABASE_URL`, `ATTENDANSEE_BLOB_URL`, `AWS_*`).
+    pub fn start_real_env(
+        shared_models: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> PoolServer {
         let dir = tempfile::tempdir().unwrap();
         let global = ["--model-dir".into(), shared_models.as_os_str().to_owned()];
         Self::launch(
@@ -102,7 +112,7 @@ impl PoolServer {
             &global,
             &["--detector", "yunet", "--recognizers", "mobilefacenet"],
             extra,
-            &[],
+            env,
         )
     }
 
@@ -114,7 +124,7 @@ impl PoolServer {
         env: &[(&str, &str)],
     ) -> PoolServer {
         let data = dir.path().join("data");
-        let (ok, out) = create_user(&data, "admin", "horse battery staple", true);
+        let (ok, out) = create_user_with(&data, "admin", "horse battery staple", true, env);
         assert!(ok, "{out}");
         let mut command = super::attendansee(&data);
         command
