@@ -1,8 +1,8 @@
 //! Two `serve` nodes on one PostgreSQL database through the real binary with the real models of
 //! ../shared: what one node writes the other reads at once, and a node killed with SIGKILL in the
 //! middle of a processing job leaves it to the other, which finishes it photo by photo with the
-//! same faces as an uninterrupted run. The nodes share one data directory, so one local blob
-//! directory (with an S3 bucket they would share that instead).
+//! same faces as an uninterrupted run. Those two nodes share one S3 bucket (moto) and nothing
+//! on disk, as on two machines.
 
 mod common;
 
@@ -56,8 +56,9 @@ mod nodes {
     }
 
     impl Node {
-        fn start(data: &Path, url: &str, models: &Path) -> Node {
+        fn start(data: &Path, url: &str, models: &Path, env: &[(String, String)]) -> Node {
             let mut command = common::attendansee(data);
+            command.envs(env.iter().map(|(k, v)| (k, v)));
             command
                 .args(["--database-url", url, "--model-dir"])
                 .arg(models)
@@ -275,11 +276,17 @@ mod nodes {
         };
         let url = database.url();
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        create_admin(&data, &url);
+        // One database and one bucket; each node a data directory of its own (its uploads in
+        // flight and its logs), as on two machines.
+        let Some(s3) = common::s3::S3Server::start(TEST) else {
+            return;
+        };
+        let mut env = s3.env();
+        env.push(("ATTENDANSEE_BLOB_URL".into(), s3.url("school")));
+        create_admin(&dir.path().join("a"), &url);
         let models = shared.join("models");
-        let a = Node::start(&data, &url, &models);
-        let b = Node::start(&data, &url, &models);
+        let a = Node::start(&dir.path().join("a"), &url, &models, &env);
+        let b = Node::start(&dir.path().join("b"), &url, &models, &env);
         assert_ne!(a.id(), b.id(), "each node its own id");
 
         let course = a.call(
@@ -388,7 +395,7 @@ mod nodes {
         let data = dir.path().join("data");
         create_admin(&data, &url);
         let models = shared.join("models");
-        let a = Node::start(&data, &url, &models);
+        let a = Node::start(&data, &url, &models, &[]);
         let course = a.call(
             "POST",
             "/api/attendance/courses/",
@@ -413,7 +420,7 @@ mod nodes {
             std::thread::sleep(Duration::from_millis(20));
         }
 
-        let c = Node::start(&data, &url, &models);
+        let c = Node::start(&data, &url, &models, &[]);
         let seen = c.job(job);
         assert_eq!(seen["status"], "running", "{seen}");
         let done = a.wait_for_job(job, 300, &[&c]);
