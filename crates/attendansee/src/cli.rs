@@ -160,6 +160,10 @@ pub struct BenchArgs {
     /// ATTENDANSEE_TEST_DATABASE_URL, a role with CREATEDB) on the store's hot paths.
     #[arg(long)]
     pub store_only: bool,
+    /// Only the nodes part: a 20-photo session and two 10-photo sessions through one `serve`
+    /// node against two, on a fresh database of the ATTENDANSEE_TEST_DATABASE_URL server.
+    #[arg(long)]
+    pub nodes_only: bool,
     /// Recognition part: faces assigned (then twice as many).
     #[arg(long, default_value_t = 1_000)]
     pub assign_crops: usize,

@@ -6,8 +6,10 @@
 //! decode → detect → align → embed, and the photo path against the one before it and against
 //! the Python reference (`bench::photos`). Then the worker pool part (`bench::pool`) and the
 //! recognition part (`bench::recognition`: assignment and clustering, time and memory), and the
-//! store part (`bench::store`: SQLite against PostgreSQL).
+//! store part (`bench::store`: SQLite against PostgreSQL) and the nodes part (`bench::nodes`: one
+//! `serve` node against two on one PostgreSQL).
 
+mod nodes;
 mod photos;
 mod pool;
 mod recognition;
@@ -46,6 +48,9 @@ pub fn run(common: &Common, args: &BenchArgs) -> Result<()> {
     }
     if args.store_only {
         return store::run();
+    }
+    if args.nodes_only {
+        return nodes::run(&common.model_dir, &args.faces);
     }
     let models = common.models();
     let runtime = Runtime::load(&Runtime::locate(common.ort_lib.as_deref()))?;
@@ -169,6 +174,7 @@ pub fn run(common: &Common, args: &BenchArgs) -> Result<()> {
         println!();
         recognition::run(recognition_sizes(args))?;
         store::run()?;
+        nodes::run(&common.model_dir, &args.faces)?;
     }
     Ok(())
 }
