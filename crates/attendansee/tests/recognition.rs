@@ -177,8 +177,8 @@ fn small_class_flow(p: &PoolServer, shared: &Path) {
     ];
     let mut ids = BTreeMap::new();
     for (name, photos) in class {
-        let id = student(&p, course, name);
-        enroll(&p, id, &folder, photos);
+        let id = student(p, course, name);
+        enroll(p, id, &folder, photos);
         ids.insert(name, id);
     }
 
@@ -219,15 +219,15 @@ fn small_class_flow(p: &PoolServer, shared: &Path) {
     let mut sessions = Vec::new();
     for (photo, expected) in &photos {
         let session = p.session_in(course, photo);
-        upload(&p, session, &folder, &[photo]);
+        upload(p, session, &folder, &[photo]);
         let job = p.process(session);
         assert_eq!(job["status"], "succeeded", "{job}");
-        assert_eq!(&present(&p, session), expected, "{photo}");
+        assert_eq!(&present(p, session), expected, "{photo}");
         sessions.push(session);
     }
 
     // Every automatic match explains itself: similarity, threshold passed, runner-up behind.
-    let first = crops(&p, sessions[0]);
+    let first = crops(p, sessions[0]);
     for crop in &first {
         let decision = &crop["decision"];
         assert_eq!(decision["reason"], "matched", "{crop}");
@@ -239,7 +239,7 @@ fn small_class_flow(p: &PoolServer, shared: &Path) {
 
     // A student a person put in a photo is taken there: with Kit's face assigned to Rose by hand,
     // Rose's own face is not given to her a second time (`conflict`). Reset, all is as before.
-    let third = crops(&p, sessions[2]);
+    let third = crops(p, sessions[2]);
     let face_of = |name: &str| {
         third
             .iter()
@@ -273,13 +273,13 @@ fn small_class_flow(p: &PoolServer, shared: &Path) {
     );
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(
-        present(&p, sessions[2]),
+        present(p, sessions[2]),
         names(&["Kit Harington", "Rose Leslie"])
     );
 
     // The third person of test_obama_and_biden.jpg is nobody enrolled: until someone says so,
     // the others are "unknown", not "absent".
-    let second = crops(&p, sessions[1]);
+    let second = crops(p, sessions[1]);
     let stranger = second
         .iter()
         .find(|c| c["student"].is_null())
@@ -297,7 +297,7 @@ fn small_class_flow(p: &PoolServer, shared: &Path) {
     // Corrections: the stranger is assigned by hand to a student enrolled without references;
     // Obama's face in the first session is marked "not a student" — automatic assignment would
     // match it again if it could.
-    let girl = student(&p, course, "Girl in the corner");
+    let girl = student(p, course, "Girl in the corner");
     let stranger_id = stranger["id"].as_i64().unwrap();
     let reply = p.call(
         "POST",
@@ -341,7 +341,7 @@ fn small_class_flow(p: &PoolServer, shared: &Path) {
     assert_eq!(crop["student"], girl, "{crop}");
     assert_eq!(crop["assignment_source"], "manual", "{crop}");
     assert_eq!(
-        present(&p, sessions[1]),
+        present(p, sessions[1]),
         names(&["Barack Obama", "Joe Biden", "Girl in the corner"])
     );
     let obama = p
@@ -352,7 +352,7 @@ fn small_class_flow(p: &PoolServer, shared: &Path) {
         obama["student"].is_null() && obama["cluster"].is_null() && obama["decision"].is_null(),
         "{obama}"
     );
-    assert_eq!(present(&p, sessions[0]), names(&["Joe Biden"]));
+    assert_eq!(present(p, sessions[0]), names(&["Joe Biden"]));
     let unassigned = p
         .get(&format!(
             "/api/attendance/sessions/{}/face-crops/?unassigned=true",
