@@ -153,11 +153,14 @@ pub async fn run(common: &Common, config: &ServeConfig) -> Result<()> {
     let job_runner = tokio::spawn(run_jobs(state.services.clone(), leases));
     let app = router(state);
     let addr = listener.local_addr()?;
+    // Listening for the signals starts before "listening on" is said: a SIGTERM sent the moment
+    // the server is reachable must stop it gracefully, not kill it with the default action.
+    let signals = ShutdownSignals::listen()?;
     tracing::info!(data_dir = %common.data_dir.display(), "listening on http://{addr}");
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signals.received().await;
         let _ = stop_tx.send(true);
     });
     let stopping = |mut rx: watch::Receiver<bool>| async move {
@@ -229,23 +232,25 @@ fn empty_dir(dir: &std::path::Path) -> Result<()> {
         .with_context(|| format!("cannot create the upload directory {}", dir.display()))
 }
 
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+/// SIGINT and SIGTERM, listened for from the moment this is made.
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn listen() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+        })
+    }
+
+    async fn received(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => tracing::info!("SIGINT received: finishing in-flight requests"),
+            _ = self.terminate.recv() => tracing::info!("SIGTERM received: finishing in-flight requests"),
         }
-    };
-    tokio::select! {
-        () = interrupt => tracing::info!("SIGINT received: finishing in-flight requests"),
-        () = terminate => tracing::info!("SIGTERM received: finishing in-flight requests"),
     }
 }
