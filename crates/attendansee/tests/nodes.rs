@@ -26,7 +26,6 @@ fn node_tests_need_the_fault_injection_feature() {
 mod nodes {
     use std::collections::BTreeMap;
     use std::path::{Path, PathBuf};
-    use std::process::Stdio;
     use std::time::{Duration, Instant};
 
     use serde_json::{Value, json};
@@ -239,29 +238,9 @@ mod nodes {
     }
 
     fn create_admin(data: &Path, url: &str) {
-        use std::io::Write;
-        let mut child = common::attendansee(data)
-            .args([
-                "--database-url",
-                url,
-                "users",
-                "create",
-                "--username",
-                "admin",
-            ])
-            .args(["--admin", "--password-stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let env = [("ATTENDANSEE_DATABASE_URL", url)];
+        let (ok, out) = common::create_user_with(data, "admin", PASSWORD, true, &env);
+        assert!(ok, "{out}");
     }
 
     #[test]

@@ -31,35 +31,11 @@ fn postgres(test: &str) -> Option<TestDatabase> {
         .block_on(TestDatabase::postgres(test))
 }
 
-/// `users create` against `url`, password on stdin.
+/// `users create` against `url`.
 fn create_user(data: &std::path::Path, url: &str, username: &str, admin: bool) {
-    use std::io::Write;
-    let mut command = attendansee(data);
-    command.args([
-        "--database-url",
-        url,
-        "users",
-        "create",
-        "--username",
-        username,
-    ]);
-    command.arg("--password-stdin");
-    if admin {
-        command.arg("--admin");
-    }
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "correct horse").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let env = [("ATTENDANSEE_DATABASE_URL", url)];
+    let (ok, out) = common::create_user_with(data, username, "correct horse", admin, &env);
+    assert!(ok, "{out}");
 }
 
 #[test]
