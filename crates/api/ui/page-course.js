@@ -230,6 +230,18 @@ function clustersSection(ctx, roster) {
         toast("Groups merged.", { near: self.root });
       }),
     }, "Merge selected groups");
+    // Undo of a naming: the server puts each face back as it was; the emptied group is gone, so
+    // the unknown faces are grouped again.
+    const undoNaming = (members) => ({
+      label: "Undo",
+      run: () => guard(self.root, async () => {
+        for (const m of members) await crops.undo(m);
+        await courses.recluster(course.id);
+        await self.refresh();
+        ctx.refreshMatrix();
+        toast(`${plural(members.length, "face")} back as they were.`, { near: self.root });
+      }),
+    });
     const items = list.slice(0, shown).map((c, i) => {
       const n = i + 1;
       const pick = h("input", { type: "checkbox", "data-key": `pick-${c.id}`, onchange: (ev) => { ev.target.checked ? selected.add(c.id) : selected.delete(c.id); } });
@@ -244,7 +256,7 @@ function clustersSection(ctx, roster) {
           if (!who.value) throw userError("choose a student first");
           const r = await clusters.name(c.id, { student_id: Number(who.value) });
           await self.refresh();
-          toast(`${plural(c.members.length, "face")} assigned to ${byId[who.value] ? byId[who.value].name : "the student"}.`, { near: self.root });
+          toast(`${plural(c.members.length, "face")} assigned to ${byId[who.value] ? byId[who.value].name : "the student"}.`, { near: self.root, action: undoNaming(c.members) });
           ctx.refreshMatrix();
           return r;
         }),
@@ -255,7 +267,8 @@ function clustersSection(ctx, roster) {
           const r = await clusters.name(c.id, { new_student: { name: newName.value } });
           if (r && r.student) { ctx.students.push(r.student); roster.root.querySelector(".roster").append(studentCard(ctx, r.student).root); }
           await self.refresh();
-          toast(`${newName.value} enrolled from group ${n}.`, { near: self.root });
+          toast(`${newName.value} enrolled from group ${n}.`, { near: self.root, action: undoNaming(c.members) });
+          ctx.refreshMatrix();
         }),
       }, "Enroll new student");
       return h("div", { class: "cluster" },
