@@ -439,6 +439,11 @@ await step("the course page: roster cards, search, edit with undo-able delete", 
   await card.getByText(/100 % attendance · present 1 of 1/).waitFor();
   await page.getByLabel("Find a student").fill("rose");
   assert.equal(await page.locator(".student-card:visible").count(), 1);
+  // A student added while searching is hidden too when the search does not match.
+  await page.getByLabel("Student name").fill("Zed Visitor");
+  await page.getByRole("button", { name: "Add student" }).click();
+  await page.getByText("Zed Visitor added.").waitFor();
+  assert.equal(await page.locator(".student-card:visible").count(), 1);
   await page.getByLabel("Find a student").fill("");
   await checkPage(ctx, "08-course", () => page.getByRole("heading", { name: "Attendance matrix" }).waitFor());
   // Edit a student: only the card is drawn again, focus back on its Edit button.
@@ -466,14 +471,26 @@ await step("the course page: roster cards, search, edit with undo-able delete", 
 });
 
 await step("naming a group: Undo puts its faces back, and named faces are not reviewed again", async () => {
+  // A second session with one photo twice (as different files): its unknown face makes a group.
+  const week2 = await api("POST", "/attendance/sessions/", { course: courseId, title: "Week 2", held_at: "2026-01-08T09:00:00Z" });
+  const photo = fs.readFileSync(path.join(faces, "test_obama_and_biden.jpg"));
+  await api("POST", `/attendance/sessions/${week2.id}/images/`, api.buffers([0, 1].map((k) => [`copy-${k}.jpg`, Buffer.concat([photo, Buffer.alloc(k + 1, k)])])));
+  assert.equal((await api.process(week2.id)).status, "succeeded");
+  const sessionId = week2.id;
   await page.goto(`${base}/#/courses/${courseId}`);
   await page.getByRole("heading", { name: "Unknown faces, grouped" }).waitFor();
   const groups = (await api("GET", `/attendance/courses/${courseId}/clusters/`)).filter((c) => c.members.length);
   assert.ok(groups.length > 0, "no group of unknown faces to name");
   const members = groups[0].members;
+  const howardCard = page.getByRole("article", { name: "Howard" });
+  const present = async () => Number((await howardCard.locator(".rate").innerText()).match(/present (\d+) of/)[1]);
+  const wasPresent = await present();
   await page.getByLabel("Name group 1 as").selectOption({ label: "Howard" });
   await page.locator(".cluster").first().getByRole("button", { name: "Assign group" }).click();
   const note = page.getByRole("status").filter({ hasText: "assigned to Howard" });
+  await note.waitFor();
+  // The card's attendance rate is drawn again.
+  await howardCard.locator(".rate").getByText(`present ${wasPresent + 1} of`).waitFor();
   let byId = Object.fromEntries((await api.crops(sessionId)).map((c) => [c.id, c]));
   for (const m of members) assert.equal(byId[m].assignment_source, "cluster", `face ${m}`);
   await note.getByRole("button", { name: "Undo" }).click();
