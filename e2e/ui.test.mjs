@@ -282,11 +282,13 @@ await step("review: an older answer of the server never overwrites a newer decis
   const slow = async (route) => { await new Promise((r) => setTimeout(r, 1200)); await route.continue(); };
   await page.route(/\/face-crops\/\d+\/(not-a-student|undo)\/$/, slow);
   const id = await current();
+  const answered = page.waitForResponse((r) => /\/not-a-student\/$/.test(r.url()));
   await page.keyboard.press("n");
   await page.waitForFunction((id) => !document.querySelector(".review-now").textContent.startsWith(`Face ${id}:`), id);
   await page.keyboard.press("z");
   await page.locator(".review-now").getByText(new RegExp(`^Face ${id}:`)).waitFor();
-  await page.waitForTimeout(1000); // N answered, the undo not yet: draw the face again
+  await answered; // N answered, the undo not yet (1.2 s more): draw the face again
+  await page.waitForTimeout(100);
   await page.keyboard.press("s");
   await page.keyboard.press("ArrowLeft");
   await page.locator(".review-now").getByText(new RegExp(`^Face ${id}:`)).waitFor();
