@@ -1,8 +1,9 @@
 // A session with 300+ faces (the staircase group photo six times, as different files, and the
 // Solvay conference photo), measured in the browser: time to the first useful paint of the
 // session and review pages, and time per review action (key press to the next face drawn).
-// Prints the numbers; fails only on broken behaviour, never on the timings (targets: first paint
-// under 1 s, each action under 100 ms). Driven by crates/attendansee/tests/web_ui.rs:
+// Prints the numbers (targets: first paint under 1 s, each action under 100 ms) and fails on a
+// big regression only (limits: first paint under 3 s, median action under 300 ms), so that a
+// busy CI machine does not fail it. Driven by crates/attendansee/tests/web_ui.rs:
 //   node crowd.test.mjs <base-url> <username> <password> <faces-dir> <artifacts-dir>
 import fs from "node:fs";
 import path from "node:path";
@@ -142,6 +143,13 @@ await step("review page: first useful paint and time per action", async () => {
     assert.ok(i < 49, `${manual.length} faces still marked`);
     await new Promise((r) => setTimeout(r, 100));
   }
+});
+
+await step("the timings stay within generous limits (a big regression fails)", async () => {
+  assert.ok(results.reviewFirstPaintMs < 3000, `review first paint ${results.reviewFirstPaintMs} ms`);
+  assert.ok(results.sessionBoxesMs < 3000, `session boxes after ${results.sessionBoxesMs} ms`);
+  assert.ok(results.actionMedianMs < 300, `median review action ${results.actionMedianMs} ms`);
+  assert.ok(results.paintMedianMs < 300, `median key-to-paint ${results.paintMedianMs} ms`);
 });
 
 await step("no script errors", async () => {

@@ -7,7 +7,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import assert from "node:assert/strict";
-import { open, login, apiClient, checkPage, panelInView, T } from "./lib.mjs";
+import { open, login, apiClient, checkPage, panelInView, axe, T } from "./lib.mjs";
 
 const [base, username, password, faces, artifacts, poison] = process.argv.slice(2);
 const bbt = path.join(faces, "../faceapi_bbt");
@@ -116,6 +116,8 @@ await step("a face shows its panel beside the photo, with why and the runner-up"
   await page.getByRole("button", { name: /: Barack Obama$/ }).first().click();
   const panel = page.locator("#face-panel");
   await panel.getByText(/Recognised: similar enough/).waitFor();
+  // Selecting a face takes the keyboard to the panel's heading.
+  await page.waitForFunction(() => document.activeElement.classList.contains("face-title"), null, { timeout: 5000 });
   await panel.getByText(/Best: Barack Obama \(similarity 0\.\d+\); runner-up: .+/).waitFor();
   await panelInView(page, "1280 px");
   await panel.getByRole("button", { name: "Compute face signature" }).click();
@@ -125,8 +127,6 @@ await step("a face shows its panel beside the photo, with why and the runner-up"
 await step("correct one face in the panel without re-rendering the page, then undo", async () => {
   // The unidentified girl of test_obama_and_biden.jpg becomes Alex Lacamoire (a deliberate
   // correction: she is nobody enrolled).
-  const marker = await page.evaluate(() => { const h1 = document.querySelector("h1"); h1.dataset.marker = "kept"; return window.scrollY; });
-  void marker;
   const girl = page.locator("figure", { hasText: "test_obama_and_biden.jpg" }).getByRole("button", { name: /: unknown$/ });
   assert.equal(await girl.count(), 1);
   const id = await girl.getAttribute("data-face");
@@ -134,11 +134,19 @@ await step("correct one face in the panel without re-rendering the page, then un
   const panel = page.locator("#face-panel");
   await panel.getByText(`Face ${id}: unknown`).waitFor();
   await panel.getByLabel("Assign to").selectOption({ label: "Alex Lacamoire" });
+  const scrolled = await page.evaluate(() => { document.querySelector("h1").dataset.marker = "kept"; return window.scrollY; });
+  assert.ok(scrolled > 0, "the panel is below the top of the page, so keeping the scroll position means something");
   await panel.getByRole("button", { name: "Assign", exact: true }).click();
   await panel.getByText(`Face ${id}: Alex Lacamoire`).waitFor();
-  // Focus stays on the button the user pressed, and the page was not rebuilt.
+  // Focus stays on the button the user pressed, the page was not rebuilt and did not scroll.
   await page.waitForFunction(() => document.activeElement.dataset.key === "assign", null, { timeout: 5000 });
   assert.equal(await page.evaluate(() => document.querySelector("h1").dataset.marker), "kept");
+  assert.ok(Math.abs(await page.evaluate(() => window.scrollY) - scrolled) <= 2, "the page scrolled after a correction");
+  // The toast is next to the button (the panel was redrawn under it).
+  const note = page.getByRole("status").filter({ hasText: `Face ${id} assigned to Alex Lacamoire.` });
+  assert.ok(await note.evaluate((e) => e.classList.contains("anchored")), "the toast is not anchored near the action");
+  const [noteBox, buttonBox] = [await note.boundingBox(), await panel.getByRole("button", { name: "Assign", exact: true }).boundingBox()];
+  assert.ok(Math.abs(noteBox.y - (buttonBox.y + buttonBox.height)) < 120, `toast at ${JSON.stringify(noteBox)}, button at ${JSON.stringify(buttonBox)}`);
   await page.getByRole("status").filter({ hasText: `Face ${id} assigned to Alex Lacamoire.` }).getByRole("button", { name: "Undo" }).click();
   await panel.getByText(`Face ${id}: unknown`).waitFor();
   await page.getByText(`Face ${id} is back as it was.`).waitFor();
@@ -168,10 +176,17 @@ await step("the session page at 375 and 1280 px", async () => {
   await page.locator("#face-panel").getByRole("button", { name: "Close the face panel" }).click();
   await checkPage(ctx, "03-session", () => page.locator(".face-box").first().waitFor());
   await page.setViewportSize({ width: 375, height: 800 });
-  await page.getByRole("button", { name: /: Joe Biden$/ }).first().click();
+  const biden = page.getByRole("button", { name: /: Joe Biden$/ }).first();
+  const bidenId = await biden.getAttribute("data-face");
+  await biden.click();
   await panelInView(page, "375 px");
   await shot("04-face-panel-375");
-  await page.locator("#face-panel").getByRole("button", { name: "Close the face panel" }).click();
+  await axe(page, "the face drawer at 375 px");
+  // Escape closes the drawer and the keyboard is back on the face's box.
+  await page.waitForFunction(() => document.activeElement.classList.contains("face-title"), null, { timeout: 5000 });
+  await page.keyboard.press("Escape");
+  await page.locator("#face-panel").waitFor({ state: "hidden" });
+  assert.equal(await page.evaluate(() => document.activeElement.dataset.face), bidenId);
   await page.setViewportSize({ width: 1280, height: 900 });
 });
 
@@ -183,6 +198,33 @@ await step("the lightbox zooms a photo, and its boxes open the panel", async () 
   const transform = await dialog.locator(".lb-stage").evaluate((e) => e.style.transform);
   assert.match(transform, /scale\(1\.5\)/);
   await shot("05-lightbox");
+  await axe(page, "the lightbox");
+  const rects = () => dialog.evaluate((d) => {
+    const r = (e) => { const b = e.getBoundingClientRect(); return { l: b.left, t: b.top, r: b.right, b: b.bottom }; };
+    return { view: r(d.querySelector(".lb-viewport")), stage: r(d.querySelector(".lb-stage")) };
+  });
+  // Panning stops at the photo's edges: the zoomed photo still covers the viewport's width.
+  await dialog.locator(".lb-viewport").focus();
+  for (let i = 0; i < 30; i++) await page.keyboard.press("ArrowLeft");
+  let { view, stage } = await rects();
+  assert.ok(stage.l <= view.l + 1 && stage.r >= view.r - 1, `panned off the photo: ${JSON.stringify({ view, stage })}`);
+  // The wheel zooms around the pointer: the point under it stays put.
+  const target = dialog.locator(".face-box").nth(1);
+  const before = await target.boundingBox();
+  const [px, py] = [before.x + before.width / 2, before.y + before.height / 2];
+  await page.mouse.move(px, py);
+  await page.mouse.wheel(0, -120);
+  await page.waitForFunction(() => !/scale\(1\.5\)/.test(document.querySelector(".lb-stage").style.transform));
+  const after = await target.boundingBox();
+  assert.ok(after.width > before.width, "the wheel did not zoom");
+  const shift = Math.abs(after.x + after.width / 2 - px);
+  assert.ok(shift < 4, `the face under the pointer moved ${shift}px sideways`);
+  // Fit shows the whole photo, also in a low window where width is not the limit.
+  await page.setViewportSize({ width: 1280, height: 450 });
+  await dialog.getByRole("button", { name: "Fit" }).click();
+  ({ view, stage } = await rects());
+  assert.ok(stage.t >= view.t - 1 && stage.b <= view.b + 1 && stage.l >= view.l - 1 && stage.r <= view.r + 1, `Fit: ${JSON.stringify({ view, stage })}`);
+  await page.setViewportSize({ width: 1280, height: 900 });
   await dialog.locator(".face-box").first().click();
   await panelInView(page, "after the lightbox");
   await page.locator("#face-panel").getByRole("button", { name: "Close the face panel" }).click();
@@ -215,6 +257,60 @@ await step("review: least certain first", async () => {
   const matched = crops.filter((c) => c.decision && c.decision.reason === "matched" && !c.quality.issue);
   assert.ok(matched.length < crops.length, "some face must be uncertain");
   assert.notEqual(first.decision && first.decision.reason, "matched");
+  // Step through the first faces (S): how sure the system is never decreases along the queue.
+  const sure = (c) => {
+    const d = c.decision;
+    if (!d || !d.best || (c.quality && c.quality.issue)) return 0;
+    const lead = d.best.similarity - (d.runner_up ? d.runner_up.similarity : 0);
+    return d.reason === "matched" ? 1 + lead : Math.max(0, d.best.similarity) / 2;
+  };
+  const seen = [await current()];
+  for (let k = 1; k < Math.min(10, crops.length); k++) {
+    await page.keyboard.press("s");
+    await page.waitForFunction((id) => !document.querySelector(".review-now").textContent.startsWith(`Face ${id}:`), seen[seen.length - 1]);
+    seen.push(await current());
+  }
+  const levels = seen.map((id) => sure(byId[id]));
+  assert.ok(new Set(levels).size > 1, `the first ${seen.length} faces are all equally sure: ${levels}`);
+  for (let k = 1; k < levels.length; k++) assert.ok(levels[k] >= levels[k - 1], `face ${seen[k]} (${levels[k]}) comes after a surer one (${levels[k - 1]})`);
+  for (let k = 1; k < seen.length; k++) { await page.keyboard.press("ArrowLeft"); }
+  await page.locator(".review-now").getByText(new RegExp(`^Face ${seen[0]}:`)).waitFor();
+});
+
+await step("review: an older answer of the server never overwrites a newer decision, and a failed one goes back to its face", async () => {
+  // Every decision's answer is slow: N, then Z at once; N's answer arrives after the undo.
+  const slow = async (route) => { await new Promise((r) => setTimeout(r, 1200)); await route.continue(); };
+  await page.route(/\/face-crops\/\d+\/(not-a-student|undo)\/$/, slow);
+  const id = await current();
+  const answered = page.waitForResponse((r) => /\/not-a-student\/$/.test(r.url()));
+  await page.keyboard.press("n");
+  await page.waitForFunction((id) => !document.querySelector(".review-now").textContent.startsWith(`Face ${id}:`), id);
+  await page.keyboard.press("z");
+  await page.locator(".review-now").getByText(new RegExp(`^Face ${id}:`)).waitFor();
+  await answered; // N answered, the undo not yet (1.2 s more): draw the face again
+  await page.waitForTimeout(100);
+  await page.keyboard.press("s");
+  await page.keyboard.press("ArrowLeft");
+  await page.locator(".review-now").getByText(new RegExp(`^Face ${id}:`)).waitFor();
+  assert.match(await progress(), /· 0 decided$/);
+  assert.doesNotMatch(await page.locator(".review-now").innerText(), /not a student/);
+  await page.waitForTimeout(1500);
+  assert.match(await progress(), /· 0 decided$/);
+  await page.unroute(/\/face-crops\/\d+\/(not-a-student|undo)\/$/, slow);
+  // A failure: the decision leaves the history and the face is shown again.
+  const fail = (route) => route.fulfill({ status: 503, contentType: "application/json", body: JSON.stringify({ status: "error", error_type: "StorageUnavailable", error: "try again" }) });
+  await page.route(/\/face-crops\/\d+\/not-a-student\/$/, fail);
+  await page.keyboard.press("n");
+  await page.getByRole("alert").filter({ hasText: "StorageUnavailable" }).waitFor();
+  await page.locator(".review-now").getByText(new RegExp(`^Face ${id}:`)).waitFor();
+  await page.unroute(/\/face-crops\/\d+\/not-a-student\/$/, fail);
+  await page.getByRole("alert").filter({ hasText: "StorageUnavailable" }).getByRole("button", { name: "Dismiss" }).click();
+  await page.locator(".review-stage").focus();
+  await page.keyboard.press("z");
+  await page.getByText("Nothing to undo.").waitFor();
+  assert.match(await progress(), /· 0 decided$/);
+  // The 503 above was made on purpose.
+  errors.splice(0, errors.length, ...errors.filter((e) => !/status of 503/.test(e)));
 });
 
 await step("review: not a student (N)", async () => {
@@ -308,12 +404,47 @@ await step("recognising again keeps the corrections of the review", async () => 
 
 // ---------- the other pages ----------
 
+await step("a page whose data arrives after the user left it is never shown, and its keys are gone", async () => {
+  // The review's faces arrive late; meanwhile the user went on to the course page.
+  const late = new RegExp(`/sessions/${sessionId}/face-crops/`);
+  const slow = async (route) => { await new Promise((r) => setTimeout(r, 2500)); await route.continue().catch(() => {}); };
+  await page.route(late, slow);
+  await page.evaluate((id) => { location.hash = `#/sessions/${id}/review`; }, sessionId);
+  await page.waitForTimeout(300);
+  await page.evaluate((id) => { location.hash = `#/courses/${id}`; }, courseId);
+  await page.getByRole("heading", { name: "Attendance matrix" }).waitFor();
+  await page.waitForTimeout(3000);
+  await page.unroute(late, slow);
+  assert.equal(await page.locator("main h1").innerText(), "CS101 — Databases");
+  assert.equal(await page.locator(".review-now").count(), 0);
+  assert.match(await page.title(), /^CS101/);
+  // Letters the review uses as keys (a, n, s, z, p) are text in a form.
+  const field = page.getByLabel("Student name");
+  await field.click();
+  await page.keyboard.type("Anna Pazs");
+  assert.equal(await field.inputValue(), "Anna Pazs");
+  await field.fill("");
+  // At 375 px too, a new page starts at the top.
+  await page.setViewportSize({ width: 375, height: 800 });
+  await page.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+  assert.ok(await page.evaluate(() => window.scrollY) > 0);
+  await page.locator("table.matrix td a").first().click();
+  await page.getByRole("heading", { name: "Week 1" }).waitFor();
+  assert.equal(await page.evaluate(() => window.scrollY), 0);
+  await page.setViewportSize({ width: 1280, height: 900 });
+});
+
 await step("the course page: roster cards, search, edit with undo-able delete", async () => {
   await page.getByRole("link", { name: "CS101 — Databases" }).click();
   await page.getByRole("heading", { name: "Attendance matrix" }).waitFor();
   const card = page.getByRole("article", { name: "Alex Lacamoire" });
   await card.getByText(/100 % attendance · present 1 of 1/).waitFor();
   await page.getByLabel("Find a student").fill("rose");
+  assert.equal(await page.locator(".student-card:visible").count(), 1);
+  // A student added while searching is hidden too when the search does not match.
+  await page.getByLabel("Student name").fill("Zed Visitor");
+  await page.getByRole("button", { name: "Add student" }).click();
+  await page.getByText("Zed Visitor added.").waitFor();
   assert.equal(await page.locator(".student-card:visible").count(), 1);
   await page.getByLabel("Find a student").fill("");
   await checkPage(ctx, "08-course", () => page.getByRole("heading", { name: "Attendance matrix" }).waitFor());
@@ -326,6 +457,8 @@ await step("the course page: roster cards, search, edit with undo-able delete", 
   await page.waitForFunction(() => document.activeElement.textContent === "Edit", null, { timeout: 5000 });
   // Delete, then undo: the student is still there on the server.
   await page.getByRole("article", { name: "Raj" }).getByRole("button", { name: "Delete" }).click();
+  await page.getByRole("dialog").waitFor();
+  await axe(page, "the confirm dialog");
   await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
   await page.getByRole("status").filter({ hasText: "Raj deleted." }).getByRole("button", { name: "Undo" }).click();
   await page.getByRole("article", { name: "Raj" }).waitFor();
@@ -337,6 +470,49 @@ await step("the course page: roster cards, search, edit with undo-able delete", 
   await page.getByRole("heading", { name: "Week 1" }).waitFor();
   // A new page starts at the top.
   assert.equal(await page.evaluate(() => window.scrollY), 0);
+});
+
+await step("naming a group: Undo puts its faces back, and named faces are not reviewed again", async () => {
+  // A second session with one photo twice (as different files): its unknown face makes a group.
+  const week2 = await api("POST", "/attendance/sessions/", { course: courseId, title: "Week 2", held_at: "2026-01-08T09:00:00Z" });
+  const photo = fs.readFileSync(path.join(faces, "test_obama_and_biden.jpg"));
+  await api("POST", `/attendance/sessions/${week2.id}/images/`, api.buffers([0, 1].map((k) => [`copy-${k}.jpg`, Buffer.concat([photo, Buffer.alloc(k + 1, k)])])));
+  assert.equal((await api.process(week2.id)).status, "succeeded");
+  const sessionId = week2.id;
+  await page.goto(`${base}/#/courses/${courseId}`);
+  await page.getByRole("heading", { name: "Unknown faces, grouped" }).waitFor();
+  const groups = (await api("GET", `/attendance/courses/${courseId}/clusters/`)).filter((c) => c.members.length);
+  assert.ok(groups.length > 0, "no group of unknown faces to name");
+  const members = groups[0].members;
+  const howardCard = page.getByRole("article", { name: "Howard" });
+  const present = async () => Number((await howardCard.locator(".rate").innerText()).match(/present (\d+) of/)[1]);
+  const wasPresent = await present();
+  await page.getByLabel("Name group 1 as").selectOption({ label: "Howard" });
+  await page.locator(".cluster").first().getByRole("button", { name: "Assign group" }).click();
+  const note = page.getByRole("status").filter({ hasText: "assigned to Howard" });
+  await note.waitFor();
+  // The card's attendance rate is drawn again.
+  await howardCard.locator(".rate").getByText(`present ${wasPresent + 1} of`).waitFor();
+  let byId = Object.fromEntries((await api.crops(sessionId)).map((c) => [c.id, c]));
+  for (const m of members) assert.equal(byId[m].assignment_source, "cluster", `face ${m}`);
+  await note.getByRole("button", { name: "Undo" }).click();
+  await page.getByText(/faces? back as (they|it) were/).first().waitFor({ timeout: T });
+  byId = Object.fromEntries((await api.crops(sessionId)).map((c) => [c.id, c]));
+  for (const m of members) {
+    assert.equal(byId[m].student, null, `face ${m}`);
+    assert.notEqual(byId[m].assignment_source, "cluster", `face ${m}`);
+  }
+  // Named again (through the API): the review leaves those faces out, a person decided them.
+  const again = (await api("GET", `/attendance/courses/${courseId}/clusters/`)).filter((c) => c.members.length);
+  assert.ok(again.length > 0, "the faces were not grouped again after the undo");
+  const howard = (await api("GET", `/attendance/students/?course=${courseId}&page_size=500`)).results.find((x) => x.name === "Howard").id;
+  await api("POST", `/attendance/clusters/${again[0].id}/name/`, { student_id: howard });
+  const all = await api.crops(sessionId);
+  assert.ok(all.some((c) => c.assignment_source === "cluster"));
+  const todo = all.filter((c) => !c.not_a_student && !(c.assignment_source && c.assignment_source !== "auto")).length;
+  await page.goto(`${base}/#/sessions/${sessionId}/review`);
+  await page.locator(".review-now").waitFor();
+  assert.match(await progress(), new RegExp(`^1 of ${todo} to review`));
 });
 
 await step("the home page: each course with what still needs review", async () => {

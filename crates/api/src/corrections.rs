@@ -21,6 +21,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(assign_crop))
         .routes(routes!(not_a_student))
         .routes(routes!(reset_crop))
+        .routes(routes!(undo_correction))
         .routes(routes!(similar_crops))
 }
 
@@ -168,6 +169,23 @@ async fn reset_crop(
     let crop = state
         .services
         .correct_face(actor.scope(), id, Correction::Automatic)
+        .await?;
+    Ok(Json(crop.into()))
+}
+
+/// Undo the last correction of a face (assign, not a student, reset, or naming its group): the
+/// face is put back exactly as it was before it. One level: 409 when there is nothing to undo.
+#[utoipa::path(post, path = "/api/attendance/face-crops/{id}/undo/", tag = "recognition",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = CropDto), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn undo_correction(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<CropDto>> {
+    let crop = state
+        .services
+        .undo_face_correction(actor.scope(), id)
         .await?;
     Ok(Json(crop.into()))
 }

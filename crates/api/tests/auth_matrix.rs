@@ -584,6 +584,12 @@ fn success_cases(
             ok,
         ),
         (
+            Method::POST,
+            format!("/api/attendance/face-crops/{crop}/undo/"),
+            None,
+            ok,
+        ),
+        (
             Method::GET,
             format!("/api/attendance/courses/{c}/clusters/"),
             None,
@@ -1022,4 +1028,40 @@ async fn login_issues_tokens_that_work_and_bad_credentials_do_not() {
         "{}",
         metrics.body
     );
+}
+
+/// Undo over HTTP: a correction is undone once, back to what the face was; a second undo, or an
+/// undo of a face nobody corrected, is 409 Conflict with a message that says why.
+#[tokio::test]
+async fn a_correction_is_undone_once_then_undo_answers_409() {
+    let w = world().await;
+    let undo = format!("/api/attendance/face-crops/{}/undo/", w.crop);
+    let first = w.send_as(Method::POST, &undo, &w.alice, None).await;
+    let message = first.assert_error(StatusCode::CONFLICT, "Conflict");
+    assert!(message.contains("no correction to undo"), "{message}");
+    // The detail also lists the face's embeddings, which a correction's answer leaves out.
+    let mut before =
+        w.t.get(&format!("/api/attendance/face-crops/{}/", w.crop), &w.alice)
+            .await
+            .body;
+    before.as_object_mut().unwrap().remove("embeddings");
+    let assigned = w
+        .send_as(
+            Method::POST,
+            &format!("/api/attendance/face-crops/{}/assign/", w.crop),
+            &w.alice,
+            Some(json!({"student_id": w.student})),
+        )
+        .await;
+    assert_eq!(
+        assigned.body["assignment_source"], "manual",
+        "{}",
+        assigned.body
+    );
+    let undone = w.send_as(Method::POST, &undo, &w.alice, None).await;
+    assert_eq!(undone.status, StatusCode::OK, "{}", undone.body);
+    assert_eq!(undone.body, before);
+    w.send_as(Method::POST, &undo, &w.alice, None)
+        .await
+        .assert_error(StatusCode::CONFLICT, "Conflict");
 }

@@ -15,11 +15,12 @@ use common::{TestApp, app};
 
 /// The POST/PUT/PATCH operations whose handlers read no body. Every other write must declare its
 /// `requestBody`; the test checks this list against both the document and the handlers.
-const BODYLESS: [(&str, &str); 7] = [
+const BODYLESS: [(&str, &str); 8] = [
     ("POST", "/api/auth/logout/"),
     ("POST", "/api/attendance/courses/{id}/clusters/recluster/"),
     ("POST", "/api/attendance/face-crops/{id}/not-a-student/"),
     ("POST", "/api/attendance/face-crops/{id}/reset/"),
+    ("POST", "/api/attendance/face-crops/{id}/undo/"),
     ("POST", "/api/attendance/jobs/{id}/cancel/"),
     ("POST", "/api/attendance/sessions/{id}/assign/"),
     ("POST", "/api/attendance/sessions/{id}/process/"),

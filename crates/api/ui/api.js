@@ -185,12 +185,8 @@ export const crops = {
   reset: (id) => call("POST", `${A}/face-crops/${id}/reset/`),
   computeSignature: (id) => call("POST", `${A}/face-crops/${id}/generate-embedding/`, { force_regenerate: true }),
   computeSignatures: (ids) => call("POST", `${A}/face-crops/generate-embeddings-batch/`, { face_crop_ids: ids, force_regenerate: true }),
-  /** Puts a face back as it was before a correction (the snapshot of `decisionOf`). */
-  restore: (id, before) => {
-    if (before.not_a_student) return crops.notAStudent(id);
-    if (before.student && before.assignment_source === "manual") return crops.assign(id, before.student);
-    return crops.reset(id);
-  },
+  /** Puts a face back as it was before its last correction (the server keeps that state, once). */
+  undo: (id) => call("POST", `${A}/face-crops/${id}/undo/`),
 };
 
 /** A mistake the page itself catches before asking the server, shown like the server's. */

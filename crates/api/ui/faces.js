@@ -33,7 +33,7 @@ export function reasonOf(c) {
 
 /** The student the system proposes for the face, if any. */
 export function suggestionOf(c) {
-  if (c.student && c.assignment_source !== "manual") return c.student;
+  if (c.student && c.assignment_source === "auto") return c.student;
   const d = c.decision;
   // Below the threshold the closest student is only shown, never proposed: one key must not
   // label a face with someone it barely resembles.
@@ -52,8 +52,11 @@ export function certainty(c) {
   return d.reason === "matched" ? 1 + lead : Math.max(0, d.best.similarity) / 2;
 }
 
-/** Has a person decided about this face already? */
-export function decidedByHand(c) { return c.assignment_source === "manual" || c.not_a_student; }
+/**
+ * Has a person decided about this face already? Any source but `auto` is a person's decision
+ * (`manual`, or `cluster`: they named the face's group).
+ */
+export function decidedByHand(c) { return Boolean(c.assignment_source && c.assignment_source !== "auto") || c.not_a_student; }
 
 export function candidateText(ctx, cand) {
   return cand ? `${nameOf(ctx, cand.student)} (similarity ${cand.similarity.toFixed(2)})` : "—";
@@ -76,22 +79,22 @@ export function photoRegion(image, bbox, side = 320) {
   return box;
 }
 
-/** The state of a face that an undo puts back. */
-export function snapshot(c) {
-  return { student: c.student, not_a_student: c.not_a_student, assignment_source: c.assignment_source };
+/** `el`, or its re-drawn twin in the same panel when a redraw replaced it (for toasts near it). */
+export function live(el) {
+  if (!el || el.isConnected || !el.dataset.key) return el;
+  return document.querySelector(`#face-panel [data-key="${CSS.escape(el.dataset.key)}"]`) || el;
 }
 
 /**
  * Applies a correction (`run` → the crop after it), tells `ctx.changed`, and offers Undo, which
- * puts the face back as it was.
+ * asks the server to put the face back as it was (it keeps the state before the correction).
  */
 export async function correct(ctx, crop, run, message, near) {
-  const before = snapshot(crop);
   const after = await run();
   ctx.changed(after);
   toast(message, {
-    near,
-    action: { label: "Undo", run: () => guard(near, async () => { ctx.changed(await crops.restore(crop.id, before)); toast(`Face ${crop.id} is back as it was.`, { near }); }) },
+    near: live(near),
+    action: { label: "Undo", run: () => guard(live(near), async () => { ctx.changed(await crops.undo(crop.id)); toast(`Face ${crop.id} is back as it was.`, { near: live(near) }); }) },
   });
   return after;
 }

@@ -9,15 +9,22 @@ export async function coursePage(main, id) {
   document.title = `${course.code} — ${course.name} — AttendanSee`;
   const heading = h("h1", {}, `${course.code} — ${course.name}`);
   const roster = rosterSection(ctx);
+  const groups = clustersSection(ctx, roster);
+  ctx.refreshGroups = () => groups.refresh();
   const matrix = matrixSection(ctx);
-  ctx.refreshMatrix = () => matrix.refresh();
+  // Attendance changed (a group named, a student added or deleted): the matrix and the rates on
+  // the cards are drawn again, without fetching every card's reference photos again.
+  ctx.refreshMatrix = async () => {
+    await matrix.refresh();
+    for (const el of roster.root.querySelectorAll(".rate[data-student]")) el.textContent = rateText(ctx, Number(el.dataset.student));
+  };
   main.replaceChildren(
     h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/" }, "Courses")),
     heading,
     courseActions(course, heading),
     roster.root,
     sessionsSection(course).root,
-    clustersSection(ctx, roster).root,
+    groups.root,
     matrix.root);
   await roster.ready;
 }
@@ -73,7 +80,7 @@ function rosterSection(ctx) {
       guard(addButton, async () => {
         const s = await students.create({ course: course.id, name: name.value, external_id: external.value || null });
         ctx.students.push(s);
-        cards.append(studentCard(ctx, s).root);
+        self.add(s);
         name.value = ""; external.value = "";
         name.focus();
         toast(`${s.name} added. Add reference photos on the card.`, { near: addButton });
@@ -82,6 +89,8 @@ function rosterSection(ctx) {
     },
   }, field("Student name", name), field("Student number", external), addButton);
   const self = {
+    /** A new student's card, hidden like the others when the search does not match it. */
+    add(s) { cards.append(studentCard(ctx, s).root); filter(); },
     root: h("section", { "aria-labelledby": "roster-h" }, h("h2", { id: "roster-h" }, "Students"),
       h("div", { class: "row" }, field("Find a student", search)), cards, h("h3", {}, "Add a student"), add),
     ready: (async () => {
@@ -92,12 +101,16 @@ function rosterSection(ctx) {
   return self;
 }
 
+/** A student's attendance rate, from the course's matrix. */
+function rateText(ctx, id) {
+  const row = ctx.matrix && ctx.matrix.students.find((r) => r.student === id);
+  const held = ctx.matrix ? ctx.matrix.sessions.length : 0;
+  return row && held ? `${Math.round((100 * row.present) / held)} % attendance · present ${row.present} of ${held}` : "No session yet";
+}
+
 function studentCard(ctx, s) {
   const card = component("article", { class: "card student-card", "data-search": `${s.name} ${s.external_id || ""}`.toLowerCase(), "aria-label": s.name }, async (self) => {
     const refs = await students.references(s.id);
-    const row = ctx.matrix && ctx.matrix.students.find((r) => r.student === s.id);
-    const held = ctx.matrix ? ctx.matrix.sessions.length : 0;
-    const rate = row && held ? Math.round((100 * row.present) / held) : null;
     const status = h("p", { class: "muted", "aria-live": "polite" });
     const bar = h("progress", { max: 1, value: 0, hidden: true });
     const files = h("input", { type: "file", accept: "image/*,.heic,.heif", multiple: true, "data-key": "files" });
@@ -124,7 +137,12 @@ function studentCard(ctx, s) {
           message: `${s.name} deleted.`, near: card.parentElement,
           hide: () => { card.hidden = true; },
           restore: () => { card.hidden = false; },
-          commit: async (keepalive) => { await students.remove(s.id, { keepalive }); card.remove(); ctx.refreshMatrix(); },
+          commit: async (keepalive) => {
+            await students.remove(s.id, { keepalive });
+            card.remove();
+            ctx.students = ctx.students.filter((x) => x.id !== s.id);
+            if (!keepalive) { ctx.refreshMatrix(); ctx.refreshGroups(); }
+          },
         });
       },
     }, "Delete");
@@ -133,7 +151,7 @@ function studentCard(ctx, s) {
       h("div", { class: "card-body" },
         h("h3", {}, s.name),
         s.external_id ? h("p", { class: "muted" }, s.external_id) : null,
-        h("p", {}, rate === null ? "No session yet" : `${rate} % attendance · present ${row.present} of ${held}`),
+        h("p", { class: "rate", "data-student": s.id }, rateText(ctx, s.id)),
         h("details", {}, h("summary", {}, `Reference photos (${refs.length})`),
           h("div", { class: "grid" }, refs.map((r) => referenceThumb(s, r, self)))),
         field(`Reference photos for ${s.name}`, files, { class: "file" }), bar,
@@ -230,6 +248,18 @@ function clustersSection(ctx, roster) {
         toast("Groups merged.", { near: self.root });
       }),
     }, "Merge selected groups");
+    // Undo of a naming: the server puts each face back as it was; the emptied group is gone, so
+    // the unknown faces are grouped again.
+    const undoNaming = (members) => ({
+      label: "Undo",
+      run: () => guard(self.root, async () => {
+        for (const m of members) await crops.undo(m);
+        await courses.recluster(course.id);
+        await self.refresh();
+        ctx.refreshMatrix();
+        toast(`${plural(members.length, "face")} back as they were.`, { near: self.root });
+      }),
+    });
     const items = list.slice(0, shown).map((c, i) => {
       const n = i + 1;
       const pick = h("input", { type: "checkbox", "data-key": `pick-${c.id}`, onchange: (ev) => { ev.target.checked ? selected.add(c.id) : selected.delete(c.id); } });
@@ -244,7 +274,7 @@ function clustersSection(ctx, roster) {
           if (!who.value) throw userError("choose a student first");
           const r = await clusters.name(c.id, { student_id: Number(who.value) });
           await self.refresh();
-          toast(`${plural(c.members.length, "face")} assigned to ${byId[who.value] ? byId[who.value].name : "the student"}.`, { near: self.root });
+          toast(`${plural(c.members.length, "face")} assigned to ${byId[who.value] ? byId[who.value].name : "the student"}.`, { near: self.root, action: undoNaming(c.members) });
           ctx.refreshMatrix();
           return r;
         }),
@@ -253,9 +283,10 @@ function clustersSection(ctx, roster) {
         type: "button", "data-key": `enroll-${c.id}`,
         onclick: () => guard(enroll, async () => {
           const r = await clusters.name(c.id, { new_student: { name: newName.value } });
-          if (r && r.student) { ctx.students.push(r.student); roster.root.querySelector(".roster").append(studentCard(ctx, r.student).root); }
+          if (r && r.student) { ctx.students.push(r.student); roster.add(r.student); }
           await self.refresh();
-          toast(`${newName.value} enrolled from group ${n}.`, { near: self.root });
+          toast(`${newName.value} enrolled from group ${n}.`, { near: self.root, action: undoNaming(c.members) });
+          ctx.refreshMatrix();
         }),
       }, "Enroll new student");
       return h("div", { class: "cluster" },

@@ -4,7 +4,7 @@
 // once and sent to the server in order behind the scenes; a failure puts the face back and says so.
 import { sessions, courses, students, crops, images } from "./api.js";
 import { h, toast, authImg, imageUrl, showError } from "./dom.js";
-import { certainty, decidedByHand, suggestionOf, reasonOf, candidateText, nameOf, photoRegion, snapshot, faceLabel } from "./faces.js";
+import { certainty, decidedByHand, suggestionOf, reasonOf, candidateText, nameOf, photoRegion, faceLabel } from "./faces.js";
 
 export async function reviewPage(main, id) {
   const started = performance.now();
@@ -49,12 +49,27 @@ export async function reviewPage(main, id) {
     ev.stopPropagation();
   });
 
-  // The server sees decisions in the order they were made.
+  // The server sees decisions in the order they were made. Answers can arrive after a newer
+  // decision about the same face (decide, then undo at once): only the answer to the latest
+  // request about a face is applied. A failure drops that decision from the history and goes
+  // back to its face.
   let outbox = Promise.resolve();
-  const send = (faceId, before, request) => {
-    outbox = outbox.then(request).then((crop) => { ctx.crops.set(crop.id, crop); }).catch((e) => {
-      ctx.crops.set(faceId, { ...ctx.crops.get(faceId), ...before });
+  let sequence = 0;
+  const latest = new Map();
+  const send = (entry, request) => {
+    const seq = ++sequence;
+    const { faceId } = entry;
+    latest.set(faceId, seq);
+    outbox = outbox.then(request).then((crop) => {
+      if (latest.get(faceId) === seq) { ctx.crops.set(crop.id, crop); progress.textContent = progressText(); }
+    }).catch((e) => {
+      const at = history.indexOf(entry);
+      if (at >= 0) history.splice(at, 1);
+      if (latest.get(faceId) === seq) ctx.crops.set(faceId, entry.before);
       showError(e, stage);
+      const back = queue.indexOf(faceId);
+      if (back >= 0) index = back;
+      announce = `Face ${faceId} was not saved; it is shown again.`;
       draw();
     });
     return outbox;
@@ -63,7 +78,6 @@ export async function reviewPage(main, id) {
     const faceId = queue[index];
     if (faceId === undefined) return;
     const c = ctx.crops.get(faceId);
-    const before = snapshot(c);
     let request;
     if (choice.notAStudent) {
       ctx.crops.set(faceId, { ...c, student: null, not_a_student: true, assignment_source: "manual" });
@@ -72,8 +86,9 @@ export async function reviewPage(main, id) {
       ctx.crops.set(faceId, { ...c, student: choice.student, not_a_student: false, assignment_source: "manual" });
       request = () => crops.assign(faceId, choice.student);
     }
-    history.push({ faceId, before, index });
-    send(faceId, before, request);
+    const entry = { faceId, before: c, index };
+    history.push(entry);
+    send(entry, request);
     // Back to the face: the next key is a review key again, not a letter of a name.
     if (document.activeElement === picker) stage.focus({ preventScroll: true });
     picker.value = ""; drawMatches();
@@ -82,9 +97,10 @@ export async function reviewPage(main, id) {
   const undo = (t0) => {
     const last = history.pop();
     if (!last) { toast("Nothing to undo.", { near: stage }); return; }
-    const c = ctx.crops.get(last.faceId);
-    ctx.crops.set(last.faceId, { ...c, ...last.before });
-    send(last.faceId, last.before, () => crops.restore(last.faceId, last.before));
+    const decided = ctx.crops.get(last.faceId);
+    ctx.crops.set(last.faceId, last.before);
+    // The server keeps the face's state before the decision and puts it back.
+    send({ faceId: last.faceId, before: decided, index: last.index }, () => crops.undo(last.faceId));
     move(last.index, t0, `Undone: face ${last.faceId} is back as it was.`);
   };
   let announce = "";
@@ -96,8 +112,11 @@ export async function reviewPage(main, id) {
   };
 
   const onKey = (ev) => {
-    if (ev.target === picker || ev.altKey || ev.metaKey) return;
-    if (ev.target.closest && ev.target.closest("dialog")) return;
+    const target = ev.target;
+    if (target === picker || ev.altKey || ev.metaKey) return;
+    // Letters typed in any field (a toast's, a dialog's, another page's) are text, not decisions.
+    if (target.isContentEditable) return;
+    if (target.closest && target.closest("dialog, input, select, textarea, [contenteditable]:not([contenteditable=false])")) return;
     const t0 = performance.now();
     const key = ev.key.length === 1 ? ev.key.toLowerCase() : ev.key;
     if (ev.ctrlKey && key !== "z") return;
@@ -132,8 +151,13 @@ export async function reviewPage(main, id) {
   // The face and its region side by side, also on a phone.
   const side = () => (window.innerWidth < 700 ? Math.floor((Math.min(window.innerWidth, 700) - 84) / 2) : 280);
 
+  const decidedCount = () => queue.filter((fid) => decidedByHand(ctx.crops.get(fid))).length;
+  const progressText = () => (index >= queue.length
+    ? (queue.length ? `All ${queue.length} faces seen · ${decidedCount()} decided` : "No face to review.")
+    : `${index + 1} of ${queue.length} to review · ${decidedCount()} decided`);
+
   function draw() {
-    const done = queue.filter((fid) => decidedByHand(ctx.crops.get(fid))).length;
+    const done = decidedCount();
     if (index >= queue.length) {
       progress.textContent = queue.length ? `All ${queue.length} faces seen · ${done} decided` : "No face to review.";
       stage.replaceChildren(h("div", { class: "review-done" },

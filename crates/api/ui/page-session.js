@@ -170,7 +170,9 @@ function photosSection(ctx) {
     const box = id && grid.querySelector(`.face-box[data-face="${id}"]`);
     if (box) box.focus();
   };
-  const select = (id) => {
+  // Selecting moves focus to the panel's heading (screen readers read the face); refreshing
+  // the selection after a change leaves focus where it is.
+  const select = (id, { focus = true } = {}) => {
     selected = id;
     document.querySelectorAll(".face-box.selected").forEach((b) => b.classList.remove("selected"));
     document.querySelectorAll(`.face-box[data-face="${id}"]`).forEach((b) => b.classList.add("selected"));
@@ -178,7 +180,13 @@ function photosSection(ctx) {
     swap(aside, facePanel(ctx, id, { onClose: closePanel }));
     const r = aside.getBoundingClientRect();
     if (r.top < 0 || r.bottom > window.innerHeight) aside.scrollIntoView({ block: "nearest" });
+    const title = focus && aside.querySelector(".face-title");
+    if (title) { title.setAttribute("tabindex", "-1"); title.focus({ preventScroll: true }); }
   };
+  // Escape closes the panel (the drawer on a phone) and returns to the face's box.
+  aside.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape" && selected !== null && !ev.defaultPrevented) { ev.preventDefault(); closePanel(); }
+  });
   const box = (img, f) => {
     const c = ctx.crops.get(f.id);
     const [x, y, w, hgt] = f.bbox;
@@ -227,7 +235,7 @@ function photosSection(ctx) {
     async refresh() {
       const imgs = [...ctx.images.values()];
       swap(grid, imgs.length ? imgs.map(figure) : h("p", { class: "muted" }, "No photo yet."));
-      if (selected && ctx.crops.has(selected)) select(selected); else { aside.hidden = true; selected = null; }
+      if (selected && ctx.crops.has(selected)) select(selected, { focus: false }); else { aside.hidden = true; selected = null; }
     },
     updateFace(id) {
       const c = ctx.crops.get(id);
@@ -269,10 +277,33 @@ function lightbox(ctx, img, select) {
         onclick: () => { close(); select(f.id); },
       }, h("span", { class: "face-label", "aria-hidden": "true" }, faceLabel(ctx, c)));
     }));
-  const apply = () => { stage.style.transform = `translate(${panX}px, ${panY}px) scale(${zoom})`; };
-  const by = (k) => { zoom = Math.min(8, Math.max(1, zoom * k)); if (zoom === 1) { panX = 0; panY = 0; } apply(); };
+  // The stage is the photo fitted into the viewport (whole, portrait or landscape); zoom scales
+  // it from there (1 = fit), and the pan keeps it covering the viewport (centred when smaller).
+  let baseW = 0; let baseH = 0;
+  const layout = () => {
+    const fit = Math.min(viewport.clientWidth / img.width, viewport.clientHeight / img.height);
+    baseW = img.width * fit; baseH = img.height * fit;
+    Object.assign(stage.style, { width: `${baseW}px`, height: `${baseH}px` });
+  };
+  const clamp = (pan, size, room) => (size <= room ? (room - size) / 2 : Math.min(0, Math.max(room - size, pan)));
+  const apply = () => {
+    panX = clamp(panX, baseW * zoom, viewport.clientWidth);
+    panY = clamp(panY, baseH * zoom, viewport.clientHeight);
+    stage.style.transform = `translate(${panX}px, ${panY}px) scale(${zoom})`;
+  };
+  // Zooms keeping the point (px, py) of the viewport where it is: under the pointer for the wheel.
+  const zoomAt = (k, px, py) => {
+    const next = Math.min(8, Math.max(1, zoom * k));
+    panX = px - ((px - panX) * next) / zoom; panY = py - ((py - panY) * next) / zoom;
+    zoom = next; apply();
+  };
+  const by = (k) => zoomAt(k, viewport.clientWidth / 2, viewport.clientHeight / 2);
   const viewport = h("div", { class: "lb-viewport", tabindex: "0", "aria-label": "Photo; + and − zoom, arrow keys move" }, stage);
-  viewport.addEventListener("wheel", (ev) => { ev.preventDefault(); by(ev.deltaY < 0 ? 1.2 : 1 / 1.2); }, { passive: false });
+  viewport.addEventListener("wheel", (ev) => {
+    ev.preventDefault();
+    const r = viewport.getBoundingClientRect();
+    zoomAt(ev.deltaY < 0 ? 1.2 : 1 / 1.2, ev.clientX - r.left, ev.clientY - r.top);
+  }, { passive: false });
   let drag = null;
   viewport.addEventListener("pointerdown", (ev) => { if (ev.target.closest(".face-box")) return; drag = { x: ev.clientX - panX, y: ev.clientY - panY }; viewport.setPointerCapture(ev.pointerId); });
   viewport.addEventListener("pointermove", (ev) => { if (drag) { panX = ev.clientX - drag.x; panY = ev.clientY - drag.y; apply(); } });
@@ -289,13 +320,16 @@ function lightbox(ctx, img, select) {
       h("strong", {}, img.original_name || `Photo ${img.id}`),
       h("button", { type: "button", onclick: () => by(1.5), "aria-label": "Zoom in" }, "+"),
       h("button", { type: "button", onclick: () => by(1 / 1.5), "aria-label": "Zoom out" }, "−"),
-      h("button", { type: "button", onclick: () => { zoom = 1; panX = 0; panY = 0; apply(); } }, "Fit"),
+      h("button", { type: "button", onclick: () => { zoom = 1; layout(); apply(); } }, "Fit"),
       h("button", { type: "button", class: "close", onclick: () => close() }, "Close")),
     viewport);
   const close = () => { dialog.close(); dialog.remove(); if (opener && opener.isConnected) opener.focus(); };
   dialog.addEventListener("cancel", (ev) => { ev.preventDefault(); close(); });
   document.body.append(dialog);
   dialog.showModal();
+  layout(); apply();
+  const onResize = () => { if (dialog.isConnected) { layout(); apply(); } else window.removeEventListener("resize", onResize); };
+  window.addEventListener("resize", onResize);
   viewport.focus();
 }
 
@@ -340,18 +374,18 @@ function unknownSection(ctx) {
     const many = (button, label, run) => guard(button, async () => {
       if (!selected.size) throw userError("select faces first");
       const ids = [...selected];
-      const before = ids.map((id) => [id, { ...ctx.crops.get(id) }]);
       let done = 0;
       try { for (const id of ids) { ctx.crops.set(id, await run(id)); done++; } } finally {
         selected.clear();
-        for (const [id] of before) ctx.changed(ctx.crops.get(id));
+        for (const id of ids) ctx.changed(ctx.crops.get(id));
       }
+      const changed = ids.slice(0, done);
       toast(`${plural(done, "face")} ${label}.`, {
         near: button,
         action: {
           label: "Undo", run: () => guard(button, async () => {
-            for (const [id, b] of before) ctx.changed(await crops.restore(id, b));
-            toast(`${plural(before.length, "face")} back as they were.`, { near: button });
+            for (const id of changed) ctx.changed(await crops.undo(id));
+            toast(`${plural(changed.length, "face")} back as they were.`, { near: button });
           }),
         },
       });

@@ -19,6 +19,8 @@ const ROUTES = [
 const main = document.getElementById("main");
 let cleanup = null;
 let generation = 0;
+// The title of the page shown last, put back when a stale page set its own.
+let latestTitle = null;
 
 export function start() {
   window.addEventListener("hashchange", render);
@@ -36,14 +38,24 @@ async function render() {
     if (!t.querySelector(".toast-action")) t.remove();
     else { t.classList.remove("anchored"); t.removeAttribute("style"); }
   }
+  // The navigation token: a page whose data arrives after the user went elsewhere is stale.
+  // It is built off-screen (in `slot`) and only attached if it is still the latest; a stale
+  // page's cleanup runs at once (its key handlers, timers), and its DOM and title are dropped.
   const mine = ++generation;
+  const title = document.title;
   window.scrollTo(0, 0);
   main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  const slot = document.createElement("div");
   try {
     if (!match) throw new Error(`no page at ${hash}`);
     const params = match.m.slice(1).map(Number);
-    const result = await match.r.page(main, ...params);
-    if (mine !== generation) return;
+    const result = await match.r.page(slot, ...params);
+    if (mine !== generation) {
+      if (typeof result === "function") result();
+      document.title = latestTitle ?? title;
+      return;
+    }
+    main.replaceChildren(...slot.childNodes);
     if (typeof result === "function") cleanup = result;
   } catch (e) {
     if (mine !== generation) return;
@@ -51,6 +63,7 @@ async function render() {
     main.replaceChildren(h("h1", { tabindex: "-1" }, "Something went wrong"), h("p", { class: "bad", role: "alert" }, plainError(e)),
       h("p", {}, h("a", { href: "#/" }, "Back to your courses")));
   }
+  latestTitle = document.title;
   window.scrollTo(0, 0);
   const heading = main.querySelector("h1");
   if (heading) { heading.setAttribute("tabindex", "-1"); heading.focus({ preventScroll: true }); }

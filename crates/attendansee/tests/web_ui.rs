@@ -33,8 +33,12 @@ fn missing_browser_tools(root: &Path) -> Option<String> {
     if Command::new("node").arg("--version").output().is_err() {
         return Some("no node".into());
     }
-    if !root.join("e2e/node_modules/playwright-core").is_dir() {
-        return Some("e2e/node_modules is missing (run `npm ci` in e2e/)".into());
+    for module in ["playwright-core", "axe-core"] {
+        if !root.join("e2e/node_modules").join(module).is_dir() {
+            return Some(format!(
+                "e2e/node_modules/{module} is missing (run `npm ci` in e2e/)"
+            ));
+        }
     }
     None
 }
@@ -64,8 +68,20 @@ fn run_browser_test(name: &str, script: &str, poison: bool) -> Option<String> {
             .to_string(),
         artifacts.display().to_string(),
     ];
-    // A photo whose detection crashes its worker (test-only fault injection).
+    // A photo whose detection crashes its worker (test-only fault injection). Without the
+    // feature that step is skipped, unless ATTENDANSEE_REQUIRE_FAULT_INJECTION=1 (CI) says it
+    // must run.
     let scratch = tempfile::tempdir().unwrap();
+    if poison && !cfg!(feature = "fault-injection") {
+        if std::env::var_os("ATTENDANSEE_REQUIRE_FAULT_INJECTION").is_some() {
+            panic!(
+                "{name}: built without the fault-injection feature, so the worker-crash step cannot run"
+            );
+        }
+        eprintln!(
+            "SKIPPED {name}: the worker-crash step (built without the fault-injection feature)"
+        );
+    }
     if poison && cfg!(feature = "fault-injection") {
         let mut bytes = png(320);
         bytes.extend_from_slice(b"ATTENDANSEE-FAULT-ON-DETECT:abort");
@@ -113,7 +129,8 @@ fn the_web_ui_takes_an_instructor_from_login_to_the_attendance_csv() {
 }
 
 /// A session of 341 faces: the browser measures the first useful paint and the time per review
-/// action and prints them (`cargo test … -- --nocapture` shows them); only behaviour can fail it.
+/// action and prints them (`cargo test … -- --nocapture` shows them); it fails on broken
+/// behaviour and on a big regression (limits well above the targets, in `e2e/crowd.test.mjs`).
 #[test]
 fn a_session_with_300_faces_stays_fast_to_review() {
     let name = "a_session_with_300_faces_stays_fast_to_review";

@@ -63,6 +63,16 @@ impl Services {
         Ok(self.store.get_crop(scope, crop_id).await?)
     }
 
+    /// Undoes the last correction a person made about a face (assign, not a student, reset, or
+    /// naming its group): the face is put back exactly as it was before it, once.
+    pub async fn undo_face_correction(
+        &self,
+        scope: Scope,
+        crop_id: i64,
+    ) -> ServiceResult<FaceCrop> {
+        Ok(self.store.undo_crop(scope, crop_id).await?)
+    }
+
     /// The `k` faces of the same course most similar to this one (cosine similarity of the
     /// course model's embeddings), most similar first.
     pub async fn similar_faces(

@@ -330,6 +330,8 @@ per_backend! {
     /// Gives every member of cluster `id` to the student and removes the emptied cluster. The
     /// caller has checked, in the same transaction, that both are of one course.
     pub(crate) async fn assign_cluster(tx: &mut Conn, id: i64, student_id: i64) -> Result<u64> {
+        // Each face's naming can be undone on its own (`Store::undo_crop`).
+        save_undo(&mut *tx, "f.cluster_id = $1", id).await?;
         let assigned = sqlx::query(
             "UPDATE face_crops SET student_id = $1, assignment_source = $3, confidence = NULL,
                  cluster_id = NULL

@@ -351,6 +351,7 @@ impl Store {
                 )));
             }
             let mut tx = begin_write(pool).await?;
+            save_undo(&mut tx, "f.id = $1", crop_id).await?;
             let sql = match correction {
                 Correction::Assign(student) => {
                     // On the transaction's own connection: a second pool connection while holding
@@ -411,7 +412,96 @@ impl Store {
     }
 }
 
+/// The columns of a face that a person's correction changes, as [`Store::undo_crop`] puts them
+/// back.
+const UNDO_COLUMNS: &str = "student_id, assignment_source, confidence, cluster_id, not_a_student, \
+     match_model, match_reason, best_student_id, best_similarity, runner_up_student_id, runner_up_similarity";
+
+#[derive(sqlx::FromRow)]
+struct UndoRow {
+    student_id: Option<i64>,
+    assignment_source: Option<String>,
+    confidence: Option<f64>,
+    cluster_id: Option<i64>,
+    not_a_student: bool,
+    match_model: Option<String>,
+    match_reason: Option<String>,
+    best_student_id: Option<i64>,
+    best_similarity: Option<f64>,
+    runner_up_student_id: Option<i64>,
+    runner_up_similarity: Option<f64>,
+}
+
+impl Store {
+    /// Puts a session face back as it was before the last correction a person made (one level:
+    /// the saved state is used up). [`StoreError::Conflict`] when there is nothing to undo.
+    pub async fn undo_crop(&self, scope: Scope, crop_id: i64) -> Result<FaceCrop> {
+        with_pool!(self, pool => {
+            self.get_crop(scope, crop_id).await?;
+            let mut tx = begin_write(pool).await?;
+            let saved: Option<UndoRow> = sqlx::query_as(&format!(
+                "SELECT {UNDO_COLUMNS} FROM crop_undo WHERE crop_id = $1 {FOR_UPDATE}"
+            ))
+            .bind(crop_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(u) = saved else {
+                return Err(StoreError::Conflict(format!(
+                    "face crop {crop_id} has no correction to undo (only the last one can be undone, once)"
+                )));
+            };
+            sqlx::query(
+                "UPDATE face_crops SET student_id = $2, assignment_source = $3, confidence = $4,
+                     cluster_id = $5, not_a_student = $6, match_model = $7, match_reason = $8,
+                     best_student_id = $9, best_similarity = $10, runner_up_student_id = $11,
+                     runner_up_similarity = $12
+                 WHERE id = $1",
+            )
+            .bind(crop_id)
+            .bind(u.student_id)
+            .bind(u.assignment_source)
+            .bind(u.confidence)
+            .bind(u.cluster_id)
+            .bind(u.not_a_student)
+            .bind(u.match_model)
+            .bind(u.match_reason)
+            .bind(u.best_student_id)
+            .bind(u.best_similarity)
+            .bind(u.runner_up_student_id)
+            .bind(u.runner_up_similarity)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM crop_undo WHERE crop_id = $1")
+                .bind(crop_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            self.get_crop(scope, crop_id).await
+        })
+    }
+}
+
 per_backend! {
+    /// Keeps what the faces matching `filter` (over `face_crops f`, binding `$1` to `value`) are
+    /// now, as the state an undo of the correction about to be made puts back.
+    pub(crate) async fn save_undo(tx: &mut Conn, filter: &str, value: i64) -> Result<()> {
+        sqlx::query(&format!(
+            "DELETE FROM crop_undo WHERE crop_id IN (SELECT f.id FROM face_crops f WHERE {filter})"
+        ))
+        .bind(value)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!(
+            "INSERT INTO crop_undo (crop_id, {UNDO_COLUMNS})
+             SELECT f.id, {cols} FROM face_crops f WHERE {filter}",
+            cols = UNDO_COLUMNS.split(", ").map(|c| format!("f.{c}")).collect::<Vec<_>>().join(", ")
+        ))
+        .bind(value)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
     /// Clusters left without members (their faces were assigned) are removed.
     pub(crate) async fn prune_empty_clusters(tx: &mut Conn) -> Result<()> {
         sqlx::query(

@@ -893,6 +893,107 @@ async fn automatic_decisions_never_overwrite_a_manual_one_and_not_a_student_leav
 }
 
 #[tokio::test]
+async fn a_correction_is_undone_once_back_to_exactly_what_the_face_was() {
+    each_backend(
+        "a_correction_is_undone_once_back_to_exactly_what_the_face_was",
+        async |db| {
+            let store = db.open().await;
+            let (course, _, crops) =
+                photo_with_faces(&store, &[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]).await;
+            let fields = |name: &str| StudentFields {
+                name: name.into(),
+                external_id: None,
+            };
+            let ada = store
+                .create_student(Scope::All, course, &fields("Ada"))
+                .await
+                .unwrap();
+            let bob = store
+                .create_student(Scope::All, course, &fields("Bob"))
+                .await
+                .unwrap();
+            use attendansee_store::{AutoDecision, Correction, StoreError};
+            let nothing = store.undo_crop(Scope::All, crops[0]).await.unwrap_err();
+            assert!(matches!(nothing, StoreError::Conflict(_)), "{nothing:?}");
+            // An automatic decision, with its candidates, then a person's "not a student" (which
+            // forgets the candidates): undo brings all of it back.
+            let auto = AutoDecision {
+                crop_id: crops[0],
+                student_id: Some(bob.id),
+                reason: Reason::Matched,
+                best: Some((bob.id, 0.9)),
+                runner_up: Some((ada.id, 0.4)),
+            };
+            store.save_auto_decisions("m", &[auto]).await.unwrap();
+            let before = store.get_crop(Scope::All, crops[0]).await.unwrap();
+            assert_eq!(before.assignment_source, Some(Source::Auto));
+            store
+                .correct_crop(Scope::All, crops[0], Correction::NotAStudent)
+                .await
+                .unwrap();
+            let undone = store.undo_crop(Scope::All, crops[0]).await.unwrap();
+            assert_eq!(format!("{undone:?}"), format!("{before:?}"));
+            // One level: the second undo has nothing left.
+            let again = store.undo_crop(Scope::All, crops[0]).await.unwrap_err();
+            assert!(matches!(again, StoreError::Conflict(_)), "{again:?}");
+            // Assign by hand twice: undo goes back to the first manual choice only.
+            store
+                .correct_crop(Scope::All, crops[0], Correction::Assign(ada.id))
+                .await
+                .unwrap();
+            store
+                .correct_crop(Scope::All, crops[0], Correction::Assign(bob.id))
+                .await
+                .unwrap();
+            let undone = store.undo_crop(Scope::All, crops[0]).await.unwrap();
+            assert_eq!(
+                (undone.student_id, undone.assignment_source),
+                (Some(ada.id), Some(Source::Manual))
+            );
+            // Naming a group: each face goes back to unknown, in its group again.
+            let clusters = store
+                .replace_clusters(course, "m", &[vec![crops[1], crops[2]]])
+                .await
+                .unwrap();
+            store
+                .correct_crop(Scope::All, crops[2], Correction::Assign(ada.id))
+                .await
+                .unwrap();
+            store
+                .name_cluster(Scope::All, clusters[0], bob.id)
+                .await
+                .unwrap();
+            let named = store.get_crop(Scope::All, crops[1]).await.unwrap();
+            assert_eq!(
+                (named.student_id, named.assignment_source, named.cluster_id),
+                (Some(bob.id), Some(Source::Cluster), None)
+            );
+            let undone = store.undo_crop(Scope::All, crops[1]).await.unwrap();
+            assert_eq!(
+                (
+                    undone.student_id,
+                    undone.assignment_source,
+                    undone.cluster_id
+                ),
+                (None, None, None),
+                "its emptied group is gone, so the face is back without one"
+            );
+            // The face assigned by hand out of that group comes back unknown, without the group.
+            let undone = store.undo_crop(Scope::All, crops[2]).await.unwrap();
+            assert_eq!(
+                (
+                    undone.student_id,
+                    undone.assignment_source,
+                    undone.cluster_id
+                ),
+                (None, None, None)
+            );
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn cluster_ids_are_never_reused_and_stale_cluster_writes_change_nothing() {
     each_backend(
         "cluster_ids_are_never_reused_and_stale_cluster_writes_change_nothing",
