@@ -300,14 +300,22 @@ impl Store {
         })
     }
 
-    /// Writes automatic decisions in one transaction. A crop that got a manual decision or was
-    /// marked "not a student" meanwhile is left alone: people win over the machine.
-    pub async fn save_auto_decisions(&self, model: &str, decisions: &[AutoDecision]) -> Result<()> {
-        with_pool!(self, pool => {
-            let mut tx = begin_write(pool).await?;
-            for d in decisions {
-                sqlx::query(
-                    "UPDATE face_crops SET student_id = $1,
+    /// Writes automatic decisions about faces of course `course_id` in one transaction. A crop
+    /// that got a manual decision or was marked "not a student" meanwhile is left alone: people
+    /// win over the machine.
+    pub async fn save_auto_decisions(
+        &self,
+        course_id: i64,
+        model: &str,
+        decisions: &[AutoDecision],
+    ) -> Result<()> {
+        retry_on_conflict!({
+            with_pool!(self, pool => {
+                let mut tx = begin_write(pool).await?;
+                lock_course(&mut tx, course_id).await?;
+                for d in decisions {
+                    sqlx::query(
+                        "UPDATE face_crops SET student_id = $1,
                      assignment_source = CASE WHEN $1 IS NULL THEN NULL ELSE $9 END,
                      confidence = CASE WHEN $1 IS NULL THEN NULL ELSE $2 END,
                      cluster_id = CASE WHEN $1 IS NULL THEN cluster_id ELSE NULL END,
@@ -316,22 +324,23 @@ impl Store {
                      runner_up_student_id = $6, runner_up_similarity = $7
                  WHERE id = $8 AND not_a_student = FALSE
                    AND (assignment_source IS NULL OR assignment_source = $9)",
-                )
-                .bind(d.student_id)
-                .bind(d.best.map(|(_, s)| s))
-                .bind(model)
-                .bind(d.reason.as_str())
-                .bind(d.best.map(|(id, _)| id))
-                .bind(d.runner_up.map(|(id, _)| id))
-                .bind(d.runner_up.map(|(_, s)| s))
-                .bind(d.crop_id)
-                .bind(Source::Auto.as_str())
-                .execute(&mut *tx)
-                .await?;
-            }
-            prune_empty_clusters(&mut tx).await?;
-            tx.commit().await?;
-            Ok(())
+                    )
+                    .bind(d.student_id)
+                    .bind(d.best.map(|(_, s)| s))
+                    .bind(model)
+                    .bind(d.reason.as_str())
+                    .bind(d.best.map(|(id, _)| id))
+                    .bind(d.runner_up.map(|(id, _)| id))
+                    .bind(d.runner_up.map(|(_, s)| s))
+                    .bind(d.crop_id)
+                    .bind(Source::Auto.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                prune_empty_clusters(&mut tx, course_id).await?;
+                tx.commit().await?;
+                Ok(())
+            })
         })
     }
 
@@ -343,14 +352,26 @@ impl Store {
         crop_id: i64,
         correction: Correction,
     ) -> Result<FaceCrop> {
-        with_pool!(self, pool => {
-            let crop = self.get_crop(scope, crop_id).await?;
-            if crop.image_id.is_none() {
-                return Err(StoreError::Invalid(format!(
-                    "face crop {crop_id} is a student's reference face; remove the reference photo instead"
-                )));
-            }
+        let crop = self.get_crop(scope, crop_id).await?;
+        let Some(image_id) = crop.image_id else {
+            return Err(StoreError::Invalid(format!(
+                "face crop {crop_id} is a student's reference face; remove the reference photo instead"
+            )));
+        };
+        retry_on_conflict!(with_pool!(self, pool => {
             let mut tx = begin_write(pool).await?;
+            let course_id: i64 = sqlx::query_scalar(
+                "SELECT s.course_id FROM session_images i JOIN sessions s ON s.id = i.session_id
+                 WHERE i.id = $1",
+            )
+            .bind(image_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound {
+                entity: "Face crop",
+                id: crop_id,
+            })?;
+            lock_course(&mut tx, course_id).await?;
             let sql = match correction {
                 Correction::Assign(student) => {
                     // On the transaction's own connection: a second pool connection while holding
@@ -361,7 +382,7 @@ impl Store {
                      WHERE st.id = $1 AND st.course_id = s.course_id",
                     )
                     .bind(student)
-                    .bind(crop.image_id)
+                    .bind(image_id)
                     .fetch_optional(&mut *tx)
                     .await?;
                     if same_course.is_none() {
@@ -404,19 +425,41 @@ impl Store {
                 .bind(source.map(Source::as_str))
                 .execute(&mut *tx)
                 .await?;
-            prune_empty_clusters(&mut tx).await?;
+            prune_empty_clusters(&mut tx, course_id).await?;
             tx.commit().await?;
-            self.get_crop(scope, crop_id).await
-        })
+            Ok(())
+        }))?;
+        self.get_crop(scope, crop_id).await
     }
 }
 
 per_backend! {
-    /// Clusters left without members (their faces were assigned) are removed.
-    pub(crate) async fn prune_empty_clusters(tx: &mut Conn) -> Result<()> {
+    /// Takes the course's lock for the rest of the transaction: the first thing every write to a
+    /// course's decisions and clusters does (recognition, clustering, corrections, cluster edits).
+    /// On PostgreSQL these writers would otherwise lock the course's faces, clusters and the
+    /// cluster id counter in differing orders and deadlock; holding the course's row first, they
+    /// take turns per course (other courses go on). On SQLite the write lock already serialises
+    /// them. A course deleted meanwhile is `NotFound`.
+    pub(crate) async fn lock_course(tx: &mut Conn, course_id: i64) -> Result<()> {
+        let found: Option<i64> =
+            sqlx::query_scalar(&format!("SELECT id FROM courses WHERE id = $1{FOR_UPDATE}"))
+                .bind(course_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        found.map(drop).ok_or(StoreError::NotFound {
+            entity: "Course",
+            id: course_id,
+        })
+    }
+
+    /// The course's clusters left without members (their faces were assigned) are removed. Only
+    /// that course's, whose lock the caller holds (see [`lock_course`]).
+    pub(crate) async fn prune_empty_clusters(tx: &mut Conn, course_id: i64) -> Result<()> {
         sqlx::query(
-            "DELETE FROM clusters WHERE NOT EXISTS (SELECT 1 FROM face_crops f WHERE f.cluster_id = clusters.id)",
+            "DELETE FROM clusters WHERE course_id = $1
+                 AND NOT EXISTS (SELECT 1 FROM face_crops f WHERE f.cluster_id = clusters.id)",
         )
+        .bind(course_id)
         .execute(&mut *tx)
         .await?;
         Ok(())

@@ -747,7 +747,10 @@ async fn faces_too_poor_to_recognise_are_left_out_of_clustering() {
                     runner_up: None,
                 })
                 .collect();
-            store.save_auto_decisions("m", &decisions).await.unwrap();
+            store
+                .save_auto_decisions(course, "m", &decisions)
+                .await
+                .unwrap();
             let inputs = store.cluster_inputs(course, "m").await.unwrap();
             let mut unknown: Vec<i64> = inputs.unclustered.iter().map(|v| v.crop_id).collect();
             unknown.sort();
@@ -845,7 +848,10 @@ async fn automatic_decisions_never_overwrite_a_manual_one_and_not_a_student_leav
                     runner_up: None,
                 })
                 .collect();
-            store.save_auto_decisions("m", &decisions).await.unwrap();
+            store
+                .save_auto_decisions(course, "m", &decisions)
+                .await
+                .unwrap();
             let first = store.get_crop(Scope::All, crops[0]).await.unwrap();
             assert_eq!(
                 (first.student_id, first.assignment_source),
@@ -879,7 +885,7 @@ async fn automatic_decisions_never_overwrite_a_manual_one_and_not_a_student_leav
                 .await
                 .unwrap();
             store
-                .save_auto_decisions("m", &decisions[..1])
+                .save_auto_decisions(course, "m", &decisions[..1])
                 .await
                 .unwrap();
             let first = store.get_crop(Scope::All, crops[0]).await.unwrap();
@@ -1817,7 +1823,10 @@ mod vocabulary_columns {
                         decision(crop, student, reason)
                     })
                     .collect();
-                store.save_auto_decisions("m", &decisions).await.unwrap();
+                store
+                    .save_auto_decisions(course, "m", &decisions)
+                    .await
+                    .unwrap();
                 let listed = store
                     .list_crops(Scope::All, &CropFilter::default(), Page::ALL)
                     .await
@@ -1850,6 +1859,7 @@ mod vocabulary_columns {
                         Source::Auto => {
                             store
                                 .save_auto_decisions(
+                                    course,
                                     "m",
                                     &[decision(crop, Some(ada.id), Reason::Matched)],
                                 )
@@ -1932,6 +1942,7 @@ mod vocabulary_columns {
                     .unwrap();
                 store
                     .save_auto_decisions(
+                        course,
                         "m",
                         &[
                             decision(crops[0], None, Reason::BelowThreshold),
