@@ -563,16 +563,27 @@ async fn process_photos(
     // The pool's lanes take turns per user: a flood of requests from someone else waits its
     // turn instead of starving this job, and this job's photos wait for room, never failing.
     let lane = Lane::batch(job.created_by.unwrap_or_default());
-    store
-        .set_session_status(session, SessionStatus::Processing)
-        .await?;
-    let (mut errors, mut stats) = (Vec::<JobItemError>::new(), JobStats::default());
-    let mut pending = images.into_iter();
-    let mut running = tokio::task::JoinSet::new();
     // Why the job stops before its photos are all through: cancelled, or lost to another node.
     // Either way the photos in flight are let finish (their results commit once, whoever
     // commits first), and no new one is started.
     let mut stop = None;
+    // Only while the job is still this node's: after an outage longer than a lease, another
+    // node may have finished it, and the session's status is that node's.
+    if !store
+        .mark_session_processing(session, holder.job, holder.owner)
+        .await?
+    {
+        match holder.state(store).await? {
+            LeaseState::Lost => return Err(JobFailure::LeaseLost),
+            // The session is gone (deleted meanwhile) or the job cancelled: the loop below
+            // finds out and ends the job as it does then.
+            LeaseState::Cancelled => stop = Some(LeaseState::Cancelled),
+            LeaseState::Held => {}
+        }
+    }
+    let (mut errors, mut stats) = (Vec::<JobItemError>::new(), JobStats::default());
+    let mut pending = images.into_iter();
+    let mut running = tokio::task::JoinSet::new();
     let mut processed = 0usize;
     loop {
         while running.len() < parallel && stop.is_none() {

@@ -311,3 +311,61 @@ async fn a_node_whose_job_was_taken_over_stops_and_writes_nothing_more() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_back_from_an_outage_after_its_job_was_finished_elsewhere_leaves_the_session_alone()
+{
+    each_backend(
+        "a_node_back_from_an_outage_after_its_job_was_finished_elsewhere_leaves_the_session_alone",
+        async |db| {
+            let f = fixture(&db, 1).await;
+            let services = f.services();
+            let job = services.queue_processing(&f.user, f.session).await.unwrap();
+            // The photo cannot be read (its directory is a file: an I/O error, as when the
+            // storage is away), so node A's job waits for the storage to come back.
+            let photos_dir = f._blob_dir.path().join(format!("images/{}", f.session));
+            let aside = f._blob_dir.path().join("aside");
+            std::fs::rename(&photos_dir, &aside).unwrap();
+            std::fs::write(&photos_dir, b"not a directory").unwrap();
+            let a = JobLeases::new(Duration::from_secs(3));
+            let runner = tokio::spawn(run_jobs(services.clone(), a.clone()));
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let session = f.store.get_session(Scope::All, f.session).await.unwrap();
+                if session.status == attendansee_store::SessionStatus::Processing {
+                    break;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "A never started");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            // While A waits (its first pause is a second), another node takes the job over and
+            // finishes it, and the storage comes back.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            db.execute(&format!(
+                "UPDATE jobs SET lease_owner = 'node-b', status = 'succeeded' WHERE id = {job};
+                 UPDATE sessions SET status = 'processed' WHERE id = {session};",
+                job = job.id,
+                session = f.session
+            ))
+            .await;
+            std::fs::remove_file(&photos_dir).unwrap();
+            std::fs::rename(&aside, &photos_dir).unwrap();
+            // A tries again, finds the job is not its own any more, and stops: the session stays
+            // as the node that finished it left it.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            runner.abort();
+            let session = f.store.get_session(Scope::All, f.session).await.unwrap();
+            assert_eq!(
+                session.status,
+                attendansee_store::SessionStatus::Processed,
+                "A wrote over the session's status after it lost the job"
+            );
+            let now = f.store.get_job(Scope::All, job.id).await.unwrap();
+            assert_eq!(
+                (now.status, now.lease_owner.as_deref()),
+                (JobStatus::Succeeded, Some("node-b"))
+            );
+        },
+    )
+    .await;
+}

@@ -269,18 +269,6 @@ impl Store {
         })
     }
 
-    /// Sets a session's processing status (not scoped: the job runner's bookkeeping).
-    pub async fn set_session_status(&self, id: i64, status: crate::SessionStatus) -> Result<()> {
-        with_pool!(self, pool => {
-            sqlx::query("UPDATE sessions SET status = $1 WHERE id = $2")
-                .bind(status)
-                .bind(id)
-                .execute(pool)
-                .await?;
-            Ok(())
-        })
-    }
-
     /// Deletes a session with its photos and their faces; returns the blob keys to delete.
     pub async fn delete_session(&self, scope: Scope, id: i64) -> Result<Vec<String>> {
         self.delete_visible(scope, Owner::Session(id), &SESSIONS)

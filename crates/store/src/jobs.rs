@@ -210,6 +210,32 @@ impl Store {
         })
     }
 
+    /// Marks `session` `processing` for job `id`, only while `owner` holds the job running;
+    /// `false` (nothing written) otherwise. A node that lost the job's lease (cut off from the
+    /// database for longer than a lease) must not write over the status the new holder left,
+    /// `processed` say, which nothing would ever set back.
+    pub async fn mark_session_processing(
+        &self,
+        session: i64,
+        id: i64,
+        owner: &str,
+    ) -> Result<bool> {
+        with_pool!(self, pool => {
+            let written = sqlx::query(
+                "UPDATE sessions SET status = $1 WHERE id = $2
+                 AND EXISTS (SELECT 1 FROM jobs WHERE id = $3 AND lease_owner = $4 AND status = 'running')",
+            )
+            .bind(SessionStatus::Processing)
+            .bind(session)
+            .bind(id)
+            .bind(owner)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(written == 1)
+        })
+    }
+
     pub async fn job_status(&self, id: i64) -> Result<JobStatus> {
         with_pool!(self, pool => {
             sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
