@@ -101,6 +101,31 @@ pub(crate) fn conflict_on_unique(
     }
 }
 
+/// Maps what a write below row `id` (an `entity`) meets when another request deleted that row
+/// after the write checked it — a foreign-key violation (an insert below it), no row where the
+/// check found one (an update of it) — to that row's `NotFound`, as if it had been gone before.
+pub(crate) fn not_found_if_gone(
+    entity: &'static str,
+    id: i64,
+) -> impl FnOnce(StoreError) -> StoreError {
+    move |error| {
+        if is_parent_gone(&error) {
+            StoreError::NotFound { entity, id }
+        } else {
+            error
+        }
+    }
+}
+
+/// Whether `error` says a row the write relied on is gone (see [`not_found_if_gone`]).
+pub(crate) fn is_parent_gone(error: &StoreError) -> bool {
+    match error {
+        StoreError::Database(sqlx::Error::RowNotFound) => true,
+        StoreError::Database(sqlx::Error::Database(db)) => db.is_foreign_key_violation(),
+        _ => false,
+    }
+}
+
 /// PostgreSQL's SQLSTATEs for a transaction it aborted because of other transactions, not
 /// because of what it did: a deadlock (one of the waiters is chosen) or a serialization failure.
 /// Run again, it succeeds.

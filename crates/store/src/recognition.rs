@@ -130,7 +130,9 @@ impl Store {
             .await
             .map_err(crate::error::conflict_on_unique(|| {
                 "this photo is already one of the student's reference photos".into()
-            }))?;
+            }))
+            // The student was deleted by another request since the check.
+            .map_err(crate::error::not_found_if_gone("Student", student_id))?;
             insert_crop(&mut tx, CropOwner::Reference(id), &reference.crop, now).await?;
             tx.commit().await?;
             self.get_reference_photo(scope, id).await

@@ -1,12 +1,13 @@
 //! Writers of one course on several nodes at once: recognition, clustering and corrections of one
 //! course racing on two stores (two connection pools, as two nodes have) never fail, whichever
-//! order they touch the course's faces in. Each test runs on SQLite and on PostgreSQL (where
-//! writers really run at once: a deadlock there aborts one of them with SQLSTATE 40P01).
+//! order they touch the course's faces in (each on SQLite and on PostgreSQL, where writers really
+//! run at once: a deadlock there aborts one of them with SQLSTATE 40P01); a write below a row
+//! another node deletes meanwhile is `NotFound`, as if the row had been gone before (PostgreSQL).
 
 use attendansee_store::testing::each_backend;
 use attendansee_store::{
-    AutoDecision, Correction, CourseFields, ImageInsert, NewCrop, NewImage, Role, Scope,
-    SessionFields, Store, StudentFields,
+    AttendanceStatus, AutoDecision, Correction, CourseFields, ImageInsert, NewCrop, NewImage, Role,
+    Scope, SessionFields, Store, StoreError, StudentFields,
 };
 use attendansee_vocabulary::Reason;
 
@@ -252,4 +253,170 @@ async fn two_nodes_recognising_one_course_and_a_person_correcting_it_never_fail(
         },
     )
     .await;
+}
+
+/// Runs `write` while another connection deletes a row (`delete`, in a transaction held open
+/// until `write` waits for it), then lets the delete commit: `write` checked the row while it
+/// was still there and writes after it is gone. Returns what `write` answered.
+async fn deleted_meanwhile<T: Send + 'static>(
+    db: &attendansee_store::testing::TestDatabase,
+    delete: String,
+    write: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, StoreError> {
+    use sqlx::{Connection, Executor};
+    let mut deleter = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+    deleter.execute("BEGIN").await.unwrap();
+    deleter.execute(delete.as_str()).await.unwrap();
+    let write = tokio::spawn(write);
+    // Until the write waits for the deleter's lock (its check saw the row, still there).
+    let mut watcher = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            !write.is_finished(),
+            "the write ended without waiting for the delete"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the write never waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    deleter.execute("COMMIT").await.unwrap();
+    write.await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_below_a_row_deleted_after_its_check_is_not_found_not_a_database_error() {
+    let Some(db) = attendansee_store::testing::TestDatabase::postgres(
+        "a_write_below_a_row_deleted_after_its_check_is_not_found_not_a_database_error",
+    )
+    .await
+    else {
+        return;
+    };
+    let store = db.open().await;
+    let (course, student, _) = course_with_two_sessions(&store).await;
+    let session = |title: &str| SessionFields {
+        title: title.into(),
+        held_at: chrono::Utc::now(),
+    };
+    let not_found = |what: &str, result: Result<(), StoreError>, entity: &str| match result {
+        Err(StoreError::NotFound { entity: e, .. }) if e == entity => {}
+        other => panic!("{what}: {other:?}"),
+    };
+    let fields = StudentFields {
+        name: "Cy".into(),
+        external_id: None,
+    };
+
+    // A student is renamed while another request deletes them.
+    let s = store.clone();
+    let (f, id) = (fields.clone(), student);
+    let result = deleted_meanwhile(
+        &db,
+        format!("DELETE FROM students WHERE id = {student}"),
+        async move { s.update_student(Scope::All, id, &f).await.map(drop) },
+    )
+    .await;
+    not_found("renaming a deleted student", result, "Student");
+
+    // A photo is added to, and attendance set in, a session deleted meanwhile.
+    let target = store
+        .create_session(Scope::All, course, &session("W9"))
+        .await
+        .unwrap();
+    let pupil = store
+        .create_student(Scope::All, course, &fields)
+        .await
+        .unwrap();
+    let s = store.clone();
+    let result = deleted_meanwhile(
+        &db,
+        format!("DELETE FROM sessions WHERE id = {}", target.id),
+        async move {
+            let image = NewImage {
+                blob_key: "k".into(),
+                sha256: "f".repeat(64),
+                original_name: None,
+                width: 8,
+                height: 8,
+            };
+            s.add_session_image(Scope::All, target.id, &image)
+                .await
+                .map(drop)
+        },
+    )
+    .await;
+    not_found("a photo for a deleted session", result, "Session");
+    let target = store
+        .create_session(Scope::All, course, &session("W10"))
+        .await
+        .unwrap();
+    let s = store.clone();
+    let result = deleted_meanwhile(
+        &db,
+        format!("DELETE FROM sessions WHERE id = {}", target.id),
+        async move {
+            s.set_attendance_override(
+                Scope::All,
+                target.id,
+                pupil.id,
+                Some(AttendanceStatus::Present),
+            )
+            .await
+        },
+    )
+    .await;
+    not_found("attendance in a deleted session", result, "Session");
+
+    // A student and a session are created in a course deleted meanwhile.
+    let s = store.clone();
+    let f = fields.clone();
+    let result = deleted_meanwhile(
+        &db,
+        format!("DELETE FROM courses WHERE id = {course}"),
+        async move { s.create_student(Scope::All, course, &f).await.map(drop) },
+    )
+    .await;
+    not_found("a student in a deleted course", result, "Course");
+    let owner = store
+        .create_user("cy", "password-c", Role::Instructor)
+        .await
+        .unwrap();
+    let other = store
+        .create_course(
+            owner.id,
+            &CourseFields {
+                name: "Other".into(),
+                code: "C2".into(),
+                embedding_model: None,
+                match_threshold: None,
+                match_margin: None,
+            },
+        )
+        .await
+        .unwrap();
+    let s = store.clone();
+    let result = deleted_meanwhile(
+        &db,
+        format!("DELETE FROM courses WHERE id = {}", other.id),
+        async move {
+            s.create_session(Scope::All, other.id, &session("W1"))
+                .await
+                .map(drop)
+        },
+    )
+    .await;
+    not_found("a session in a deleted course", result, "Course");
 }
