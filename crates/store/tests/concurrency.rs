@@ -255,18 +255,18 @@ async fn two_nodes_recognising_one_course_and_a_person_correcting_it_never_fail(
     .await;
 }
 
-/// Runs `write` while another connection deletes a row (`delete`, in a transaction held open
-/// until `write` waits for it), then lets the delete commit: `write` checked the row while it
-/// was still there and writes after it is gone. Returns what `write` answered.
-async fn deleted_meanwhile<T: Send + 'static>(
+/// Runs `write` while another connection changes a row (`change`, in a transaction held open
+/// until `write` waits for it), then lets that change commit: `write` read the row before the
+/// change and writes after it. Returns what `write` answered.
+async fn changed_meanwhile<T: Send + 'static>(
     db: &attendansee_store::testing::TestDatabase,
-    delete: String,
+    change: String,
     write: impl Future<Output = Result<T, StoreError>> + Send + 'static,
 ) -> Result<T, StoreError> {
     use sqlx::{Connection, Executor};
     let mut deleter = sqlx::PgConnection::connect(&db.url()).await.unwrap();
     deleter.execute("BEGIN").await.unwrap();
-    deleter.execute(delete.as_str()).await.unwrap();
+    deleter.execute(change.as_str()).await.unwrap();
     let write = tokio::spawn(write);
     // Until the write waits for the deleter's lock (its check saw the row, still there).
     let mut watcher = sqlx::PgConnection::connect(&db.url()).await.unwrap();
@@ -323,7 +323,7 @@ async fn a_write_below_a_row_deleted_after_its_check_is_not_found_not_a_database
     // A student is renamed while another request deletes them.
     let s = store.clone();
     let (f, id) = (fields.clone(), student);
-    let result = deleted_meanwhile(
+    let result = changed_meanwhile(
         &db,
         format!("DELETE FROM students WHERE id = {student}"),
         async move { s.update_student(Scope::All, id, &f).await.map(drop) },
@@ -341,7 +341,7 @@ async fn a_write_below_a_row_deleted_after_its_check_is_not_found_not_a_database
         .await
         .unwrap();
     let s = store.clone();
-    let result = deleted_meanwhile(
+    let result = changed_meanwhile(
         &db,
         format!("DELETE FROM sessions WHERE id = {}", target.id),
         async move {
@@ -364,7 +364,7 @@ async fn a_write_below_a_row_deleted_after_its_check_is_not_found_not_a_database
         .await
         .unwrap();
     let s = store.clone();
-    let result = deleted_meanwhile(
+    let result = changed_meanwhile(
         &db,
         format!("DELETE FROM sessions WHERE id = {}", target.id),
         async move {
@@ -383,7 +383,7 @@ async fn a_write_below_a_row_deleted_after_its_check_is_not_found_not_a_database
     // A student and a session are created in a course deleted meanwhile.
     let s = store.clone();
     let f = fields.clone();
-    let result = deleted_meanwhile(
+    let result = changed_meanwhile(
         &db,
         format!("DELETE FROM courses WHERE id = {course}"),
         async move { s.create_student(Scope::All, course, &f).await.map(drop) },
@@ -408,7 +408,7 @@ async fn a_write_below_a_row_deleted_after_its_check_is_not_found_not_a_database
         .await
         .unwrap();
     let s = store.clone();
-    let result = deleted_meanwhile(
+    let result = changed_meanwhile(
         &db,
         format!("DELETE FROM courses WHERE id = {}", other.id),
         async move {
@@ -419,4 +419,37 @@ async fn a_write_below_a_row_deleted_after_its_check_is_not_found_not_a_database
     )
     .await;
     not_found("a session in a deleted course", result, "Course");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_changing_a_role_never_undoes_a_deactivation_made_meanwhile() {
+    let Some(db) = attendansee_store::testing::TestDatabase::postgres(
+        "an_admin_changing_a_role_never_undoes_a_deactivation_made_meanwhile",
+    )
+    .await
+    else {
+        return;
+    };
+    let store = db.open().await;
+    let user = store
+        .create_user("dee", "password-d", Role::Instructor)
+        .await
+        .unwrap();
+    let s = store.clone();
+    let updated = changed_meanwhile(
+        &db,
+        format!("UPDATE users SET active = FALSE WHERE id = {}", user.id),
+        async move {
+            let update = attendansee_store::UserUpdate {
+                role: Some(Role::Admin),
+                active: None,
+                password: None,
+            };
+            s.update_user(user.id, update).await
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(updated.role, Role::Admin);
+    assert!(!updated.active, "the deactivation made meanwhile was lost");
 }
