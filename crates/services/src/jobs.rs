@@ -215,7 +215,8 @@ impl Services {
 
     /// Cancels a queued or running job; photos already processed stay processed.
     pub async fn cancel_job(&self, scope: Scope, id: i64) -> ServiceResult<Job> {
-        Ok(self.store.cancel_job(scope, id).await?.into())
+        let session = Job::from(self.store.get_job(scope, id).await?).session;
+        Ok(self.store.cancel_job(scope, id, session).await?.into())
     }
 }
 

@@ -369,3 +369,57 @@ async fn a_node_back_from_an_outage_after_its_job_was_finished_elsewhere_leaves_
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_job_whose_node_died_reopens_its_session() {
+    each_backend(
+        "cancelling_a_job_whose_node_died_reopens_its_session",
+        async |db| {
+            let f = fixture(&db, 1).await;
+            let services = f.services();
+            let status = async || {
+                f.store
+                    .get_session(Scope::All, f.session)
+                    .await
+                    .unwrap()
+                    .status
+            };
+            // A node claims the job, marks the session processing and dies.
+            let job = services.queue_processing(&f.user, f.session).await.unwrap();
+            let dead = JobLease {
+                owner: "node-dead".into(),
+                duration: Duration::from_millis(200),
+            };
+            f.store.claim_job(&dead).await.unwrap().unwrap();
+            assert!(
+                f.store
+                    .mark_session_processing(f.session, job.id, "node-dead")
+                    .await
+                    .unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            // Nobody is left to end it: the cancellation does.
+            let cancelled = services.cancel_job(f.user.scope(), job.id).await.unwrap();
+            assert_eq!(cancelled.status, JobStatus::Cancelled);
+            assert_eq!(status().await, attendansee_store::SessionStatus::Open);
+
+            // A live holder ends its own job (and the session) when it sees the cancellation:
+            // the cancellation leaves the session to it.
+            let job = services.queue_processing(&f.user, f.session).await.unwrap();
+            let live = JobLease {
+                owner: "node-live".into(),
+                duration: Duration::from_secs(600),
+            };
+            f.store.claim_job(&live).await.unwrap().unwrap();
+            assert!(
+                f.store
+                    .mark_session_processing(f.session, job.id, "node-live")
+                    .await
+                    .unwrap()
+            );
+            services.cancel_job(f.user.scope(), job.id).await.unwrap();
+            assert_eq!(status().await, attendansee_store::SessionStatus::Processing);
+        },
+    )
+    .await;
+}

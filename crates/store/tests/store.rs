@@ -524,7 +524,7 @@ mod photos_and_jobs {
                         .await
                         .unwrap()
                 );
-                let cancelled = store.cancel_job(alice.scope(), job.id).await.unwrap();
+                let cancelled = store.cancel_job(alice.scope(), job.id, None).await.unwrap();
                 assert_eq!(
                     (cancelled.status, cancelled.done),
                     (JobStatus::Cancelled, 2)
@@ -539,7 +539,7 @@ mod photos_and_jobs {
                     "a cancelled job stays cancelled"
                 );
                 assert!(matches!(
-                    store.cancel_job(alice.scope(), job.id).await,
+                    store.cancel_job(alice.scope(), job.id, None).await,
                     Err(StoreError::Conflict(_))
                 ));
                 let bob = store
