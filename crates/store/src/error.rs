@@ -201,11 +201,13 @@ fn sqlx_error_is_unavailable(error: &sqlx::Error) -> bool {
 
 /// PostgreSQL's SQLSTATEs for a server that cannot serve now: connection exceptions (08),
 /// insufficient resources (53), operator intervention such as a shutdown (57P), system errors
-/// (58).
+/// (58), and a write refused as read-only (25006: a standby, as after a failover until the pool
+/// reaches the new primary).
 fn pg_code_is_unavailable(code: &str) -> bool {
-    ["08", "53", "57P", "58"]
-        .iter()
-        .any(|class| code.starts_with(class))
+    code == "25006"
+        || ["08", "53", "57P", "58"]
+            .iter()
+            .any(|class| code.starts_with(class))
 }
 
 #[cfg(test)]
@@ -284,7 +286,9 @@ mod tests {
 
     #[test]
     fn postgresql_connection_and_shutdown_states_are_unavailable_constraint_ones_are_not() {
-        for code in ["08006", "08001", "57P01", "57P03", "53300", "58030"] {
+        for code in [
+            "08006", "08001", "57P01", "57P03", "53300", "58030", "25006",
+        ] {
             assert!(pg_code_is_unavailable(code), "{code}");
         }
         for code in ["23505", "23503", "42P01", "40001"] {
