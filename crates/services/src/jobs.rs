@@ -272,6 +272,9 @@ pub async fn run_jobs(services: Services, leases: JobLeases) {
     }
 }
 
+/// How many times a job is started before a claim fails it instead (see `run_claimed`).
+pub const MAX_JOB_ATTEMPTS: i64 = 3;
+
 /// Runs a claimed job to its end and records it, renewing the lease meanwhile.
 async fn run_claimed(services: &Services, leases: &JobLeases, job: JobRecord) {
     let id = job.id;
@@ -296,6 +299,17 @@ async fn run_claimed(services: &Services, leases: &JobLeases, job: JobRecord) {
     };
     let end = match &job.kind {
         StoredJobKind::Known(kind) => match JobPayload::from_record(*kind, &job.payload) {
+            // Every node that took it stopped before its end, each after a lease: a job that
+            // kills its node would otherwise take down one node after another, forever.
+            Ok(payload) if job.attempts > MAX_JOB_ATTEMPTS => Some(JobEnd::failed(
+                Some(payload.session()),
+                format!(
+                    "the job was started {} times and never finished: each time its server \
+                     stopped (crashed, was killed or lost the database) before the end; it is \
+                     not tried again",
+                    job.attempts - 1
+                ),
+            )),
             Ok(payload) => run(services, &job, &payload, &holder).await,
             Err(e) => Some(JobEnd::failed(None, e.to_string())),
         },

@@ -423,3 +423,42 @@ async fn cancelling_a_job_whose_node_died_reopens_its_session() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_nodes_keep_dying_is_failed_instead_of_claimed_forever() {
+    each_backend(
+        "a_job_whose_nodes_keep_dying_is_failed_instead_of_claimed_forever",
+        async |db| {
+            let f = fixture(&db, 1).await;
+            let services = f.services();
+            let job = services.queue_processing(&f.user, f.session).await.unwrap();
+            // Every node that took it died (a photo that kills its node, say).
+            for n in 0..attendansee_services::jobs::MAX_JOB_ATTEMPTS {
+                let dead = JobLease {
+                    owner: format!("node-dead-{n}"),
+                    duration: Duration::from_millis(100),
+                };
+                let claimed = f.store.claim_job(&dead).await.unwrap().unwrap();
+                assert_eq!(claimed.id, job.id);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let runner = tokio::spawn(run_jobs(
+                services.clone(),
+                JobLeases::new(Duration::from_secs(3)),
+            ));
+            let ended = f.ended(job.id, 10).await;
+            runner.abort();
+            assert_eq!(ended.status, JobStatus::Failed);
+            let error = ended.error.unwrap_or_default();
+            assert!(error.contains("never finished"), "{error}");
+            assert!(
+                f.inference.calls().is_empty(),
+                "the job was run again: {:?}",
+                f.inference.calls()
+            );
+            let session = f.store.get_session(Scope::All, f.session).await.unwrap();
+            assert_eq!(session.status, attendansee_store::SessionStatus::Failed);
+        },
+    )
+    .await;
+}
