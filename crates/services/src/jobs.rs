@@ -215,7 +215,8 @@ impl Services {
 
     /// Cancels a queued or running job; photos already processed stay processed.
     pub async fn cancel_job(&self, scope: Scope, id: i64) -> ServiceResult<Job> {
-        Ok(self.store.cancel_job(scope, id).await?.into())
+        let session = Job::from(self.store.get_job(scope, id).await?).session;
+        Ok(self.store.cancel_job(scope, id, session).await?.into())
     }
 }
 
@@ -271,6 +272,9 @@ pub async fn run_jobs(services: Services, leases: JobLeases) {
     }
 }
 
+/// How many times a job is started before a claim fails it instead (see `run_claimed`).
+pub const MAX_JOB_ATTEMPTS: i64 = 3;
+
 /// Runs a claimed job to its end and records it, renewing the lease meanwhile.
 async fn run_claimed(services: &Services, leases: &JobLeases, job: JobRecord) {
     let id = job.id;
@@ -295,6 +299,17 @@ async fn run_claimed(services: &Services, leases: &JobLeases, job: JobRecord) {
     };
     let end = match &job.kind {
         StoredJobKind::Known(kind) => match JobPayload::from_record(*kind, &job.payload) {
+            // Every node that took it stopped before its end, each after a lease: a job that
+            // kills its node would otherwise take down one node after another, forever.
+            Ok(payload) if job.attempts > MAX_JOB_ATTEMPTS => Some(JobEnd::failed(
+                Some(payload.session()),
+                format!(
+                    "the job was started {} times and never finished: each time its server \
+                     stopped (crashed, was killed or lost the database) before the end; it is \
+                     not tried again",
+                    job.attempts - 1
+                ),
+            )),
             Ok(payload) => run(services, &job, &payload, &holder).await,
             Err(e) => Some(JobEnd::failed(None, e.to_string())),
         },
@@ -561,16 +576,27 @@ async fn process_photos(
     // The pool's lanes take turns per user: a flood of requests from someone else waits its
     // turn instead of starving this job, and this job's photos wait for room, never failing.
     let lane = Lane::batch(job.created_by.unwrap_or_default());
-    store
-        .set_session_status(session, SessionStatus::Processing)
-        .await?;
-    let (mut errors, mut stats) = (Vec::<JobItemError>::new(), JobStats::default());
-    let mut pending = images.into_iter();
-    let mut running = tokio::task::JoinSet::new();
     // Why the job stops before its photos are all through: cancelled, or lost to another node.
     // Either way the photos in flight are let finish (their results commit once, whoever
     // commits first), and no new one is started.
     let mut stop = None;
+    // Only while the job is still this node's: after an outage longer than a lease, another
+    // node may have finished it, and the session's status is that node's.
+    if !store
+        .mark_session_processing(session, holder.job, holder.owner)
+        .await?
+    {
+        match holder.state(store).await? {
+            LeaseState::Lost => return Err(JobFailure::LeaseLost),
+            // The session is gone (deleted meanwhile) or the job cancelled: the loop below
+            // finds out and ends the job as it does then.
+            LeaseState::Cancelled => stop = Some(LeaseState::Cancelled),
+            LeaseState::Held => {}
+        }
+    }
+    let (mut errors, mut stats) = (Vec::<JobItemError>::new(), JobStats::default());
+    let mut pending = images.into_iter();
+    let mut running = tokio::task::JoinSet::new();
     let mut processed = 0usize;
     loop {
         while running.len() < parallel && stop.is_none() {

@@ -180,7 +180,10 @@ pub async fn assign_session(
             }
         })
         .collect();
-    services.store.save_auto_decisions(&model, &records).await?;
+    services
+        .store
+        .save_auto_decisions(course.id, &model, &records)
+        .await?;
     Ok(summary)
 }
 
@@ -300,7 +303,10 @@ async fn suggest_students(
             (cluster, best)
         })
         .collect();
-    services.store.set_cluster_suggestions(&suggestions).await?;
+    services
+        .store
+        .set_cluster_suggestions(course.id, &suggestions)
+        .await?;
     Ok(ClusterSummary {
         clusters: sums.len(),
         clustered_faces: inputs.clustered.len(),

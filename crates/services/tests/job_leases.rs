@@ -311,3 +311,154 @@ async fn a_node_whose_job_was_taken_over_stops_and_writes_nothing_more() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_back_from_an_outage_after_its_job_was_finished_elsewhere_leaves_the_session_alone()
+{
+    each_backend(
+        "a_node_back_from_an_outage_after_its_job_was_finished_elsewhere_leaves_the_session_alone",
+        async |db| {
+            let f = fixture(&db, 1).await;
+            let services = f.services();
+            let job = services.queue_processing(&f.user, f.session).await.unwrap();
+            // The photo cannot be read (its directory is a file: an I/O error, as when the
+            // storage is away), so node A's job waits for the storage to come back.
+            let photos_dir = f._blob_dir.path().join(format!("images/{}", f.session));
+            let aside = f._blob_dir.path().join("aside");
+            std::fs::rename(&photos_dir, &aside).unwrap();
+            std::fs::write(&photos_dir, b"not a directory").unwrap();
+            let a = JobLeases::new(Duration::from_secs(3));
+            let runner = tokio::spawn(run_jobs(services.clone(), a.clone()));
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let session = f.store.get_session(Scope::All, f.session).await.unwrap();
+                if session.status == attendansee_store::SessionStatus::Processing {
+                    break;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "A never started");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            // While A waits (its first pause is a second), another node takes the job over and
+            // finishes it, and the storage comes back.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            db.execute(&format!(
+                "UPDATE jobs SET lease_owner = 'node-b', status = 'succeeded' WHERE id = {job};
+                 UPDATE sessions SET status = 'processed' WHERE id = {session};",
+                job = job.id,
+                session = f.session
+            ))
+            .await;
+            std::fs::remove_file(&photos_dir).unwrap();
+            std::fs::rename(&aside, &photos_dir).unwrap();
+            // A tries again, finds the job is not its own any more, and stops: the session stays
+            // as the node that finished it left it.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            runner.abort();
+            let session = f.store.get_session(Scope::All, f.session).await.unwrap();
+            assert_eq!(
+                session.status,
+                attendansee_store::SessionStatus::Processed,
+                "A wrote over the session's status after it lost the job"
+            );
+            let now = f.store.get_job(Scope::All, job.id).await.unwrap();
+            assert_eq!(
+                (now.status, now.lease_owner.as_deref()),
+                (JobStatus::Succeeded, Some("node-b"))
+            );
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_job_whose_node_died_reopens_its_session() {
+    each_backend(
+        "cancelling_a_job_whose_node_died_reopens_its_session",
+        async |db| {
+            let f = fixture(&db, 1).await;
+            let services = f.services();
+            let status = async || {
+                f.store
+                    .get_session(Scope::All, f.session)
+                    .await
+                    .unwrap()
+                    .status
+            };
+            // A node claims the job, marks the session processing and dies.
+            let job = services.queue_processing(&f.user, f.session).await.unwrap();
+            let dead = JobLease {
+                owner: "node-dead".into(),
+                duration: Duration::from_millis(200),
+            };
+            f.store.claim_job(&dead).await.unwrap().unwrap();
+            assert!(
+                f.store
+                    .mark_session_processing(f.session, job.id, "node-dead")
+                    .await
+                    .unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            // Nobody is left to end it: the cancellation does.
+            let cancelled = services.cancel_job(f.user.scope(), job.id).await.unwrap();
+            assert_eq!(cancelled.status, JobStatus::Cancelled);
+            assert_eq!(status().await, attendansee_store::SessionStatus::Open);
+
+            // A live holder ends its own job (and the session) when it sees the cancellation:
+            // the cancellation leaves the session to it.
+            let job = services.queue_processing(&f.user, f.session).await.unwrap();
+            let live = JobLease {
+                owner: "node-live".into(),
+                duration: Duration::from_secs(600),
+            };
+            f.store.claim_job(&live).await.unwrap().unwrap();
+            assert!(
+                f.store
+                    .mark_session_processing(f.session, job.id, "node-live")
+                    .await
+                    .unwrap()
+            );
+            services.cancel_job(f.user.scope(), job.id).await.unwrap();
+            assert_eq!(status().await, attendansee_store::SessionStatus::Processing);
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_nodes_keep_dying_is_failed_instead_of_claimed_forever() {
+    each_backend(
+        "a_job_whose_nodes_keep_dying_is_failed_instead_of_claimed_forever",
+        async |db| {
+            let f = fixture(&db, 1).await;
+            let services = f.services();
+            let job = services.queue_processing(&f.user, f.session).await.unwrap();
+            // Every node that took it died (a photo that kills its node, say).
+            for n in 0..attendansee_services::jobs::MAX_JOB_ATTEMPTS {
+                let dead = JobLease {
+                    owner: format!("node-dead-{n}"),
+                    duration: Duration::from_millis(100),
+                };
+                let claimed = f.store.claim_job(&dead).await.unwrap().unwrap();
+                assert_eq!(claimed.id, job.id);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let runner = tokio::spawn(run_jobs(
+                services.clone(),
+                JobLeases::new(Duration::from_secs(3)),
+            ));
+            let ended = f.ended(job.id, 10).await;
+            runner.abort();
+            assert_eq!(ended.status, JobStatus::Failed);
+            let error = ended.error.unwrap_or_default();
+            assert!(error.contains("never finished"), "{error}");
+            assert!(
+                f.inference.calls().is_empty(),
+                "the job was run again: {:?}",
+                f.inference.calls()
+            );
+            let session = f.store.get_session(Scope::All, f.session).await.unwrap();
+            assert_eq!(session.status, attendansee_store::SessionStatus::Failed);
+        },
+    )
+    .await;
+}

@@ -141,7 +141,7 @@ impl Store {
             }
             match status {
                 Some(status) => {
-                    sqlx::query(
+                    let written = sqlx::query(
                         "INSERT INTO attendance (session_id, student_id, status, source, updated_at)
                      VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT (session_id, student_id) DO UPDATE SET status = excluded.status,
@@ -153,7 +153,17 @@ impl Store {
                     .bind(Source::Manual.as_str())
                     .bind(Utc::now())
                     .execute(pool)
-                    .await?;
+                    .await;
+                    if let Err(error) = written {
+                        let error = StoreError::from(error);
+                        if crate::error::is_parent_gone(&error) {
+                            // The session or the student was deleted by another request since
+                            // the checks above: whichever is gone is not found.
+                            self.get_session(scope, session_id).await?;
+                            self.get_student(scope, student_id).await?;
+                        }
+                        return Err(error);
+                    }
                 }
                 None => {
                     sqlx::query("DELETE FROM attendance WHERE session_id = $1 AND student_id = $2")

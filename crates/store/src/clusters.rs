@@ -153,14 +153,17 @@ impl Store {
         joins: &[(i64, i64)],
         new_clusters: &[Vec<i64>],
     ) -> Result<Vec<i64>> {
-        with_pool!(self, pool => {
-            let mut tx = begin_write(pool).await?;
-            for (crop, cluster) in joins {
-                set_cluster(&mut tx, *crop, Some(*cluster)).await?;
-            }
-            let ids = insert_clusters(&mut tx, course_id, model, new_clusters).await?;
-            tx.commit().await?;
-            Ok(ids)
+        retry_on_conflict!({
+            with_pool!(self, pool => {
+                let mut tx = begin_write(pool).await?;
+                lock_course(&mut tx, course_id).await?;
+                for (crop, cluster) in joins {
+                    set_cluster(&mut tx, course_id, *crop, Some(*cluster)).await?;
+                }
+                let ids = insert_clusters(&mut tx, course_id, model, new_clusters).await?;
+                tx.commit().await?;
+                Ok(ids)
+            })
         })
     }
 
@@ -172,8 +175,9 @@ impl Store {
         model: &str,
         clusters: &[Vec<i64>],
     ) -> Result<Vec<i64>> {
-        with_pool!(self, pool => {
+        retry_on_conflict!(with_pool!(self, pool => {
             let mut tx = begin_write(pool).await?;
+            lock_course(&mut tx, course_id).await?;
             sqlx::query(
                 "UPDATE face_crops SET cluster_id = NULL WHERE cluster_id IN
                      (SELECT id FROM clusters WHERE course_id = $1 AND model_name = $2 AND locked = FALSE)",
@@ -192,27 +196,30 @@ impl Store {
             let ids = insert_clusters(&mut tx, course_id, model, clusters).await?;
             tx.commit().await?;
             Ok(ids)
-        })
+        }))
     }
 
-    /// Stores each cluster's suggested student (or none).
+    /// Stores each cluster's suggested student (or none), for clusters of course `course_id`.
     pub async fn set_cluster_suggestions(
         &self,
+        course_id: i64,
         suggestions: &[(i64, Option<(i64, f32)>)],
     ) -> Result<()> {
-        with_pool!(self, pool => {
+        retry_on_conflict!(with_pool!(self, pool => {
             let mut tx = begin_write(pool).await?;
+            lock_course(&mut tx, course_id).await?;
             for (cluster, suggestion) in suggestions {
-                sqlx::query("UPDATE clusters SET suggested_student_id = $1, suggested_similarity = $2 WHERE id = $3")
+                sqlx::query("UPDATE clusters SET suggested_student_id = $1, suggested_similarity = $2 WHERE id = $3 AND course_id = $4")
                     .bind(suggestion.map(|(s, _)| s))
                     .bind(suggestion.map(|(_, v)| v))
                     .bind(cluster)
+                    .bind(course_id)
                     .execute(&mut *tx)
                     .await?;
             }
             tx.commit().await?;
             Ok(())
-        })
+        }))
     }
 
     /// A course's clusters, largest first.
@@ -241,62 +248,68 @@ impl Store {
 
     /// Merges clusters of one course into the first of `ids`, which becomes locked.
     pub async fn merge_clusters(&self, scope: Scope, ids: &[i64]) -> Result<ClusterRecord> {
-        with_pool!(self, pool => {
-            let Some((&into, others)) = ids.split_first() else {
-                return Err(StoreError::Invalid(
-                    "name at least two clusters to merge".into(),
-                ));
-            };
-            let target = self.get_cluster(scope, into).await?;
-            for &id in others {
-                let other = self.get_cluster(scope, id).await?;
-                if other.course_id != target.course_id || other.model_name != target.model_name {
-                    return Err(StoreError::Invalid(format!(
-                        "clusters {into} and {id} belong to different courses or models"
-                    )));
-                }
+        let Some((&into, others)) = ids.split_first() else {
+            return Err(StoreError::Invalid(
+                "name at least two clusters to merge".into(),
+            ));
+        };
+        let target = self.get_cluster(scope, into).await?;
+        for &id in others {
+            let other = self.get_cluster(scope, id).await?;
+            if other.course_id != target.course_id || other.model_name != target.model_name {
+                return Err(StoreError::Invalid(format!(
+                    "clusters {into} and {id} belong to different courses or models"
+                )));
             }
-            let mut tx = begin_write(pool).await?;
-            // Both clusters must still exist in the course checked above when the write happens.
-            for &id in others {
-                sqlx::query(
-                    "UPDATE face_crops SET cluster_id = $1 WHERE cluster_id = $2
+        }
+        retry_on_conflict!({
+            with_pool!(self, pool => {
+                let mut tx = begin_write(pool).await?;
+                lock_course(&mut tx, target.course_id).await?;
+                // Both clusters must still exist in the course checked above when the write happens.
+                for &id in others {
+                    sqlx::query(
+                        "UPDATE face_crops SET cluster_id = $1 WHERE cluster_id = $2
                  AND EXISTS (SELECT 1 FROM clusters WHERE id = $2 AND course_id = $3)
                  AND EXISTS (SELECT 1 FROM clusters WHERE id = $1 AND course_id = $3)",
-                )
-                .bind(into)
-                .bind(id)
-                .bind(target.course_id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            sqlx::query("UPDATE clusters SET locked = TRUE WHERE id = $1")
-                .bind(into)
-                .execute(&mut *tx)
-                .await?;
-            prune_empty_clusters(&mut tx).await?;
-            tx.commit().await?;
-            self.get_cluster(scope, into).await
-        })
+                    )
+                    .bind(into)
+                    .bind(id)
+                    .bind(target.course_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query("UPDATE clusters SET locked = TRUE WHERE id = $1")
+                    .bind(into)
+                    .execute(&mut *tx)
+                    .await?;
+                prune_empty_clusters(&mut tx, target.course_id).await?;
+                tx.commit().await?;
+                Ok(())
+            })
+        })?;
+        self.get_cluster(scope, into).await
     }
 
     /// Names a cluster: every member becomes the student's (source `cluster`, which wins over
     /// automatic decisions like a manual one) and the cluster, now empty, is removed.
     /// Returns how many faces were assigned.
     pub async fn name_cluster(&self, scope: Scope, id: i64, student_id: i64) -> Result<u64> {
-        with_pool!(self, pool => {
-            let mut tx = begin_write(pool).await?;
-            let course_id = cluster_course(&mut tx, scope, id).await?;
-            let (student_course,): (i64,) =
-                fetch_visible(&mut *tx, &STUDENTS, "s.course_id", scope, student_id).await?;
-            if student_course != course_id {
-                return Err(StoreError::Invalid(format!(
-                    "student {student_id} is not enrolled in the course of cluster {id}"
-                )));
-            }
-            let assigned = assign_cluster(&mut tx, id, student_id).await?;
-            tx.commit().await?;
-            Ok(assigned)
+        retry_on_conflict!({
+            with_pool!(self, pool => {
+                let mut tx = begin_write(pool).await?;
+                let course_id = cluster_course(&mut tx, scope, id).await?;
+                let (student_course,): (i64,) =
+                    fetch_visible(&mut *tx, &STUDENTS, "s.course_id", scope, student_id).await?;
+                if student_course != course_id {
+                    return Err(StoreError::Invalid(format!(
+                        "student {student_id} is not enrolled in the course of cluster {id}"
+                    )));
+                }
+                let assigned = assign_cluster(&mut tx, course_id, id, student_id).await?;
+                tx.commit().await?;
+                Ok(assigned)
+            })
         })
     }
 
@@ -309,27 +322,36 @@ impl Store {
         id: i64,
         fields: &StudentFields,
     ) -> Result<(Student, u64)> {
-        with_pool!(self, pool => {
-            let mut tx = begin_write(pool).await?;
-            let course_id = cluster_course(&mut tx, scope, id).await?;
-            let student = insert_student(&mut tx, course_id, fields).await?;
-            let assigned = assign_cluster(&mut tx, id, student.id).await?;
-            tx.commit().await?;
-            Ok((student, assigned))
+        retry_on_conflict!({
+            with_pool!(self, pool => {
+                let mut tx = begin_write(pool).await?;
+                let course_id = cluster_course(&mut tx, scope, id).await?;
+                let student = insert_student(&mut tx, course_id, fields).await?;
+                let assigned = assign_cluster(&mut tx, course_id, id, student.id).await?;
+                tx.commit().await?;
+                Ok((student, assigned))
+            })
         })
     }
 }
 
 per_backend! {
-    /// The course of cluster `id`, if `scope` sees the cluster.
+    /// The course of cluster `id`, if `scope` sees the cluster, whose lock (see [`lock_course`])
+    /// the transaction then holds.
     pub(crate) async fn cluster_course(tx: &mut Conn, scope: Scope, id: i64) -> Result<i64> {
         let (course_id,): (i64,) = fetch_visible(&mut *tx, &CLUSTERS, "k.course_id", scope, id).await?;
+        lock_course(&mut *tx, course_id).await?;
         Ok(course_id)
     }
 
     /// Gives every member of cluster `id` to the student and removes the emptied cluster. The
-    /// caller has checked, in the same transaction, that both are of one course.
-    pub(crate) async fn assign_cluster(tx: &mut Conn, id: i64, student_id: i64) -> Result<u64> {
+    /// caller has checked, in the same transaction, that both are of course `course_id`.
+    pub(crate) async fn assign_cluster(
+        tx: &mut Conn,
+        course_id: i64,
+        id: i64,
+        student_id: i64,
+    ) -> Result<u64> {
         // Each face's naming can be undone on its own (`Store::undo_crop`).
         save_undo(&mut *tx, "f.cluster_id = $1", id).await?;
         let assigned = sqlx::query(
@@ -343,24 +365,27 @@ per_backend! {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        prune_empty_clusters(&mut *tx).await?;
+        prune_empty_clusters(&mut *tx, course_id).await?;
         Ok(assigned)
     }
 
     pub(crate) async fn set_cluster(
         tx: &mut Conn,
+        course_id: i64,
         crop: i64,
         cluster: Option<i64>,
     ) -> Result<()> {
-        // Only a face that is still unknown joins, only a cluster that still exists, and never out
-        // of a cluster a person merged meanwhile: clustering works from a snapshot read earlier.
+        // Only a face that is still unknown joins, only a cluster of the course that still exists,
+        // and never out of a cluster a person merged meanwhile: clustering works from a snapshot
+        // read earlier.
         sqlx::query(
             "UPDATE face_crops SET cluster_id = $1 WHERE id = $2 AND student_id IS NULL AND not_a_student = FALSE
-                 AND EXISTS (SELECT 1 FROM clusters WHERE id = $1)
+                 AND EXISTS (SELECT 1 FROM clusters WHERE id = $1 AND course_id = $3)
                  AND (cluster_id IS NULL OR cluster_id NOT IN (SELECT id FROM clusters WHERE locked = TRUE))",
         )
         .bind(cluster)
         .bind(crop)
+        .bind(course_id)
         .execute(&mut *tx)
         .await?;
         Ok(())
@@ -392,11 +417,11 @@ per_backend! {
             .execute(&mut *tx)
             .await?;
             for crop in members {
-                set_cluster(&mut *tx, *crop, Some(id)).await?;
+                set_cluster(&mut *tx, course_id, *crop, Some(id)).await?;
             }
             ids.push(id);
         }
-        prune_empty_clusters(&mut *tx).await?;
+        prune_empty_clusters(&mut *tx, course_id).await?;
         Ok(ids)
     }
 }

@@ -36,6 +36,14 @@ pub enum CopyError {
         "the target is not empty: table {table} has rows; copy into a new, empty database only"
     )]
     TargetNotEmpty { table: String },
+    /// The target blob store holds a blob the source does not have: it (its bucket and prefix)
+    /// is in use by something else. The source's own blobs there are a copy that stopped
+    /// half-way, which may be run again.
+    #[error(
+        "the target blob store is not empty: it holds {key}, which is not one of this \
+         installation's blobs; copy into a new, empty bucket or prefix only"
+    )]
+    BlobTargetNotEmpty { key: String },
     #[error("the source and target schemas differ: {}", .0.join("; "))]
     SchemaMismatch(Vec<String>),
     #[error("column {table}.{column} has type '{kind}' on the target, which the copy cannot carry")]
@@ -569,14 +577,24 @@ async fn plan(source: &sqlx::SqlitePool, target: &sqlx::PgPool) -> Result<Vec<Ta
 }
 
 /// Copies every blob `source` lists into `target` and reads each back: its SHA-256 there must be
-/// the source's. Returns how many were copied. A blob already on the target is overwritten, so
-/// a copy that failed half-way can be run again.
+/// the source's. Returns how many were copied. A target holding any blob the source does not
+/// have is refused before anything is written; one of the source's blobs already on the target
+/// is overwritten, so a copy that failed half-way can be run again.
 pub async fn copy_blobs(
     source: &BlobStore,
     target: &BlobStore,
     progress: &mut (dyn FnMut(CopyProgress) + Send),
 ) -> Result<u64, CopyError> {
     let keys: Vec<String> = source.keys().try_collect().await?;
+    let ours: std::collections::HashSet<&str> = keys.iter().map(String::as_str).collect();
+    let mut present = target.keys();
+    while let Some(key) = present.next().await {
+        let key = key?;
+        if !ours.contains(key.as_str()) {
+            return Err(CopyError::BlobTargetNotEmpty { key });
+        }
+    }
+    drop(present);
     let total = keys.len() as u64;
     let mut copies = futures::stream::iter(keys)
         .map(|key| async move {

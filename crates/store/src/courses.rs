@@ -6,7 +6,7 @@
 use chrono::Utc;
 
 use crate::blob_refs::Owner;
-use crate::error::conflict_on_unique;
+use crate::error::{conflict_on_unique, not_found_if_gone};
 use crate::scope::{Filter, Table};
 use crate::{
     ClassSession, Course, CourseFields, Page, Paged, Result, Scope, SessionFields, Store, Student,
@@ -112,7 +112,8 @@ impl Store {
                 .bind(id)
                 .fetch_one(&mut *tx)
                 .await
-                .map_err(conflict_on_unique(|| course_code_taken(&fields.code)))?;
+                .map_err(conflict_on_unique(|| course_code_taken(&fields.code)))
+                .map_err(not_found_if_gone("Course", id))?;
             tx.commit().await?;
             Ok(course)
         })
@@ -135,7 +136,10 @@ impl Store {
         with_pool!(self, pool => {
             let mut tx = begin_write(pool).await?;
             require_visible(&mut tx, &COURSES, scope, course_id).await?;
-            let student = insert_student(&mut tx, course_id, fields).await?;
+            // Deleted by another request since the check: as if it had been gone before.
+            let student = insert_student(&mut tx, course_id, fields)
+                .await
+                .map_err(not_found_if_gone("Course", course_id))?;
             tx.commit().await?;
             Ok(student)
         })
@@ -185,7 +189,8 @@ impl Store {
                 .await
                 .map_err(conflict_on_unique(|| {
                     external_id_taken(&fields.external_id)
-                }))?;
+                }))
+                .map_err(not_found_if_gone("Student", id))?;
             tx.commit().await?;
             Ok(student)
         })
@@ -216,7 +221,8 @@ impl Store {
                 .bind(fields.held_at)
                 .bind(Utc::now())
                 .fetch_one(&mut *tx)
-                .await?;
+                .await
+                .map_err(|e| not_found_if_gone("Course", course_id)(e.into()))?;
             tx.commit().await?;
             Ok(session)
         })
@@ -263,21 +269,10 @@ impl Store {
                 .bind(fields.held_at)
                 .bind(id)
                 .fetch_one(&mut *tx)
-                .await?;
+                .await
+                .map_err(|e| not_found_if_gone("Session", id)(e.into()))?;
             tx.commit().await?;
             Ok(session)
-        })
-    }
-
-    /// Sets a session's processing status (not scoped: the job runner's bookkeeping).
-    pub async fn set_session_status(&self, id: i64, status: crate::SessionStatus) -> Result<()> {
-        with_pool!(self, pool => {
-            sqlx::query("UPDATE sessions SET status = $1 WHERE id = $2")
-                .bind(status)
-                .bind(id)
-                .execute(pool)
-                .await?;
-            Ok(())
         })
     }
 

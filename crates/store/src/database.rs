@@ -51,20 +51,35 @@ impl fmt::Debug for DatabaseLocation {
     }
 }
 
-/// `url` with the password of its user info (if any) replaced by `***`.
+/// `url` with the password of its user info (if any) and of a `password=` query parameter
+/// (which libpq and sqlx also read) replaced by `***`.
 fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
+    let authority = match authority.rsplit_once('@') {
         Some((user_info, host)) => match user_info.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
         },
-        None => url.to_owned(),
-    }
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 #[cfg(test)]
@@ -104,5 +119,19 @@ mod tests {
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("postgres://h/db?user=u"), "postgres://h/db?user=u");
         assert_eq!(redact("postgres://u:p@h"), "postgres://u:***@h");
+    }
+
+    #[test]
+    fn a_password_in_the_query_is_hidden_too() {
+        assert_eq!(
+            redact("postgres://h/db?user=u&password=secret&sslmode=disable"),
+            "postgres://h/db?user=u&password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact("postgres://u:pw@h/db?password=secret"),
+            "postgres://u:***@h/db?password=***"
+        );
+        let shown = DatabaseLocation::Postgres("postgres://h?password=secret".into()).to_string();
+        assert!(!shown.contains("secret"), "{shown}");
     }
 }

@@ -210,6 +210,32 @@ impl Store {
         })
     }
 
+    /// Marks `session` `processing` for job `id`, only while `owner` holds the job running;
+    /// `false` (nothing written) otherwise. A node that lost the job's lease (cut off from the
+    /// database for longer than a lease) must not write over the status the new holder left,
+    /// `processed` say, which nothing would ever set back.
+    pub async fn mark_session_processing(
+        &self,
+        session: i64,
+        id: i64,
+        owner: &str,
+    ) -> Result<bool> {
+        with_pool!(self, pool => {
+            let written = sqlx::query(
+                "UPDATE sessions SET status = $1 WHERE id = $2
+                 AND EXISTS (SELECT 1 FROM jobs WHERE id = $3 AND lease_owner = $4 AND status = 'running')",
+            )
+            .bind(SessionStatus::Processing)
+            .bind(session)
+            .bind(id)
+            .bind(owner)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(written == 1)
+        })
+    }
+
     pub async fn job_status(&self, id: i64) -> Result<JobStatus> {
         with_pool!(self, pool => {
             sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
@@ -294,8 +320,17 @@ impl Store {
         })
     }
 
-    /// Cancels a queued or running job; a finished one is a conflict.
-    pub async fn cancel_job(&self, scope: Scope, id: i64) -> Result<JobRecord> {
+    /// Cancels a queued or running job; a finished one is a conflict. `session` is the session
+    /// the job processes: a running job's live holder sets its status when it sees the
+    /// cancellation, but a job nobody holds (queued, or its node died and its lease ran out)
+    /// has nobody to, so a `processing` session is set back to `open` here, in the same
+    /// transaction.
+    pub async fn cancel_job(
+        &self,
+        scope: Scope,
+        id: i64,
+        session: Option<i64>,
+    ) -> Result<JobRecord> {
         with_pool!(self, pool => {
             let job = self.get_job(scope, id).await?;
             if job.status.is_finished() {
@@ -303,11 +338,27 @@ impl Store {
                     "job {id} has already finished"
                 )));
             }
-            sqlx::query("UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE id = $2 AND status IN ('queued', 'running')")
-                .bind(Utc::now())
-                .bind(id)
-                .execute(pool)
-                .await?;
+            let now = Utc::now();
+            let mut tx = begin_write(pool).await?;
+            // Written first, which locks the job's row: a node claiming or renewing it waits.
+            let unheld: Option<bool> = sqlx::query_scalar(
+                "UPDATE jobs SET status = 'cancelled', finished_at = $1
+                 WHERE id = $2 AND status IN ('queued', 'running')
+                 RETURNING (lease_expires_at IS NULL OR lease_expires_at < $1)",
+            )
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let (Some(true), Some(session)) = (unheld, session) {
+                sqlx::query("UPDATE sessions SET status = $1 WHERE id = $2 AND status = $3")
+                    .bind(SessionStatus::Open)
+                    .bind(session)
+                    .bind(SessionStatus::Processing)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
             self.get_job(scope, id).await
         })
     }

@@ -40,6 +40,31 @@ macro_rules! per_backend {
     };
 }
 
+/// Runs `$body` (a whole write transaction, as an async block's body) again when PostgreSQL
+/// aborted it for a deadlock or a serialization failure, a few times (see
+/// `error::again_after_conflict`). The store's writers take their locks in one order (a course's
+/// row first, see `lock_course`), so this is the last line, for a conflict that order does not
+/// foresee. (A macro, not a function taking a closure: an async closure's future is not known to
+/// be `Send`, and the services spawn the store's futures.)
+macro_rules! retry_on_conflict {
+    ($body:expr) => {{
+        let mut attempt = 1;
+        loop {
+            let result: $crate::Result<_> = async { $body }.await;
+            match result {
+                Err(error) => {
+                    if $crate::error::again_after_conflict(&error, attempt).await {
+                        attempt += 1;
+                    } else {
+                        break Err(error);
+                    }
+                }
+                done => break done,
+            }
+        }
+    }};
+}
+
 mod attendance;
 pub mod blob_keys;
 mod blob_refs;

@@ -170,7 +170,8 @@ impl Store {
                 .map_err(conflict_on_unique(String::new));
             let inserted = match inserted {
                 Ok(image) => tx.commit().await.map(|()| image).map_err(StoreError::from),
-                Err(e) => Err(e),
+                // The session was deleted by another request since the check.
+                Err(e) => Err(crate::error::not_found_if_gone("Session", session_id)(e)),
             };
             match inserted {
                 Ok(image) => Ok(ImageInsert::Stored(image)),

@@ -130,7 +130,9 @@ impl Store {
             .await
             .map_err(crate::error::conflict_on_unique(|| {
                 "this photo is already one of the student's reference photos".into()
-            }))?;
+            }))
+            // The student was deleted by another request since the check.
+            .map_err(crate::error::not_found_if_gone("Student", student_id))?;
             insert_crop(&mut tx, CropOwner::Reference(id), &reference.crop, now).await?;
             tx.commit().await?;
             self.get_reference_photo(scope, id).await
@@ -300,14 +302,22 @@ impl Store {
         })
     }
 
-    /// Writes automatic decisions in one transaction. A crop that got a manual decision or was
-    /// marked "not a student" meanwhile is left alone: people win over the machine.
-    pub async fn save_auto_decisions(&self, model: &str, decisions: &[AutoDecision]) -> Result<()> {
-        with_pool!(self, pool => {
-            let mut tx = begin_write(pool).await?;
-            for d in decisions {
-                sqlx::query(
-                    "UPDATE face_crops SET student_id = $1,
+    /// Writes automatic decisions about faces of course `course_id` in one transaction. A crop
+    /// that got a manual decision or was marked "not a student" meanwhile is left alone: people
+    /// win over the machine.
+    pub async fn save_auto_decisions(
+        &self,
+        course_id: i64,
+        model: &str,
+        decisions: &[AutoDecision],
+    ) -> Result<()> {
+        retry_on_conflict!({
+            with_pool!(self, pool => {
+                let mut tx = begin_write(pool).await?;
+                lock_course(&mut tx, course_id).await?;
+                for d in decisions {
+                    sqlx::query(
+                        "UPDATE face_crops SET student_id = $1,
                      assignment_source = CASE WHEN $1 IS NULL THEN NULL ELSE $9 END,
                      confidence = CASE WHEN $1 IS NULL THEN NULL ELSE $2 END,
                      cluster_id = CASE WHEN $1 IS NULL THEN cluster_id ELSE NULL END,
@@ -316,22 +326,23 @@ impl Store {
                      runner_up_student_id = $6, runner_up_similarity = $7
                  WHERE id = $8 AND not_a_student = FALSE
                    AND (assignment_source IS NULL OR assignment_source = $9)",
-                )
-                .bind(d.student_id)
-                .bind(d.best.map(|(_, s)| s))
-                .bind(model)
-                .bind(d.reason.as_str())
-                .bind(d.best.map(|(id, _)| id))
-                .bind(d.runner_up.map(|(id, _)| id))
-                .bind(d.runner_up.map(|(_, s)| s))
-                .bind(d.crop_id)
-                .bind(Source::Auto.as_str())
-                .execute(&mut *tx)
-                .await?;
-            }
-            prune_empty_clusters(&mut tx).await?;
-            tx.commit().await?;
-            Ok(())
+                    )
+                    .bind(d.student_id)
+                    .bind(d.best.map(|(_, s)| s))
+                    .bind(model)
+                    .bind(d.reason.as_str())
+                    .bind(d.best.map(|(id, _)| id))
+                    .bind(d.runner_up.map(|(id, _)| id))
+                    .bind(d.runner_up.map(|(_, s)| s))
+                    .bind(d.crop_id)
+                    .bind(Source::Auto.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                prune_empty_clusters(&mut tx, course_id).await?;
+                tx.commit().await?;
+                Ok(())
+            })
         })
     }
 
@@ -343,14 +354,16 @@ impl Store {
         crop_id: i64,
         correction: Correction,
     ) -> Result<FaceCrop> {
-        with_pool!(self, pool => {
-            let crop = self.get_crop(scope, crop_id).await?;
-            if crop.image_id.is_none() {
-                return Err(StoreError::Invalid(format!(
-                    "face crop {crop_id} is a student's reference face; remove the reference photo instead"
-                )));
-            }
+        let crop = self.get_crop(scope, crop_id).await?;
+        let Some(image_id) = crop.image_id else {
+            return Err(StoreError::Invalid(format!(
+                "face crop {crop_id} is a student's reference face; remove the reference photo instead"
+            )));
+        };
+        retry_on_conflict!(with_pool!(self, pool => {
             let mut tx = begin_write(pool).await?;
+            let course_id = crop_course(&mut tx, image_id, crop_id).await?;
+            lock_course(&mut tx, course_id).await?;
             save_undo(&mut tx, "f.id = $1", crop_id).await?;
             let sql = match correction {
                 Correction::Assign(student) => {
@@ -362,7 +375,7 @@ impl Store {
                      WHERE st.id = $1 AND st.course_id = s.course_id",
                     )
                     .bind(student)
-                    .bind(crop.image_id)
+                    .bind(image_id)
                     .fetch_optional(&mut *tx)
                     .await?;
                     if same_course.is_none() {
@@ -405,10 +418,11 @@ impl Store {
                 .bind(source.map(Source::as_str))
                 .execute(&mut *tx)
                 .await?;
-            prune_empty_clusters(&mut tx).await?;
+            prune_empty_clusters(&mut tx, course_id).await?;
             tx.commit().await?;
-            self.get_crop(scope, crop_id).await
-        })
+            Ok(())
+        }))?;
+        self.get_crop(scope, crop_id).await
     }
 }
 
@@ -436,9 +450,14 @@ impl Store {
     /// Puts a session face back as it was before the last correction a person made (one level:
     /// the saved state is used up). [`StoreError::Conflict`] when there is nothing to undo.
     pub async fn undo_crop(&self, scope: Scope, crop_id: i64) -> Result<FaceCrop> {
-        with_pool!(self, pool => {
-            self.get_crop(scope, crop_id).await?;
+        let crop = self.get_crop(scope, crop_id).await?;
+        retry_on_conflict!(with_pool!(self, pool => {
             let mut tx = begin_write(pool).await?;
+            // A write to the course's decisions: it takes the course's lock first, as they all do.
+            if let Some(image_id) = crop.image_id {
+                let course_id = crop_course(&mut tx, image_id, crop_id).await?;
+                lock_course(&mut tx, course_id).await?;
+            }
             let saved: Option<UndoRow> = sqlx::query_as(&format!(
                 "SELECT {UNDO_COLUMNS} FROM crop_undo WHERE crop_id = $1 {FOR_UPDATE}"
             ))
@@ -452,7 +471,7 @@ impl Store {
             };
             sqlx::query(
                 "UPDATE face_crops SET student_id = $2, assignment_source = $3, confidence = $4,
-                     cluster_id = $5, not_a_student = $6, match_model = $7, match_reason = $8,
+                     cluster_id = (SELECT id FROM clusters WHERE id = $5), not_a_student = $6, match_model = $7, match_reason = $8,
                      best_student_id = $9, best_similarity = $10, runner_up_student_id = $11,
                      runner_up_similarity = $12
                  WHERE id = $1",
@@ -476,8 +495,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            self.get_crop(scope, crop_id).await
-        })
+            Ok(())
+        }))?;
+        self.get_crop(scope, crop_id).await
     }
 }
 
@@ -502,11 +522,47 @@ per_backend! {
         Ok(())
     }
 
-    /// Clusters left without members (their faces were assigned) are removed.
-    pub(crate) async fn prune_empty_clusters(tx: &mut Conn) -> Result<()> {
-        sqlx::query(
-            "DELETE FROM clusters WHERE NOT EXISTS (SELECT 1 FROM face_crops f WHERE f.cluster_id = clusters.id)",
+    /// The course of the session face `crop_id` (of photo `image_id`), read in the transaction.
+    pub(crate) async fn crop_course(tx: &mut Conn, image_id: i64, crop_id: i64) -> Result<i64> {
+        sqlx::query_scalar(
+            "SELECT s.course_id FROM session_images i JOIN sessions s ON s.id = i.session_id
+             WHERE i.id = $1",
         )
+        .bind(image_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound {
+            entity: "Face crop",
+            id: crop_id,
+        })
+    }
+
+    /// Takes the course's lock for the rest of the transaction: the first thing every write to a
+    /// course's decisions and clusters does (recognition, clustering, corrections, cluster edits).
+    /// On PostgreSQL these writers would otherwise lock the course's faces, clusters and the
+    /// cluster id counter in differing orders and deadlock; holding the course's row first, they
+    /// take turns per course (other courses go on). On SQLite the write lock already serialises
+    /// them. A course deleted meanwhile is `NotFound`.
+    pub(crate) async fn lock_course(tx: &mut Conn, course_id: i64) -> Result<()> {
+        let found: Option<i64> =
+            sqlx::query_scalar(&format!("SELECT id FROM courses WHERE id = $1{FOR_UPDATE}"))
+                .bind(course_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        found.map(drop).ok_or(StoreError::NotFound {
+            entity: "Course",
+            id: course_id,
+        })
+    }
+
+    /// The course's clusters left without members (their faces were assigned) are removed. Only
+    /// that course's, whose lock the caller holds (see [`lock_course`]).
+    pub(crate) async fn prune_empty_clusters(tx: &mut Conn, course_id: i64) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM clusters WHERE course_id = $1
+                 AND NOT EXISTS (SELECT 1 FROM face_crops f WHERE f.cluster_id = clusters.id)",
+        )
+        .bind(course_id)
         .execute(&mut *tx)
         .await?;
         Ok(())

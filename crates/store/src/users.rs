@@ -105,8 +105,10 @@ impl Store {
                 None => None,
             };
             let mut tx = begin_write(pool).await?;
+            // Locked until the commit: what is not changed is written back as read, so another
+            // admin's change made meanwhile must be read, not undone.
             let current =
-                sqlx::query_as::<_, User>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                sqlx::query_as::<_, User>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1{FOR_UPDATE}"))
                     .bind(id)
                     .fetch_optional(&mut *tx)
                     .await?

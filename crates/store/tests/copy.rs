@@ -449,3 +449,35 @@ async fn blobs_are_copied_to_a_bucket_and_read_back_the_same() {
     }
     assert_eq!(s3.keys("school/").len(), 4);
 }
+
+#[tokio::test]
+async fn blobs_are_never_copied_into_a_store_holding_blobs_of_something_else() {
+    let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let source = BlobStore::local(from.path()).unwrap();
+    let target = BlobStore::local(to.path()).unwrap();
+    for key in ["images/1/abc", "crops/1/0.jpg"] {
+        source.put(key, Bytes::from_static(b"ours")).await.unwrap();
+    }
+    // Another application's object under the target prefix: refused, nothing copied.
+    target
+        .put("backups/2024.tar", Bytes::from_static(b"theirs"))
+        .await
+        .unwrap();
+    let refused = copy_blobs(&source, &target, &mut |_| {}).await;
+    assert!(
+        matches!(&refused, Err(CopyError::BlobTargetNotEmpty { key }) if key == "backups/2024.tar"),
+        "{refused:?}"
+    );
+    assert!(target.get("images/1/abc").await.is_err(), "copied anyway");
+    // A copy that stopped half-way (only the source's own blobs there) may be run again.
+    target.delete("backups/2024.tar").await.unwrap();
+    target
+        .put("images/1/abc", Bytes::from_static(b"ou"))
+        .await
+        .unwrap();
+    assert_eq!(copy_blobs(&source, &target, &mut |_| {}).await.unwrap(), 2);
+    assert_eq!(
+        target.get("images/1/abc").await.unwrap(),
+        Bytes::from_static(b"ours")
+    );
+}

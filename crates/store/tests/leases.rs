@@ -239,7 +239,7 @@ async fn a_cancelled_job_tells_its_holder_to_stop_and_stays_cancelled() {
             let a = lease("a", Duration::from_secs(600));
             store.claim_job(&a).await.unwrap().unwrap();
             store
-                .cancel_job(attendansee_store::Scope::All, job)
+                .cancel_job(attendansee_store::Scope::All, job, Some(session))
                 .await
                 .unwrap();
             assert_eq!(

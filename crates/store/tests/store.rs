@@ -524,7 +524,7 @@ mod photos_and_jobs {
                         .await
                         .unwrap()
                 );
-                let cancelled = store.cancel_job(alice.scope(), job.id).await.unwrap();
+                let cancelled = store.cancel_job(alice.scope(), job.id, None).await.unwrap();
                 assert_eq!(
                     (cancelled.status, cancelled.done),
                     (JobStatus::Cancelled, 2)
@@ -539,7 +539,7 @@ mod photos_and_jobs {
                     "a cancelled job stays cancelled"
                 );
                 assert!(matches!(
-                    store.cancel_job(alice.scope(), job.id).await,
+                    store.cancel_job(alice.scope(), job.id, None).await,
                     Err(StoreError::Conflict(_))
                 ));
                 let bob = store
@@ -747,7 +747,10 @@ async fn faces_too_poor_to_recognise_are_left_out_of_clustering() {
                     runner_up: None,
                 })
                 .collect();
-            store.save_auto_decisions("m", &decisions).await.unwrap();
+            store
+                .save_auto_decisions(course, "m", &decisions)
+                .await
+                .unwrap();
             let inputs = store.cluster_inputs(course, "m").await.unwrap();
             let mut unknown: Vec<i64> = inputs.unclustered.iter().map(|v| v.crop_id).collect();
             unknown.sort();
@@ -845,7 +848,10 @@ async fn automatic_decisions_never_overwrite_a_manual_one_and_not_a_student_leav
                     runner_up: None,
                 })
                 .collect();
-            store.save_auto_decisions("m", &decisions).await.unwrap();
+            store
+                .save_auto_decisions(course, "m", &decisions)
+                .await
+                .unwrap();
             let first = store.get_crop(Scope::All, crops[0]).await.unwrap();
             assert_eq!(
                 (first.student_id, first.assignment_source),
@@ -879,7 +885,7 @@ async fn automatic_decisions_never_overwrite_a_manual_one_and_not_a_student_leav
                 .await
                 .unwrap();
             store
-                .save_auto_decisions("m", &decisions[..1])
+                .save_auto_decisions(course, "m", &decisions[..1])
                 .await
                 .unwrap();
             let first = store.get_crop(Scope::All, crops[0]).await.unwrap();
@@ -924,7 +930,10 @@ async fn a_correction_is_undone_once_back_to_exactly_what_the_face_was() {
                 best: Some((bob.id, 0.9)),
                 runner_up: Some((ada.id, 0.4)),
             };
-            store.save_auto_decisions("m", &[auto]).await.unwrap();
+            store
+                .save_auto_decisions(course, "m", &[auto])
+                .await
+                .unwrap();
             let before = store.get_crop(Scope::All, crops[0]).await.unwrap();
             assert_eq!(before.assignment_source, Some(Source::Auto));
             store
@@ -1918,7 +1927,10 @@ mod vocabulary_columns {
                         decision(crop, student, reason)
                     })
                     .collect();
-                store.save_auto_decisions("m", &decisions).await.unwrap();
+                store
+                    .save_auto_decisions(course, "m", &decisions)
+                    .await
+                    .unwrap();
                 let listed = store
                     .list_crops(Scope::All, &CropFilter::default(), Page::ALL)
                     .await
@@ -1951,6 +1963,7 @@ mod vocabulary_columns {
                         Source::Auto => {
                             store
                                 .save_auto_decisions(
+                                    course,
                                     "m",
                                     &[decision(crop, Some(ada.id), Reason::Matched)],
                                 )
@@ -2033,6 +2046,7 @@ mod vocabulary_columns {
                     .unwrap();
                 store
                     .save_auto_decisions(
+                        course,
                         "m",
                         &[
                             decision(crops[0], None, Reason::BelowThreshold),
