@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use attendansee_store::testing::TestDatabase;
+use attendansee_store::testing::{TestDatabase, to_micros};
 use serde_json::{Value, json};
 
 use common::s3::S3Server;
@@ -18,35 +18,6 @@ use common::{Server, attendansee, create_user, request, shared};
 
 const NAME: &str =
     "db_copy_of_a_populated_sqlite_installation_answers_the_same_from_postgresql_and_s3";
-
-/// `text` with every fraction of a second cut to microseconds (all PostgreSQL keeps; SQLite keeps
-/// what chrono wrote, nanoseconds), trailing zeros dropped as chrono drops them.
-fn to_micros(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i] == '.' && i > 0 && chars[i - 1].is_ascii_digit() {
-            let digits: String = chars[i + 1..]
-                .iter()
-                .take_while(|c| c.is_ascii_digit())
-                .collect();
-            if !digits.is_empty() && chars.get(i + 1 + digits.len()) == Some(&'Z') {
-                let kept: String = digits.chars().take(6).collect();
-                let kept = kept.trim_end_matches('0');
-                if !kept.is_empty() {
-                    out.push('.');
-                    out.push_str(kept);
-                }
-                i += 1 + digits.len();
-                continue;
-            }
-        }
-        out.push(chars[i]);
-        i += 1;
-    }
-    out
-}
 
 struct Installation<'a> {
     server: Server,

@@ -194,6 +194,36 @@ pub fn with_database(url: &str, name: &str) -> String {
     }
 }
 
+/// `text` (an API answer, a row dump) with every fraction of a second in an RFC 3339 time cut to
+/// microseconds, trailing zeros dropped as chrono drops them: PostgreSQL keeps microseconds where
+/// SQLite keeps what chrono wrote (nanoseconds), so answers from a copy compare equal through it.
+pub fn to_micros(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '.' && i > 0 && chars[i - 1].is_ascii_digit() {
+            let digits: String = chars[i + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
+            if chars.get(i + 1 + digits.len()) == Some(&'Z') && !digits.is_empty() {
+                let kept: String = digits.chars().take(6).collect();
+                let kept = kept.trim_end_matches('0');
+                if !kept.is_empty() {
+                    out.push('.');
+                    out.push_str(kept);
+                }
+                i += 1 + digits.len();
+                continue;
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

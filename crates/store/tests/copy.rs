@@ -7,7 +7,7 @@
 mod s3;
 
 use attendansee_store::copy::{CopyError, RowCopy, copy_blobs};
-use attendansee_store::testing::TestDatabase;
+use attendansee_store::testing::{TestDatabase, to_micros};
 use attendansee_store::{
     BlobStore, CourseFields, CropFilter, ImageInsert, NewCrop, NewImage, NewReference, Page, Role,
     Scope, SessionFields, Store, StudentFields,
@@ -202,35 +202,6 @@ async fn answers(store: &Store) -> String {
         store.list_jobs(Scope::All, Page::ALL).await.unwrap()
     );
     to_micros(&out)
-}
-
-/// `text` with every fraction of a second cut to six digits, trailing zeros dropped (as chrono
-/// prints a time whose nanoseconds are whole microseconds or milliseconds).
-fn to_micros(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i] == '.' && i > 0 && chars[i - 1].is_ascii_digit() {
-            let digits: String = chars[i + 1..]
-                .iter()
-                .take_while(|c| c.is_ascii_digit())
-                .collect();
-            if chars.get(i + 1 + digits.len()) == Some(&'Z') && !digits.is_empty() {
-                let kept: String = digits.chars().take(6).collect();
-                let kept = kept.trim_end_matches('0');
-                if !kept.is_empty() {
-                    out.push('.');
-                    out.push_str(kept);
-                }
-                i += 1 + digits.len();
-                continue;
-            }
-        }
-        out.push(chars[i]);
-        i += 1;
-    }
-    out
 }
 
 async fn postgres(test: &str) -> Option<(TestDatabase, Store)> {
